@@ -1,0 +1,40 @@
+"""What an attacker is granted: the threat model's knowledge, and the view of data it implies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Threat-model knobs a grid can sweep; every field is logged as a tag."""
+
+    known_share: float = 0.1  # share of target users whose training interactions the attacker has
+    list_length: int = 50  # K: length of each list the oracle returns
+    query_budget: int | None = None  # queries (users) the attacker may ask; None = all known users
+
+    def __post_init__(self):
+        if not 0 < self.known_share <= 1:
+            raise ValueError(f"known_share must be in (0, 1], got {self.known_share}")
+        if self.list_length < 1:
+            raise ValueError(f"list_length must be >= 1, got {self.list_length}")
+        if self.query_budget is not None and self.query_budget < 0:
+            raise ValueError(f"query_budget must be >= 0 or null, got {self.query_budget}")
+
+
+@dataclass(frozen=True)
+class AttackerView:
+    """The only data an attack receives. Row r of `known_interactions` is oracle user `known_users[r]`."""
+
+    n_items: int
+    known_users: np.ndarray
+    known_interactions: sp.csr_matrix
+    knowledge: Knowledge
+    auxiliary: sp.csr_matrix | None = None
+
+    @property
+    def n_known(self) -> int:
+        return len(self.known_users)

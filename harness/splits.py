@@ -1,0 +1,81 @@
+"""Seeded, user-level splits: target/auxiliary users, per-user holdout, the attacker's known users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class StealingSplit:
+    """Target and auxiliary halves over one item set; the target half's train/test holdout.
+
+    Rows of `target_train`/`target_test` are target users 0..n_target-1 (the oracle's user ids);
+    `target_users`/`aux_users` map them back to dataset user ids.
+    """
+
+    target_users: np.ndarray
+    aux_users: np.ndarray
+    target_train: sp.csr_matrix
+    target_test: sp.csr_matrix
+    auxiliary: sp.csr_matrix
+
+    @property
+    def n_items(self) -> int:
+        return self.target_train.shape[1]
+
+
+def split_users(n_users: int, target_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint random user sets: round(target_share * n) target users, the rest auxiliary."""
+    if not 0 < target_share <= 1:
+        raise ValueError(f"target_share must be in (0, 1], got {target_share}")
+    order = rng.permutation(n_users)
+    n_target = max(1, round(target_share * n_users))
+    return np.sort(order[:n_target]), np.sort(order[n_target:])
+
+
+def holdout(matrix: sp.csr_matrix, share: float, rng: np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Hold out floor(share * n_u) random interactions of each user (at least one when n_u >= 2).
+
+    Vectorized: every interaction gets a random key; sorting by (row, key) gives each row a random
+    order, and the first n_test positions of each row go to the test matrix.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"holdout share must be in [0, 1), got {share}")
+    matrix = matrix.tocsr()
+    counts = np.diff(matrix.indptr)
+    n_test = np.floor(share * counts).astype(np.int64)
+    if share > 0:
+        n_test = np.where(counts >= 2, np.maximum(n_test, 1), 0)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((rng.random(matrix.nnz), rows))
+    rank_in_row = np.empty(matrix.nnz, dtype=np.int64)
+    rank_in_row[order] = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], counts)
+    is_test = rank_in_row < n_test[rows]
+    return _select(matrix, ~is_test), _select(matrix, is_test)
+
+
+def stealing_split(matrix: sp.csr_matrix, target_share: float, holdout_share: float, seed: int) -> StealingSplit:
+    rng = np.random.default_rng([seed, 0x5E1])
+    target_users, aux_users = split_users(matrix.shape[0], target_share, rng)
+    train, test = holdout(matrix[target_users], holdout_share, rng)
+    return StealingSplit(target_users, aux_users, train, test, matrix[aux_users].tocsr())
+
+
+def choose_known_users(n_target: int, known_share: float, rng: np.random.Generator) -> np.ndarray:
+    """The target users the attacker knows: round(known_share * n_target), at least one, sorted."""
+    if not 0 < known_share <= 1:
+        raise ValueError(f"known_share must be in (0, 1], got {known_share}")
+    n_known = max(1, round(known_share * n_target))
+    return np.sort(rng.choice(n_target, size=n_known, replace=False))
+
+
+def _select(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    coo = matrix.tocoo()
+    out = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape, dtype=np.float32
+    )
+    out.sort_indices()
+    return out

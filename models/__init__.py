@@ -1,0 +1,11 @@
+"""Recommenders with one interface (`models.base.Recommender`) and a registry by name.
+
+Every model module registers itself with `@register_model`; importing this package imports them
+all explicitly (no probing), so `create_model("bpr", ...)` always finds them.
+"""
+
+from models.registry import create_model, load_model, model_class, model_names, register_model
+
+from models import bpr, popularity  # noqa: F401,E402  (registration side effect)
+
+__all__ = ["create_model", "load_model", "model_class", "model_names", "register_model"]

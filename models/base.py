@@ -1,0 +1,90 @@
+"""The uniform recommender interface.
+
+A model implements two scoring hooks: `score(users)` (every item, for ranking) and
+`score_pairs(users, items)` (chosen items, for training losses). Ranking, seen-item exclusion,
+chunking, devices and save/load are written once here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from models.ranking import recommend_top_k
+
+# Called after each epoch with (epoch index, mean training loss); used for progress and logging.
+EpochCallback = Callable[[int, float], None]
+
+
+class Recommender(nn.Module):
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, n_users: int, n_items: int, config):
+        super().__init__()
+        if n_users <= 0 or n_items <= 0:
+            raise ValueError(f"need at least one user and one item, got {n_users} x {n_items}")
+        self.n_users = n_users
+        self.n_items = n_items
+        self.config = config
+
+    # -- hooks a model implements -------------------------------------------------------------
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user: [len(users), n_items]."""
+        raise NotImplementedError
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of `items` [b, m] for `users` [b]: [b, m]. Differentiable."""
+        raise NotImplementedError
+
+    def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
+        """Train on a users x items binary matrix; returns self."""
+        raise NotImplementedError
+
+    # -- written once for every model ---------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def check_train_shape(self, train: sp.csr_matrix) -> None:
+        if train.shape != (self.n_users, self.n_items):
+            raise ValueError(
+                f"{self.name}: training matrix is {train.shape[0]} x {train.shape[1]}, "
+                f"model was built for {self.n_users} x {self.n_items}"
+            )
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+        batch_size: int = 1024,
+    ) -> np.ndarray:
+        """Top-k item ids per user, best first: int64 [len(users), k].
+
+        `exclude` is a users x items matrix (rows indexed by user id) whose entries are never
+        recommended, normally the user's training interactions.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return recommend_top_k(self.score, np.asarray(users), k, exclude, self.device, batch_size)
+        finally:
+            self.train(was_training)
+
+    def to_payload(self) -> dict:
+        return {
+            "model": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "config": dataclasses.asdict(self.config),
+            "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }

@@ -1,0 +1,114 @@
+"""BPR-MF (Rendle et al., 2009): matrix factorization trained with the BPR pairwise loss.
+
+Training uses a hand-derived gradient and fused Adam instead of autograd: on 2 CPU cores this
+is several times faster per epoch (autograd's per-batch overhead dominates at batch 2048), and
+`tests/test_models.py` checks the gradient against autograd. Clones that need other losses train
+the same module through autograd via `score_pairs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import EpochCallback, Recommender
+from models.optim import OPTIMIZERS
+from models.registry import register_model
+from models.sampling import InteractionSampler, make_generator
+
+
+@dataclass(frozen=True)
+class BPRConfig:
+    dim: int = 64
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-3
+    reg: float = 0.0  # L2 on the embeddings of each sampled (u, i, j), per example
+    init_std: float = 0.1
+    optimizer: str = "adam"  # "adam" (dense, as published) or "lazy_adam" (touched rows only)
+
+    def __post_init__(self):
+        for name in ("dim", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"bpr: {name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.reg < 0 or self.init_std <= 0:
+            raise ValueError("bpr: lr and init_std must be > 0 and reg >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"bpr: optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+
+
+def bpr_batch_gradient(table, n_users, users, pos, neg, reg):
+    """Rows touched by a BPR batch, their gradients and the batch loss (mean over the batch).
+
+    `table` stacks user rows [0, n_users) and item rows [n_users, n_users + n_items).
+    """
+    b = len(users)
+    rows = torch.cat([users, pos + n_users, neg + n_users])
+    emb = table.index_select(0, rows)
+    p_u, q_i, q_j = emb[:b], emb[b : 2 * b], emb[2 * b :]
+    diff = q_i - q_j
+    x = (p_u * diff).sum(1)
+    # d/dx of -ln sigmoid(x) is sigmoid(x) - 1; divided by b because the loss is a batch mean.
+    coef = ((torch.sigmoid(x) - 1) / b).unsqueeze(1)
+    pu_coef = p_u * coef
+    grads = torch.cat([diff * coef, pu_coef, -pu_coef])
+    loss = -F.logsigmoid(x).mean()
+    if reg:
+        grads += (reg / b) * emb
+        loss = loss + reg / (2 * b) * emb.square().sum()
+    return rows, grads, loss
+
+
+@register_model("bpr")
+class BPRMF(Recommender):
+    Config = BPRConfig
+
+    def __init__(self, n_users: int, n_items: int, config: BPRConfig = BPRConfig()):
+        super().__init__(n_users, n_items, config)
+        # One table for users then items, so a batch is one gather, one scatter, one Adam call.
+        self.embedding = nn.Parameter(torch.empty(n_users + n_items, config.dim))
+        self.reset_parameters(make_generator(0, torch.device("cpu")))
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            init = torch.randn(self.embedding.shape, generator=generator, device=generator.device)
+            self.embedding.copy_(init * self.config.init_std)
+
+    @property
+    def user_factors(self) -> torch.Tensor:
+        return self.embedding[: self.n_users]
+
+    @property
+    def item_factors(self) -> torch.Tensor:
+        return self.embedding[self.n_users :]
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_factors[users] @ self.item_factors.T
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
+
+    def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
+        self.check_train_shape(train)
+        cfg = self.config
+        generator = make_generator(seed, self.device)
+        self.reset_parameters(generator)
+        sampler = InteractionSampler(train, self.device, generator)
+        table = self.embedding.detach()
+        optimizer = OPTIMIZERS[cfg.optimizer](self.embedding, cfg.lr)
+        for epoch in range(cfg.epochs):
+            total = torch.zeros((), device=self.device)
+            n_batches = 0
+            for users, pos, neg in sampler.batches(cfg.batch_size):
+                rows, grads, loss = bpr_batch_gradient(table, self.n_users, users, pos, neg, cfg.reg)
+                optimizer.step(rows, grads)
+                total += loss.detach()
+                n_batches += 1
+            if on_epoch is not None:
+                on_epoch(epoch, float(total) / max(1, n_batches))
+        optimizer.close()
+        return self

@@ -1,0 +1,58 @@
+"""Adam for embedding tables with hand-computed row gradients: `step(rows, row_grads)`.
+
+`DenseAdam` is torch's (fused) Adam: every row's moments decay at every step, as in the paper.
+`LazyAdam` updates only the rows a batch touched (as TensorFlow's LazyAdam and torch's SparseAdam
+do), which moves far less memory per step on large tables.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class DenseAdam:
+    def __init__(self, table: torch.nn.Parameter, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.table = table
+        table.grad = torch.zeros_like(table)
+        self._adam = torch.optim.Adam([table], lr=lr, betas=betas, eps=eps, fused=True)
+
+    def step(self, rows: torch.Tensor, row_grads: torch.Tensor) -> None:
+        self.table.grad.zero_()
+        self.table.grad.index_add_(0, rows, row_grads)
+        self._adam.step()
+
+    def close(self) -> None:
+        self.table.grad = None
+
+
+class LazyAdam:
+    def __init__(self, table: torch.nn.Parameter, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.table = table.data
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.exp_avg = torch.zeros_like(self.table)
+        self.exp_avg_sq = torch.zeros_like(self.table)
+        self.steps = 0
+
+    def step(self, rows: torch.Tensor, row_grads: torch.Tensor) -> None:
+        self.steps += 1
+        touched, position = torch.unique(rows, return_inverse=True)
+        grad = torch.zeros(len(touched), self.table.shape[1], device=self.table.device)
+        grad.index_add_(0, position, row_grads)
+        m = self.exp_avg.index_select(0, touched).mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+        v = self.exp_avg_sq.index_select(0, touched).mul_(self.beta2)
+        v.addcmul_(grad, grad, value=1 - self.beta2)
+        bias1 = 1 - self.beta1**self.steps
+        bias2 = 1 - self.beta2**self.steps
+        denom = v.sqrt().div_(math.sqrt(bias2)).add_(self.eps)
+        params = self.table.index_select(0, touched).addcdiv_(m, denom, value=-self.lr / bias1)
+        self.exp_avg.index_copy_(0, touched, m)
+        self.exp_avg_sq.index_copy_(0, touched, v)
+        self.table.index_copy_(0, touched, params)
+
+    def close(self) -> None:
+        pass
+
+
+OPTIMIZERS = {"adam": DenseAdam, "lazy_adam": LazyAdam}

@@ -1,0 +1,22 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The read-only real datasets: `$RECSEC_SHARED_DATA`, else `<repo>/../shared/data`.
+
+    Skips the test when absent (CI always has it; a fresh checkout elsewhere may not).
+    """
+    path = Path(os.environ.get("RECSEC_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
+    if not path.is_dir():
+        pytest.skip(f"shared datasets not found at {path} (set RECSEC_SHARED_DATA to their folder)")
+    return path
