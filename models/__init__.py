@@ -4,8 +4,16 @@ Every model module registers itself with `@register_model`; importing this packa
 all explicitly (no probing), so `create_model("bpr", ...)` always finds them.
 """
 
-from models.registry import create_model, load_model, model_class, model_names, register_model
+from models.registry import (
+    ModelSpec,
+    create_model,
+    load_model,
+    model_class,
+    model_from_payload,
+    model_names,
+    register_model,
+)
 
 from models import bpr, popularity  # noqa: F401,E402  (registration side effect)
 
-__all__ = ["create_model", "load_model", "model_class", "model_names", "register_model"]
+__all__ = ["ModelSpec", "model_from_payload", "create_model", "load_model", "model_class", "model_names", "register_model"]

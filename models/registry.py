@@ -62,3 +62,22 @@ def load_model(path: Path) -> "Recommender":
 
 def config_dict(config) -> dict:
     return dataclasses.asdict(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model by name with its config fields: what a grid's `target`/`clone` axis names."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, params: dict | None = None) -> "ModelSpec":
+        return cls(name, tuple(sorted((params or {}).items())))
+
+    def config(self):
+        cls = model_class(self.name)
+        return cls.Config(**dict(self.params))
+
+    def build(self, n_users: int, n_items: int) -> "Recommender":
+        return model_class(self.name)(n_users, n_items, self.config())

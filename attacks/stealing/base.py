@@ -1,0 +1,70 @@
+"""What every stealing recipe shares: its result type, the clone spec, and the query step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+
+from attacks.oracle import Oracle
+from attacks.threat import AttackerView
+from models import ModelSpec
+from models.base import Recommender
+
+
+@dataclass(frozen=True)
+class CloneTraining:
+    """How long the clone trains on the known interactions. The known users are a small share of
+    the target's, so an epoch is a handful of batches: the target's epoch count would leave the
+    clone almost untrained."""
+
+    clone_epochs: int = 200
+
+    def __post_init__(self):
+        if self.clone_epochs < 1:
+            raise ValueError(f"clone_epochs must be >= 1, got {self.clone_epochs}")
+
+
+@dataclass
+class StealingResult:
+    """A clone whose user rows are the view's known users (row r = view.known_users[r])."""
+
+    clone: Recommender
+    queried_rows: np.ndarray
+
+
+class StealingAttack:
+    family: ClassVar[str] = "stealing"
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config, clone: ModelSpec):
+        self.config = config
+        self.clone_spec = clone
+
+    def run(self, view: AttackerView, oracle: Oracle, *, seed: int, device: str = "cpu") -> StealingResult:
+        raise NotImplementedError
+
+    def new_clone(self, view: AttackerView, device: str) -> Recommender:
+        spec = self.clone_spec
+        if "epochs" in {f.name for f in fields(spec.config())}:
+            spec = ModelSpec.of(spec.name, {**dict(spec.params), "epochs": self.config.clone_epochs})
+        return spec.build(view.n_known, view.n_items).to(device)
+
+    def pretrained_clone(self, view: AttackerView, seed: int, device: str) -> Recommender:
+        """The PTD stage every recipe starts from: the clone fit on the known interactions."""
+        return self.new_clone(view, device).fit(view.known_interactions, seed=seed)
+
+
+def query_known_users(view: AttackerView, oracle: Oracle, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Query as many known users as the budget allows (a random subset when it is short).
+
+    Returns the queried view rows and their served lists [n, K].
+    """
+    budget = view.knowledge.query_budget
+    n = view.n_known if budget is None else min(budget, view.n_known)
+    rows = np.sort(rng.choice(view.n_known, size=n, replace=False))
+    if n == 0:
+        return rows, np.empty((0, oracle.k), dtype=np.int64)
+    return rows, oracle.query(view.known_users[rows])

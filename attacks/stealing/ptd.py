@@ -1,0 +1,28 @@
+"""PTD (Zhu et al. 2023): a clone trained on the partial target data alone, with BPR.
+
+No queries: the clone is the clone architecture's own training on the known users'
+interactions. This is the lower bound the query- and auxiliary-data attacks improve on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.registry import register_attack
+from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
+
+
+@dataclass(frozen=True)
+class PTDConfig(CloneTraining):
+    pass
+
+
+@register_attack("ptd")
+class PTD(StealingAttack):
+    Config = PTDConfig
+
+    def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
+        clone = self.pretrained_clone(view, seed, device)
+        return StealingResult(clone, queried_rows=np.empty(0, dtype=np.int64))

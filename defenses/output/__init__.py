@@ -1,0 +1,1 @@
+"""Output defenses: `(lists, users, context, rng) -> lists`, applied by the oracle before serving."""

@@ -1,0 +1,26 @@
+"""`none`: serve the target's lists unchanged (the undefended baseline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from defenses.registry import register_defense
+
+
+@dataclass(frozen=True)
+class NoDefenseConfig:
+    pass
+
+
+@register_defense("none")
+class NoDefense:
+    kind = "output"
+    Config = NoDefenseConfig
+
+    def __init__(self, config: NoDefenseConfig = NoDefenseConfig()):
+        self.config = config
+
+    def __call__(self, lists: np.ndarray, users, context, rng) -> np.ndarray:
+        return lists

@@ -1,0 +1,383 @@
+"""Grid files: load and validate YAML, expand the matrix into frozen cells with content hashes.
+
+No side effects: nothing here trains, logs or touches Ray. Errors are `GridError`s that name the
+file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import attacks
+import defenses
+import models
+from harness import __version__
+from harness.data import dataset_names
+from harness.errors import GridError
+
+# The axes a grid's `matrix` may sweep, in the order cells are expanded and shown.
+AXES = ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget")
+COMPONENT_AXES = ("target", "clone", "attack", "defense")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(_Strict):
+    """A named model/attack/defense with parameters. YAML: `bpr` or `{name: bpr, dim: 32}`."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value):
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value and "name" in value:
+            return {"name": value["name"], "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+    def label(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({inner})"
+
+
+class DatasetConfig(_Strict):
+    name: str = "synthetic"
+    params: dict[str, Any] = Field(default_factory=dict)
+    min_user_interactions: int = Field(5, ge=1)
+    min_item_interactions: int = Field(5, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name):
+        if name not in dataset_names():
+            raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+        return name
+
+
+class SplitConfig(_Strict):
+    target_share: float = Field(0.5, gt=0, le=1, description="share of users in the target half")
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of each target user's items held out")
+
+
+class Resources(_Strict):
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+
+
+class StageResources(_Strict):
+    train: Resources = Resources()
+    attack: Resources = Resources()
+
+
+class Training(_Strict):
+    """`defaults` apply to every model that has the field; `models.<name>` override per model."""
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Metrics(_Strict):
+    k: list[int] = Field(default_factory=lambda: [10, 20, 50, 100], min_length=1)
+
+    @field_validator("k")
+    @classmethod
+    def _positive(cls, ks):
+        if any(k < 1 for k in ks):
+            raise ValueError("every k must be >= 1")
+        return sorted(set(ks))
+
+
+class Matrix(_Strict):
+    target: list[Component] = Field(min_length=1)
+    clone: list[Component] = Field(default_factory=lambda: [Component(name="same")], min_length=1)
+    attack: list[Component] = Field(min_length=1)
+    defense: list[Component] = Field(default_factory=lambda: [Component(name="none")], min_length=1)
+    known_share: list[float] = Field(default_factory=lambda: [0.1], min_length=1)
+    list_length: list[int] = Field(default_factory=lambda: [50], min_length=1)
+    query_budget: list[Optional[int]] = Field(default_factory=lambda: [None], min_length=1)
+
+    @field_validator("known_share")
+    @classmethod
+    def _shares(cls, values):
+        if any(not 0 < v <= 1 for v in values):
+            raise ValueError("every known_share must be in (0, 1]")
+        return values
+
+    @field_validator("list_length")
+    @classmethod
+    def _lengths(cls, values):
+        if any(v < 1 for v in values):
+            raise ValueError("every list_length must be >= 1")
+        return values
+
+    @field_validator("query_budget")
+    @classmethod
+    def _budgets(cls, values):
+        if any(v is not None and v < 0 for v in values):
+            raise ValueError("every query_budget must be >= 0 or null (unlimited)")
+        return values
+
+
+class Grid(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-/]+$", description="MLflow experiment name")
+    description: str = ""
+    dataset: DatasetConfig = DatasetConfig()
+    split: SplitConfig = SplitConfig()
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    matrix: Matrix
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    training: Training = Training()
+    resources: StageResources = StageResources()
+    metrics: Metrics = Metrics()
+
+
+@dataclasses.dataclass(frozen=True)
+class Knowledge:
+    known_share: float
+    list_length: int
+    query_budget: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Cell:
+    """One complete, frozen experiment: everything a worker needs, nothing it must look up."""
+
+    grid: str
+    dataset: DatasetConfig
+    split: SplitConfig
+    target: Component  # params resolved with the grid's training defaults
+    clone: Component  # resolved: never "same"
+    attack: Component
+    defense: Component
+    knowledge: Knowledge
+    seed: int
+    metric_ks: tuple[int, ...]
+
+    def axes(self) -> dict[str, Any]:
+        """Axis values as shown in tables and tags (components by label)."""
+        return {
+            "target": self.target.label(),
+            "clone": self.clone.label(),
+            "attack": self.attack.label(),
+            "defense": self.defense.label(),
+            "known_share": self.knowledge.known_share,
+            "list_length": self.knowledge.list_length,
+            "query_budget": "all" if self.knowledge.query_budget is None else self.knowledge.query_budget,
+            "seed": self.seed,
+        }
+
+    def normalized(self) -> dict:
+        return {
+            "dataset": self.dataset.model_dump(),
+            "split": self.split.model_dump(),
+            "target": self.target.model_dump(),
+            "clone": self.clone.model_dump(),
+            "attack": self.attack.model_dump(),
+            "defense": self.defense.model_dump(),
+            "knowledge": dataclasses.asdict(self.knowledge),
+            "seed": self.seed,
+            "metric_ks": list(self.metric_ks),
+        }
+
+    def target_normalized(self) -> dict:
+        return {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
+
+    def cell_hash(self, dataset_digest: str) -> str:
+        return content_hash({"cell": self.normalized(), "data": dataset_digest, "code": __version__})
+
+    def target_hash(self, dataset_digest: str) -> str:
+        return content_hash({"target": self.target_normalized(), "data": dataset_digest, "code": __version__})
+
+
+def content_hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def load_grid(path: Path | str) -> Grid:
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"{path}: no such grid file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise GridError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_grid(raw, source=str(path))
+
+
+def parse_grid(raw: Any, source: str = "<grid>") -> Grid:
+    if not isinstance(raw, dict):
+        raise GridError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        grid = Grid.model_validate(raw)
+    except ValidationError as exc:
+        raise GridError(_format_validation(source, exc)) from None
+    _check_names_and_params(grid, source)
+    return grid
+
+
+def _format_validation(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = _key_path(err["loc"])
+        given = err.get("input")
+        shown = "" if isinstance(given, dict) or err["type"] == "missing" else f" (got {given!r})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _key_path(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_from_shorthand(), Component]",) or str(part).startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _check_names_and_params(grid: Grid, source: str) -> None:
+    """Unknown names and parameters are errors before any work starts."""
+    problems = []
+    registries = {
+        "target": (models.model_names(), models.model_class),
+        "clone": (models.model_names() + ["same"], models.model_class),
+        "attack": (attacks.attack_names(), attacks.attack_class),
+        "defense": (defenses.defense_names(), defenses.defense_class),
+    }
+    for axis, (names, lookup) in registries.items():
+        for i, comp in enumerate(getattr(grid.matrix, axis)):
+            where = f"{source}: matrix.{axis}[{i}]"
+            if comp.name not in names:
+                problems.append(f"{where}: unknown {axis} {comp.name!r}; known: {', '.join(names)}")
+                continue
+            if comp.name == "same":
+                continue
+            params = comp.params
+            if axis in ("target", "clone"):
+                params = resolve_training(grid.training, comp).params
+            problems += _check_config(where, lookup(comp.name).Config, params)
+    for name, overrides in grid.training.models.items():
+        where = f"{source}: training.models.{name}"
+        if name not in models.model_names():
+            problems.append(f"{where}: unknown model; known: {', '.join(models.model_names())}")
+        else:
+            problems += _check_config(where, models.model_class(name).Config, overrides)
+    for kind in ("include", "exclude"):
+        for i, entry in enumerate(getattr(grid, kind)):
+            for key in entry:
+                if key not in AXES + ("seed",):
+                    problems.append(f"{source}: {kind}[{i}].{key}: unknown axis; axes: {', '.join(AXES + ('seed',))}")
+    if problems:
+        raise GridError("\n".join(problems))
+
+
+def _check_config(where: str, config_cls, params: dict) -> list[str]:
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        return [f"{where}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(fields)) or 'none'}"]
+    try:
+        config_cls(**params)
+    except (TypeError, ValueError) as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def resolve_training(training: Training, comp: Component) -> Component:
+    """A model component with the grid's training defaults and per-model overrides filled in."""
+    fields = {f.name for f in dataclasses.fields(models.model_class(comp.name).Config)}
+    params = {k: v for k, v in training.defaults.items() if k in fields}
+    params.update(training.models.get(comp.name, {}))
+    params.update(comp.params)
+    return Component(name=comp.name, params=params)
+
+
+# -- expansion ----------------------------------------------------------------------------------
+
+def expand(grid: Grid) -> list[Cell]:
+    """The matrix's cartesian product, minus `exclude`, plus `include`, times the seeds."""
+    axis_values = {axis: getattr(grid.matrix, axis) for axis in AXES}
+    combos = [dict(zip(AXES, values)) for values in itertools.product(*axis_values.values())]
+    combos = [c for c in combos if not any(_matches(c, rule) for rule in grid.exclude)]
+    for i, entry in enumerate(grid.include):
+        combo = {axis: values[0] for axis, values in axis_values.items()}
+        try:
+            combo.update(_coerce_entry(entry))
+        except ValueError as exc:
+            raise GridError(f"include[{i}]: {exc}") from None
+        combos.append(combo)  # duplicates of matrix cells are dropped below
+    cells = []
+    seen = set()
+    for combo in combos:
+        for seed in grid.seeds:
+            cell = _make_cell(grid, combo, seed)
+            key = content_hash(cell.normalized())
+            if key not in seen:
+                seen.add(key)
+                cells.append(cell)
+    return cells
+
+
+def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
+    target = resolve_training(grid.training, combo["target"])
+    clone = target if combo["clone"].name == "same" else resolve_training(grid.training, combo["clone"])
+    return Cell(
+        grid=grid.name,
+        dataset=grid.dataset,
+        split=grid.split,
+        target=target,
+        clone=clone,
+        attack=combo["attack"],
+        defense=combo["defense"],
+        knowledge=Knowledge(combo["known_share"], combo["list_length"], combo["query_budget"]),
+        seed=seed,
+        metric_ks=tuple(grid.metrics.k),
+    )
+
+
+def _coerce_entry(entry: dict) -> dict:
+    out = {}
+    for axis, value in entry.items():
+        if axis == "seed":
+            continue
+        out[axis] = Component.model_validate(value) if axis in COMPONENT_AXES else value
+    return out
+
+
+def _matches(combo: dict, rule: dict) -> bool:
+    for axis, wanted in rule.items():
+        have = combo.get(axis)
+        if axis in COMPONENT_AXES:
+            if isinstance(wanted, str):
+                if have.name != wanted:
+                    return False
+            elif have != Component.model_validate(wanted):
+                return False
+        elif have != wanted:
+            return False
+    return True

@@ -1,0 +1,157 @@
+"""One target training and one attack cell, as plain functions: no Ray, no MLflow.
+
+The driver wraps these in Ray tasks; tests call them directly. Each returns a plain record the
+driver logs. Metrics are computed here, from the target and the attack's outputs, never by the
+attack itself.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import attacks
+import defenses
+from attacks.oracle import Oracle, ServingContext
+from attacks.threat import AttackerView
+from attacks.threat import Knowledge as ThreatKnowledge
+from harness import metrics
+from harness.data import Interactions
+from harness.grid import Cell
+from harness.splits import StealingSplit, choose_known_users, stealing_split
+from models import ModelSpec, model_from_payload
+from models.base import Recommender
+
+
+@dataclass
+class TargetRecord:
+    """A trained target: its weights (a plain payload) and what training measured."""
+
+    target_hash: str
+    payload: dict
+    metrics: dict[str, float]
+    params: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class CellRecord:
+    cell_hash: str
+    metrics: dict[str, float]
+
+
+def pick_device(gpu_ids: list | None = None) -> str:
+    """cuda when the task was given a GPU (and torch can see one), else cpu."""
+    return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (a Ray worker's, across the tasks it ran)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def split_for(cell: Cell, data: Interactions) -> StealingSplit:
+    return stealing_split(data.matrix, cell.split.target_share, cell.split.holdout, cell.seed)
+
+
+def utility_metrics(lists: np.ndarray, heldout, ks, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k in ks:
+        if k <= lists.shape[1]:
+            out[f"{prefix}recall_at_{k}"] = metrics.recall_at_k(lists, heldout, k)
+            out[f"{prefix}ndcg_at_{k}"] = metrics.ndcg_at_k(lists, heldout, k)
+            out[f"{prefix}hr_at_{k}"] = metrics.hit_ratio_at_k(lists, heldout, k)
+    return out
+
+
+def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
+    """Train the cell's target on the target half and measure its utility on held-out items."""
+    split = split_for(cell, data)
+    spec = ModelSpec.of(cell.target.name, cell.target.params)
+    start = time.perf_counter()
+    model = spec.build(split.target_train.shape[0], split.n_items).to(device)
+    model.fit(split.target_train, seed=cell.seed)
+    train_seconds = time.perf_counter() - start
+    ks = [k for k in cell.metric_ks if k <= split.n_items]
+    lists = model.recommend(np.arange(split.target_train.shape[0]), max(ks), exclude=split.target_train)
+    record = utility_metrics(lists, split.target_test, ks)
+    record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    params = {
+        "n_target_users": split.target_train.shape[0],
+        "n_aux_users": len(split.aux_users),
+        "n_items": split.n_items,
+        "n_train_interactions": split.target_train.nnz,
+        "device": device,
+    }
+    return TargetRecord(target_hash, model.cpu().to_payload(), record, params)
+
+
+def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu") -> CellRecord:
+    """Run the cell's attack against its target behind its defense; measure success and cost."""
+    start = time.perf_counter()
+    split = split_for(cell, data)
+    model = model_from_payload(target.payload).to(device)
+    knowledge = ThreatKnowledge(**vars(cell.knowledge))
+    k = min(knowledge.list_length, split.n_items)
+    rng = np.random.default_rng([cell.seed, 0xA77])
+
+    known = choose_known_users(split.target_train.shape[0], knowledge.known_share, rng)
+    view = AttackerView(
+        n_items=split.n_items,
+        known_users=known,
+        known_interactions=split.target_train[known],
+        knowledge=knowledge,
+    )
+    context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
+    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+
+    def recommend(users, kk):
+        return model.recommend(users, kk, exclude=split.target_train)
+
+    oracle = Oracle(recommend, context, k, knowledge.query_budget, defense, np.random.default_rng([cell.seed, 0x0C]))
+    attack_cls = attacks.attack_class(cell.attack.name)
+    attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    attack_start = time.perf_counter()
+    result = attack.run(view, oracle, seed=cell.seed, device=device)
+    attack_seconds = time.perf_counter() - attack_start
+
+    eval_start = time.perf_counter()
+    out = stealing_metrics(cell, split, model, result.clone, view, defense, context, k)
+    out.update(
+        queries=oracle.queries,
+        items_returned=oracle.items_returned,
+        n_known_users=view.n_known,
+        attack_seconds=attack_seconds,
+        eval_seconds=time.perf_counter() - eval_start,
+        cell_seconds=time.perf_counter() - start,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    # The target's own utility, undefended, so every cell row of a table carries it.
+    out.update({name: value for name, value in target.metrics.items() if "_at_" in name})
+    return CellRecord(cell_hash, out)
+
+
+def stealing_metrics(cell, split, target: Recommender, clone: Recommender, view, defense, context, k) -> dict:
+    """Agreement of the clone with the target's true and served lists; the defense's utility cost."""
+    ks = [kk for kk in cell.metric_ks if kk <= split.n_items]
+    k_max = max(ks + [k])
+    eval_rng = np.random.default_rng([cell.seed, 0xE7A1])
+    true_lists = target.recommend(view.known_users, k_max, exclude=split.target_train)
+    clone_lists = clone.recommend(np.arange(view.n_known), k_max, exclude=view.known_interactions)
+    served = defense(true_lists[:, :k], view.known_users, context, eval_rng)
+    out = {}
+    for kk in ks:
+        out[f"agr_at_{kk}"] = metrics.agreement_at_k(true_lists, clone_lists, kk)
+        if kk <= k:
+            out[f"agr_served_at_{kk}"] = metrics.agreement_at_k(served, clone_lists, kk)
+    # Utility the defended target delivers: its served lists for every target user.
+    all_users = np.arange(split.target_train.shape[0])
+    all_lists = target.recommend(all_users, k, exclude=split.target_train)
+    defended = defense(all_lists, all_users, context, eval_rng)
+    out.update(utility_metrics(defended, split.target_test, [kk for kk in ks if kk <= k], prefix="defended_"))
+    return out
