@@ -1,0 +1,47 @@
+"""Content-addressed cache of trained targets, shared by every grid (and every node, when the
+cache directory is on a shared filesystem). Writes are atomic: temp file, then rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from harness.tasks import TargetRecord
+
+
+class TargetCache:
+    def __init__(self, root: Path | str):
+        self.root = Path(root) / "targets"
+
+    def path(self, target_hash: str) -> Path:
+        return self.root / f"{target_hash}.pt"
+
+    def __contains__(self, target_hash: str) -> bool:
+        return self.path(target_hash).is_file()
+
+    def get(self, target_hash: str) -> TargetRecord | None:
+        path = self.path(target_hash)
+        if not path.is_file():
+            return None
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a torn or foreign file: retrain rather than fail the grid
+            return None
+        return TargetRecord(target_hash, blob["payload"], blob["metrics"], blob.get("params", {}))
+
+    def put(self, record: TargetRecord) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path(record.target_hash)
+        blob = {"payload": record.payload, "metrics": record.metrics, "params": record.params}
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record.target_hash}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(blob, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path

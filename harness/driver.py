@@ -1,0 +1,230 @@
+"""The driver: the only module that uses Ray. Plans a grid, submits every task, collects results
+as they finish, and logs each to MLflow at once, so a killed grid loses at most running work."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+import ray  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from harness import tasks  # noqa: E402
+from harness.cache import TargetCache  # noqa: E402
+from harness.data import dataset_digest, load_dataset  # noqa: E402
+from harness.errors import ResourceError  # noqa: E402
+from harness.grid import Cell, Grid, Resources, expand, load_grid  # noqa: E402
+from harness.planner import Plan, make_plan  # noqa: E402
+from harness.tracking import CELL_HASH, KIND, TARGET_HASH, Tracker, flatten  # noqa: E402
+
+# System failures (a worker process dying) are retried; Python exceptions are not: they fail
+# their cell, which is recorded, and the grid goes on.
+MAX_RETRIES = 2
+
+
+@dataclass
+class RunOptions:
+    tracking_uri: str
+    data_dir: Path
+    cache_dir: Path
+    ray_address: str | None = None
+    num_cpus: int | None = None  # local Ray only
+    fresh: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    grid: str
+    cells: int
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    targets_trained: int = 0
+    targets_from_cache: int = 0
+    wall_seconds: float = 0.0
+    ray_start_seconds: float = 0.0
+    task_seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def prepare(grid: Grid, options: RunOptions) -> tuple[Plan, Tracker, str]:
+    """Expand and plan a grid against the cache and MLflow; closes runs a killed driver left."""
+    cells = expand(grid)
+    ds = grid.dataset
+    digest = dataset_digest(
+        ds.name, data_dir=options.data_dir, min_user_interactions=ds.min_user_interactions,
+        min_item_interactions=ds.min_item_interactions, params=ds.params,
+    )
+    tracker = Tracker(options.tracking_uri)
+    experiment_id = tracker.experiment(grid.name)
+    tracker.close_stale(experiment_id)
+    finished = set() if options.fresh else set(tracker.finished(experiment_id, "cell"))
+    plan = make_plan(grid, cells, digest, TargetCache(options.cache_dir), finished)
+    return plan, tracker, experiment_id
+
+
+def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
+    start = time.perf_counter()
+    grid = load_grid(grid_path)
+    plan, tracker, experiment_id = prepare(grid, options)
+    summary = RunSummary(grid.name, len(plan.cells), skipped=len(plan.cells) - len(plan.todo))
+    if not plan.todo:
+        summary.wall_seconds = time.perf_counter() - start
+        return summary
+
+    ds = grid.dataset
+    data = load_dataset(
+        ds.name, data_dir=options.data_dir, cache_dir=options.cache_dir,
+        min_user_interactions=ds.min_user_interactions, min_item_interactions=ds.min_item_interactions,
+        params=ds.params,
+    )
+    ray_start = time.perf_counter()
+    started_ray = _connect(options)
+    summary.ray_start_seconds = time.perf_counter() - ray_start
+    try:
+        check_resources(grid, ray.nodes())
+        _execute(plan, data, tracker, experiment_id, options, summary)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    summary.wall_seconds = time.perf_counter() - start
+    return summary
+
+
+def _connect(options: RunOptions) -> bool:
+    """Join the given cluster, or start a local Ray. True when this call started it."""
+    if ray.is_initialized():
+        return False
+    # Workers' own output is not echoed: it would tear the progress bar, and every failure's
+    # traceback is recorded on its MLflow run and summarized at the end anyway.
+    kwargs = dict(logging_level=logging.WARNING, log_to_driver=False)
+    if options.ray_address:
+        ray.init(address=options.ray_address, **kwargs)
+    else:
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False, **kwargs)
+    return True
+
+
+def check_resources(grid: Grid, nodes: list[dict]) -> None:
+    """Fail before submitting when no node could ever run a stage (Ray would wait forever)."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    for stage in ("train", "attack"):
+        need: Resources = getattr(grid.resources, stage)
+        if not any(r.get("CPU", 0) >= need.num_cpus and r.get("GPU", 0) >= need.num_gpus for r in alive):
+            have = ", ".join(f"CPU={r.get('CPU', 0):g} GPU={r.get('GPU', 0):g}" for r in alive) or "no nodes"
+            raise ResourceError(
+                f"grid {grid.name}: resources.{stage} asks for num_cpus={need.num_cpus:g} "
+                f"num_gpus={need.num_gpus:g} per task, but no node of the cluster has that ({have})"
+            )
+
+
+@ray.remote
+def _train_task(cell: Cell, data, target_hash: str) -> tasks.TargetRecord:
+    return tasks.train_target(cell, data, target_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+
+
+@ray.remote
+def _cell_task(cell: Cell, data, target: tasks.TargetRecord, cell_hash: str) -> tasks.CellRecord:
+    return tasks.run_cell(cell, data, target, cell_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+
+
+def _options(res: Resources) -> dict:
+    return dict(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=MAX_RETRIES, retry_exceptions=False)
+
+
+def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: RunOptions, summary: RunSummary):
+    grid = plan.grid
+    cache = TargetCache(options.cache_dir)
+    logged_targets = set(tracker.finished(experiment_id, "target"))
+    data_ref = ray.put(data)  # once, shared by every task through the object store
+    pending: dict = {}
+    target_refs = {}
+    needed = {pc.target_hash for pc in plan.todo}
+    for target_hash in needed:
+        cell = plan.target_cells[target_hash]
+        record = cache.get(target_hash) if target_hash in plan.cached_targets else None
+        if record is not None:
+            target_refs[target_hash] = ray.put(record)
+            summary.targets_from_cache += 1
+            if target_hash not in logged_targets:  # cached by another grid: log it here too
+                _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
+        else:
+            ref = _train_task.options(**_options(grid.resources.train)).remote(cell, data_ref, target_hash)
+            target_refs[target_hash] = ref
+            pending[ref] = ("target", cell, target_hash)
+    for pc in plan.todo:
+        ref = _cell_task.options(**_options(grid.resources.attack)).remote(
+            pc.cell, data_ref, target_refs[pc.target_hash], pc.cell_hash
+        )
+        pending[ref] = ("cell", pc.cell, pc)
+
+    bar = tqdm(total=len(pending), desc=grid.name, unit="task", disable=not options.progress, file=sys.stderr)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                kind, cell, info = pending.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except Exception as exc:  # RayTaskError (the task raised) or a crashed worker
+                    error = _describe(exc)
+                    label = f"target {cell.target.label()} seed={cell.seed}" if kind == "target" else _label(cell)
+                    summary.failures.append((label, error.strip().splitlines()[-1] if error.strip() else repr(exc)))
+                    if kind == "cell":
+                        summary.failed += 1
+                        _log_cell(tracker, experiment_id, cell, info, plan.dataset_digest, None, error)
+                    bar.update()
+                    continue
+                if kind == "target":
+                    cache.put(record)
+                    summary.targets_trained += 1
+                    summary.task_seconds += record.metrics.get("train_seconds", 0.0)
+                    _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
+                else:
+                    summary.finished += 1
+                    summary.task_seconds += record.metrics.get("cell_seconds", 0.0)
+                    _log_cell(tracker, experiment_id, cell, info, plan.dataset_digest, record, None)
+                bar.update()
+                bar.set_postfix(failed=summary.failed, refresh=False)
+    finally:
+        bar.close()
+
+
+def _describe(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    return str(exc)
+
+
+def _label(cell: Cell) -> str:
+    axes = cell.axes()
+    return f"{axes['attack']} vs {axes['target']} [{axes['defense']}] seed={cell.seed}"
+
+
+def _common_tags(cell: Cell, digest: str) -> dict:
+    return {"recsec.grid": cell.grid, "recsec.dataset": cell.dataset.name, "recsec.dataset_digest": digest}
+
+
+def _log_target(tracker: Tracker, experiment_id: str, cell: Cell, record: tasks.TargetRecord, digest: str):
+    tags = {**_common_tags(cell, digest), KIND: "target", TARGET_HASH: record.target_hash,
+            "target": cell.target.label(), "seed": cell.seed}
+    params = {**flatten("", cell.target_normalized()), **record.params}
+    tracker.log_run(experiment_id, f"target {cell.target.label()} seed={cell.seed}", tags, params, record.metrics)
+
+
+def _log_cell(tracker, experiment_id, cell: Cell, pc, digest: str, record, error: str | None):
+    tags = {**_common_tags(cell, digest), KIND: "cell", CELL_HASH: pc.cell_hash, TARGET_HASH: pc.target_hash,
+            **cell.axes()}
+    params = flatten("", cell.normalized())
+    tracker.log_run(experiment_id, _label(cell), tags, params, record.metrics if record else {}, error)

@@ -1,0 +1,78 @@
+"""From cells to a plan: which targets to train (one per distinct config), what is cached, what is
+already done in MLflow, and what each stage asks of the cluster. Pure: it reads, never writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.cache import TargetCache
+from harness.grid import Cell, Grid
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    cell: Cell
+    cell_hash: str
+    target_hash: str
+    done: bool
+
+
+@dataclass
+class Plan:
+    grid: Grid
+    dataset_digest: str
+    cells: list[PlannedCell]
+    target_cells: dict[str, Cell] = field(default_factory=dict)  # target hash -> a cell that needs it
+    cached_targets: set[str] = field(default_factory=set)
+
+    @property
+    def todo(self) -> list[PlannedCell]:
+        return [c for c in self.cells if not c.done]
+
+    @property
+    def targets_to_train(self) -> list[str]:
+        needed = {c.target_hash for c in self.todo}
+        return [h for h in self.target_cells if h in needed and h not in self.cached_targets]
+
+
+def make_plan(grid: Grid, cells: list[Cell], dataset_digest: str, cache: TargetCache, finished: set[str]) -> Plan:
+    planned, targets = [], {}
+    for cell in cells:
+        cell_hash = cell.cell_hash(dataset_digest)
+        target_hash = cell.target_hash(dataset_digest)
+        targets.setdefault(target_hash, cell)
+        planned.append(PlannedCell(cell, cell_hash, target_hash, cell_hash in finished))
+    cached = {h for h in targets if h in cache}
+    return Plan(grid, dataset_digest, planned, targets, cached)
+
+
+def render_plan(plan: Plan) -> str:
+    grid = plan.grid
+    res = grid.resources
+    lines = [
+        f"grid {grid.name}: {len(plan.cells)} cells ({len(plan.todo)} to run, "
+        f"{len(plan.cells) - len(plan.todo)} already finished in MLflow)",
+        f"dataset {grid.dataset.name} (digest {plan.dataset_digest[:12]}), seeds {grid.seeds}",
+        f"targets: {len(plan.target_cells)} distinct, {len(plan.cached_targets)} cached, "
+        f"{len(plan.targets_to_train)} to train",
+        f"resources per task: train num_cpus={res.train.num_cpus} num_gpus={res.train.num_gpus}; "
+        f"attack num_cpus={res.attack.num_cpus} num_gpus={res.attack.num_gpus}",
+        "",
+    ]
+    header = ["status", "cell", "target", "attack", "defense", "known", "K", "budget", "seed"]
+    rows = []
+    for pc in plan.cells:
+        axes = pc.cell.axes()
+        status = "done" if pc.done else ("ready" if pc.target_hash in plan.cached_targets else "train")
+        rows.append([status, pc.cell_hash[:10], axes["target"], axes["attack"], axes["defense"],
+                     axes["known_share"], axes["list_length"], axes["query_budget"], axes["seed"]])
+    lines.append(format_table(header, rows))
+    return "\n".join(lines)
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(v) for v in row] for row in [header] + rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    out = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)

@@ -1,0 +1,80 @@
+"""Tables from MLflow: mean +- std over seeds, pivoted along any two axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import RecsecError
+from harness.grid import AXES, load_grid
+from harness.tracking import runs_frame
+
+AXIS_NAMES = AXES + ("seed",)
+
+
+def experiment_name(grid: str) -> str:
+    """`grid` is a grid file (its `name` is used) or an experiment name."""
+    path = Path(grid)
+    return load_grid(path).name if path.suffix in (".yaml", ".yml") or path.is_file() else grid
+
+
+def cell_frame(tracking_uri: str, grid: str) -> pd.DataFrame:
+    name = experiment_name(grid)
+    frame = runs_frame(tracking_uri, name, kind="cell")
+    if frame.empty:
+        raise RecsecError(f"no finished cells in MLflow experiment {name!r} at {tracking_uri}")
+    return frame
+
+
+def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
+    """mean, std (over seeds, ddof=1) and n of `metric` for each combination of the `by` axes."""
+    column = f"metrics.{metric}"
+    if column not in frame:
+        known = sorted(c.removeprefix("metrics.") for c in frame if c.startswith("metrics."))
+        raise RecsecError(f"no metric {metric!r} in these runs; metrics: {', '.join(known)}")
+    for axis in by:
+        if axis not in AXIS_NAMES:
+            raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(AXIS_NAMES)}")
+    keys = [f"tags.{axis}" for axis in by]
+    grouped = frame.dropna(subset=[column]).groupby(keys, sort=True)[column]
+    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    out.columns = by + ["mean", "std", "n"]
+    return out
+
+
+def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
+    """A rows x cols table of 'mean ± std' strings."""
+    agg = aggregate(frame, metric, [rows, cols] if rows != cols else [rows])
+    agg["value"] = [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]
+    if rows == cols:
+        return agg.set_index(rows)[["value"]].rename(columns={"value": metric})
+    table = agg.pivot(index=rows, columns=cols, values="value").fillna("")
+    table.columns.name = None
+    return table
+
+
+def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The end-of-run table: per attack x defense, agreement and the target's recall at k."""
+    metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"recall_at_{k}", f"defended_recall_at_{k}"]
+    parts = []
+    for metric in metrics:
+        if f"metrics.{metric}" in frame:
+            agg = aggregate(frame, metric, ["attack", "defense"])
+            parts.append(agg.assign(**{metric: [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]})
+                         .set_index(["attack", "defense"])[[metric] + (["n"] if not parts else [])])
+    table = pd.concat(parts, axis=1).rename(columns={"n": "seeds"})
+    return table[[c for c in table.columns if c != "seeds"] + ["seeds"]].reset_index()
+
+
+def fmt(mean: float, std: float) -> str:
+    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def to_markdown(table: pd.DataFrame, index: bool = True) -> str:
+    frame = table.reset_index() if index else table
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""MLflow tracking: the only module that talks to MLflow. Only the driver calls it.
+
+One experiment per grid, one run per cell and one per trained target. Each run is created,
+filled and closed in one go, so a killed grid leaves at most a RUNNING run behind, which the next
+run marks KILLED and does not count as done.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Iterable
+
+import pandas as pd
+
+import logging
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow announces schema migrations of a new sqlite store at INFO: noise for a CLI user.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from harness import __version__  # noqa: E402
+
+KIND = "recsec.kind"
+CELL_HASH = "recsec.cell_hash"
+TARGET_HASH = "recsec.target_hash"
+ERROR = "recsec.error"
+_MAX_TAG = 4900
+
+
+class Tracker:
+    def __init__(self, tracking_uri: str):
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def experiment(self, grid_name: str, create: bool = True) -> str | None:
+        exp = self.client.get_experiment_by_name(grid_name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        return self.client.create_experiment(grid_name) if create else None
+
+    def runs(self, experiment_id: str, filter_string: str = "") -> list:
+        out, token = [], None
+        while True:
+            page = self.client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    def finished(self, experiment_id: str, kind: str) -> dict[str, str]:
+        """hash -> run id of every FINISHED run of this kind ('cell' or 'target')."""
+        key = CELL_HASH if kind == "cell" else TARGET_HASH
+        runs = self.runs(experiment_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'")
+        return {r.data.tags[key]: r.info.run_id for r in runs if key in r.data.tags}
+
+    def close_stale(self, experiment_id: str) -> int:
+        """Mark runs a killed driver left RUNNING as KILLED; returns how many."""
+        stale = self.runs(experiment_id, "attributes.status = 'RUNNING'")
+        for run in stale:
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        return len(stale)
+
+    def log_run(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: dict[str, Any],
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        error: str | None = None,
+    ) -> str:
+        tags = {**tags, "recsec.code_version": __version__}
+        if error:
+            tags[ERROR] = error[-_MAX_TAG:]
+        run = self.client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        now = int(time.time() * 1000)
+        metric_list = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+        param_list = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for chunk in _chunks(metric_list, 900):
+            self.client.log_batch(run.info.run_id, metrics=chunk)
+        for chunk in _chunks(param_list, 90):
+            self.client.log_batch(run.info.run_id, params=chunk)
+        self.client.set_terminated(run.info.run_id, "FAILED" if error else "FINISHED")
+        return run.info.run_id
+
+
+def runs_frame(tracking_uri: str, experiment: str, kind: str = "cell") -> pd.DataFrame:
+    """FINISHED runs of one kind as a DataFrame (`metrics.*`, `params.*`, `tags.*` columns)."""
+    tracker = Tracker(tracking_uri)
+    exp_id = tracker.experiment(experiment, create=False)
+    if exp_id is None:
+        return pd.DataFrame()
+    rows = []
+    for run in tracker.runs(exp_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'"):
+        row = {"run_id": run.info.run_id}
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flatten(prefix: str, obj: Any) -> dict[str, Any]:
+    """Nested dicts to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), value))
+        return out
+    return {prefix: obj}
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
