@@ -22,6 +22,7 @@ import models
 from harness import __version__
 from harness.data import dataset_names
 from harness.errors import GridError
+from harness.plugins import load_plugins
 
 # The axes a grid's `matrix` may sweep, in the order cells are expanded and shown.
 AXES = ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget")
@@ -225,6 +226,7 @@ def load_grid(path: Path | str) -> Grid:
 
 
 def parse_grid(raw: Any, source: str = "<grid>") -> Grid:
+    load_plugins()
     if not isinstance(raw, dict):
         raise GridError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:

@@ -23,6 +23,7 @@ from attacks.threat import Knowledge as ThreatKnowledge
 from harness import metrics
 from harness.data import Interactions
 from harness.grid import Cell
+from harness.plugins import load_plugins
 from harness.splits import StealingSplit, choose_known_users, stealing_split
 from models import ModelSpec, model_from_payload
 from models.base import Recommender
@@ -71,6 +72,7 @@ def utility_metrics(lists: np.ndarray, heldout, ks, prefix: str = "") -> dict[st
 
 def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
     """Train the cell's target on the target half and measure its utility on held-out items."""
+    load_plugins()
     split = split_for(cell, data)
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     start = time.perf_counter()
@@ -93,6 +95,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
 
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu") -> CellRecord:
     """Run the cell's attack against its target behind its defense; measure success and cost."""
+    load_plugins()
     start = time.perf_counter()
     split = split_for(cell, data)
     model = model_from_payload(target.payload).to(device)

@@ -7,7 +7,6 @@ import sys
 import typer
 
 from harness.cli import data as data_cli
-from harness.cli.common import fail
 from harness.cli.grid_commands import plan, report, run, status
 from harness.cli.listing import app as list_app
 
@@ -29,7 +28,7 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "fail"]
+__all__ = ["app", "main"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

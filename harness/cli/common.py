@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from harness import settings
+from harness.errors import RecsecError
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -20,15 +23,13 @@ RayAddress = Annotated[
     Optional[str],
     typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Existing Ray cluster. Default: start a local Ray."),
 ]
-DataDir = Annotated[
-    Optional[Path],
-    typer.Option("--data-dir", envvar="RECSEC_DATA_DIR", help="Raw datasets. Default: ./data."),
-]
-CacheDir = Annotated[
-    Optional[Path],
-    typer.Option("--cache-dir", envvar="RECSEC_CACHE_DIR",
-                 help="Preprocessed data and trained targets. Default: ./.recsec-cache."),
-]
+# Defaults resolve at call time (not import time) so a changed env var or cwd is honoured.
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", envvar="RECSEC_DATA_DIR", show_default="$RECSEC_DATA_DIR or ./data",
+    help="Folder holding one sub-folder per dataset (ml-1m/, ml-100k/, ...).")]
+CacheDir = Annotated[Optional[Path], typer.Option(
+    "--cache-dir", envvar="RECSEC_CACHE_DIR", show_default="$RECSEC_CACHE_DIR or ./.recsec-cache",
+    help="Preprocessed datasets and trained targets.")]
 
 
 def tracking_uri(value: str | None) -> str:
@@ -46,3 +47,12 @@ def cache_dir(value: Path | None) -> Path:
 def fail(message: str, code: int = EXIT_INVALID) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Report a user-fixable error as one line on stderr with exit code 2, no traceback."""
+    try:
+        yield
+    except RecsecError as exc:
+        raise fail(str(exc)) from None

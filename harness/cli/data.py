@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -14,29 +11,13 @@ import typer
 from harness.data import dataset_digest, dataset_names, get_dataset, load_dataset
 from harness.data.cache import entry_path
 from harness.data.download import BASE_URL_ENV, download_dataset
+from harness.cli.common import CacheDir as CacheDirOption
+from harness.cli.common import DataDir as DataDirOption
+from harness.cli.common import user_errors as _user_errors
 from harness.errors import RecsecError
 from harness.settings import default_cache_dir, default_data_dir
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
-
-# Defaults resolve at call time (not import time) so a changed env var or cwd is honoured.
-DataDirOption = Annotated[Optional[Path], typer.Option(
-    "--data-dir", envvar="RECSEC_DATA_DIR", show_default="$RECSEC_DATA_DIR or ./data",
-    help="Folder holding one sub-folder per dataset (ml-1m/, ml-100k/, ...).")]
-CacheDirOption = Annotated[Optional[Path], typer.Option(
-    "--cache-dir", envvar="RECSEC_CACHE_DIR", show_default="$RECSEC_CACHE_DIR or ./.recsec-cache",
-    help="Where preprocessed datasets are cached.")]
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Report a user-fixable error as one line on stderr with exit code 2, no traceback."""
-    try:
-        yield
-    except RecsecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
 
 @app.command("list")
 def list_datasets(data_dir: DataDirOption = None, cache_dir: CacheDirOption = None) -> None:

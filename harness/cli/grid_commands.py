@@ -18,8 +18,8 @@ from harness.cli.common import (
     TrackingUri,
     cache_dir,
     data_dir,
-    fail,
     tracking_uri,
+    user_errors,
 )
 from harness.errors import RecsecError
 
@@ -53,10 +53,8 @@ def run(
     from harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet)
-    try:
+    with user_errors():
         summary = run_grid(grid, options)
-    except RecsecError as exc:
-        raise fail(str(exc)) from None
     typer.echo(
         f"{summary.grid}: {summary.finished} cells finished, {summary.failed} failed, "
         f"{summary.skipped} already done; targets trained {summary.targets_trained}, "
@@ -96,10 +94,8 @@ def plan(
     from harness.planner import render_plan
 
     options = _options(tracking, None, data, cache)
-    try:
+    with user_errors():
         the_plan, _, _ = prepare(load_grid(grid), options)
-    except RecsecError as exc:
-        raise fail(str(exc)) from None
     typer.echo(render_plan(the_plan))
 
 
@@ -115,11 +111,9 @@ def status(
     from harness.tracking import CELL_HASH, KIND
 
     options = _options(tracking, None, data, cache)
-    try:
+    with user_errors():
         the_grid = load_grid(grid)
         the_plan, tracker, experiment_id = prepare(the_grid, options)
-    except RecsecError as exc:
-        raise fail(str(exc)) from None
     wanted = {pc.cell_hash for pc in the_plan.cells}
     latest: dict[str, str] = {}
     for run_ in sorted(tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'"), key=lambda r: r.info.start_time):
@@ -151,14 +145,12 @@ def report(
     """Pivot a metric over two axes from MLflow: mean ± std over seeds."""
     from harness import report as rep
 
-    try:
+    with user_errors():
         frame = rep.cell_frame(tracking_uri(tracking), grid)
         if fmt is Format.md:
             text = rep.to_markdown(rep.pivot(frame, metric, rows, cols))
         else:
             text = rep.aggregate(frame, metric, [rows, cols] if rows != cols else [rows]).to_csv(index=False)
-    except RecsecError as exc:
-        raise fail(str(exc)) from None
     if output:
         output.write_text(text + ("\n" if not text.endswith("\n") else ""))
         typer.echo(f"wrote {output}")

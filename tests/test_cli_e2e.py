@@ -1,0 +1,164 @@
+"""End to end through the real `recsec` command: a tiny grid runs, resumes, survives failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.tracking import CELL_HASH, KIND, Tracker
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+pytestmark = pytest.mark.slow
+
+
+def write_grid(path: Path, name: str, *, seeds=(0,), attacks=("ptd", "ptq"), defenses=None, resources=None) -> Path:
+    grid = {
+        "name": name,
+        "dataset": {
+            "name": "synthetic",
+            "params": {"n_users": 200, "n_items": 300, "n_interactions": 8000, "min_user_interactions": 10},
+        },
+        "seeds": list(seeds),
+        "matrix": {
+            "target": ["bpr"],
+            "attack": [{"name": a, "clone_epochs": 10, **({"epochs": 2} if a == "ptq" else {})}
+                       if a in ("ptd", "ptq") else a for a in attacks],
+            "defense": defenses or ["none", {"name": "popular_mix", "n": 5}],
+            "list_length": [20],
+        },
+        "training": {"defaults": {"epochs": 5, "dim": 16}},
+        "metrics": {"k": [10, 20]},
+    }
+    if resources:
+        grid["resources"] = resources
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    return path
+
+
+def recsec(*args: str, cwd: Path, plugins: bool = False, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache"), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default: sqlite in the working directory
+    if plugins:
+        env["RECSEC_PLUGINS"] = "failing_attack"
+        env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "harness.cli", *args]
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def cell_runs(cwd: Path, grid_name: str) -> list:
+    tracker = Tracker(f"sqlite:///{cwd / 'mlflow.db'}")
+    exp = tracker.experiment(grid_name, create=False)
+    return [] if exp is None else tracker.runs(exp, f"tags.`{KIND}` = 'cell'")
+
+
+def count_finished_cells_readonly(cwd: Path) -> int:
+    """Poll a store a live driver is writing without opening it through MLflow, which would
+    race the driver on the schema migration of a new sqlite store."""
+    db = cwd / "mlflow.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "WHERE r.status = 'FINISHED' AND t.key = ? AND t.value = 'cell'", (KIND,)
+            ).fetchone()[0]
+    except sqlite3.Error:  # tables not created yet, or locked for a moment
+        return 0
+
+
+def finished_hashes(runs) -> list[str]:
+    return [r.data.tags[CELL_HASH] for r in runs if r.info.status == "FINISHED"]
+
+
+def test_tiny_grid_runs_then_reruns_as_a_no_op(tmp_path):
+    grid = write_grid(tmp_path / "tiny.yaml", "tiny")
+    first = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "4 cells finished, 0 failed" in first.stdout
+    assert "targets trained 1" in first.stdout
+    assert "| ptq(clone_epochs=10,epochs=2) | popular_mix(n=5) |" in first.stdout  # the comparison table
+    runs = cell_runs(tmp_path, "tiny")
+    assert len(finished_hashes(runs)) == 4 and len(runs) == 4
+    tags = runs[0].data.tags
+    for axis in ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget", "seed"):
+        assert axis in tags
+    assert "agr_at_20" in runs[0].data.metrics and "recall_at_20" in runs[0].data.metrics
+
+    second = recsec("run", str(grid), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "0 cells finished, 0 failed, 4 already done" in second.stdout
+    assert len(cell_runs(tmp_path, "tiny")) == 4  # nothing new logged
+
+    status = recsec("status", str(grid), cwd=tmp_path)
+    assert "finished     4" in status.stdout
+    report = recsec("report", "--grid", str(grid), "--metric", "agr_at_20", "--rows", "attack",
+                    "--cols", "defense", "--format", "csv", cwd=tmp_path)
+    assert report.returncode == 0 and report.stdout.startswith("attack,defense,mean,std,n")
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
+    grid = write_grid(tmp_path / "failing.yaml", "failing", attacks=("ptd", "explode"), defenses=["none"])
+    result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path, plugins=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 cells finished, 1 failed" in result.stdout
+    assert "boom: this attack always fails" in result.stderr
+    runs = {r.data.tags["attack"].split("(")[0]: r for r in cell_runs(tmp_path, "failing")}
+    assert runs["ptd"].info.status == "FINISHED"
+    assert runs["explode"].info.status == "FAILED"
+    assert "boom" in runs["explode"].data.tags["recsec.error"]
+
+
+def test_a_killed_grid_resumes_and_logs_each_cell_once(tmp_path):
+    grid = write_grid(tmp_path / "resume.yaml", "resume", seeds=(0, 1))  # 8 cells, 2 targets
+    proc = recsec("run", str(grid), "--num-cpus", "1", cwd=tmp_path, popen=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if count_finished_cells_readonly(tmp_path) >= 1:
+                break
+            time.sleep(0.3)
+        assert proc.poll() is None, "the grid finished before it could be killed: " + proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    done_before = finished_hashes(cell_runs(tmp_path, "resume"))
+    assert 1 <= len(done_before) < 8
+
+    result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{8 - len(done_before)} cells finished" in result.stdout
+    done = finished_hashes(cell_runs(tmp_path, "resume"))
+    assert len(done) == 8 and len(set(done)) == 8  # every cell logged exactly once
+
+
+def test_a_gpu_request_on_a_cpu_cluster_fails_fast_with_a_clear_error(tmp_path):
+    grid = write_grid(tmp_path / "gpu.yaml", "gpu", resources={"train": {"num_cpus": 1, "num_gpus": 1}})
+    result = recsec("run", str(grid), "--num-cpus", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "resources.train asks for num_cpus=1 num_gpus=1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_invalid_grid_names_file_and_key_and_exits_2(tmp_path):
+    grid = write_grid(tmp_path / "bad.yaml", "bad")
+    text = grid.read_text().replace("name: ptd", "name: ptx")
+    grid.write_text(text)
+    result = recsec("run", str(grid), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{grid}: matrix.attack[0]: unknown attack 'ptx'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache" / "targets").exists()  # nothing ran
