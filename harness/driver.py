@@ -57,8 +57,12 @@ class RunSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def prepare(grid: Grid, options: RunOptions) -> tuple[Plan, Tracker, str]:
-    """Expand and plan a grid against the cache and MLflow; closes runs a killed driver left."""
+def prepare(grid: Grid, options: RunOptions, *, for_run: bool = False) -> tuple[Plan, Tracker, str | None]:
+    """Expand and plan a grid against the target cache and MLflow.
+
+    Only a run (`for_run`) creates the experiment and closes runs a killed driver left RUNNING;
+    `plan` and `status` only read, so they are safe beside a live grid.
+    """
     cells = expand(grid)
     ds = grid.dataset
     digest = dataset_digest(
@@ -66,9 +70,12 @@ def prepare(grid: Grid, options: RunOptions) -> tuple[Plan, Tracker, str]:
         min_item_interactions=ds.min_item_interactions, params=ds.params,
     )
     tracker = Tracker(options.tracking_uri)
-    experiment_id = tracker.experiment(grid.name)
-    tracker.close_stale(experiment_id)
-    finished = set() if options.fresh else set(tracker.finished(experiment_id, "cell"))
+    experiment_id = tracker.experiment(grid.name, create=for_run)
+    if for_run:
+        tracker.close_stale(experiment_id)
+    finished = set()
+    if experiment_id is not None and not options.fresh:
+        finished = set(tracker.finished(experiment_id, "cell"))
     plan = make_plan(grid, cells, digest, TargetCache(options.cache_dir), finished)
     return plan, tracker, experiment_id
 
@@ -76,7 +83,7 @@ def prepare(grid: Grid, options: RunOptions) -> tuple[Plan, Tracker, str]:
 def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     start = time.perf_counter()
     grid = load_grid(grid_path)
-    plan, tracker, experiment_id = prepare(grid, options)
+    plan, tracker, experiment_id = prepare(grid, options, for_run=True)
     summary = RunSummary(grid.name, len(plan.cells), skipped=len(plan.cells) - len(plan.todo))
     if not plan.todo:
         summary.wall_seconds = time.perf_counter() - start

@@ -17,7 +17,3 @@ class DataError(RecsecError):
 
 class ResourceError(RecsecError):
     """The cluster can never satisfy what a grid asks for (e.g. a GPU on a CPU-only cluster)."""
-
-
-class QueryBudgetExceeded(RecsecError):
-    """An attacker asked the oracle for more than its budget allows."""

@@ -262,27 +262,43 @@ def _key_path(loc) -> str:
     return out or "(top level)"
 
 
-def _check_names_and_params(grid: Grid, source: str) -> None:
-    """Unknown names and parameters are errors before any work starts."""
-    problems = []
-    registries = {
+def _registries() -> dict:
+    return {
         "target": (models.model_names(), models.model_class),
         "clone": (models.model_names() + ["same"], models.model_class),
         "attack": (attacks.attack_names(), attacks.attack_class),
         "defense": (defenses.defense_names(), defenses.defense_class),
     }
-    for axis, (names, lookup) in registries.items():
+
+
+def _check_component(where: str, axis: str, comp: Component, training: Training) -> list[str]:
+    names, lookup = _registries()[axis]
+    if comp.name not in names:
+        return [f"{where}: unknown {axis} {comp.name!r}; known: {', '.join(names)}"]
+    if comp.name == "same":
+        return []
+    params = resolve_training(training, comp).params if axis in ("target", "clone") else comp.params
+    return _check_config(where, lookup(comp.name).Config, params)
+
+
+def _check_scalar(where: str, axis: str, value: Any) -> list[str]:
+    valid = {
+        "known_share": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1,
+        "list_length": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "query_budget": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+        "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    }
+    expected = {"known_share": "a number in (0, 1]", "list_length": "an integer >= 1",
+                "query_budget": "an integer >= 0 or null", "seed": "an integer"}
+    return [] if valid[axis](value) else [f"{where}: expected {expected[axis]}, got {value!r}"]
+
+
+def _check_names_and_params(grid: Grid, source: str) -> None:
+    """Unknown names, parameters and out-of-range values are errors before any work starts."""
+    problems = []
+    for axis in COMPONENT_AXES:
         for i, comp in enumerate(getattr(grid.matrix, axis)):
-            where = f"{source}: matrix.{axis}[{i}]"
-            if comp.name not in names:
-                problems.append(f"{where}: unknown {axis} {comp.name!r}; known: {', '.join(names)}")
-                continue
-            if comp.name == "same":
-                continue
-            params = comp.params
-            if axis in ("target", "clone"):
-                params = resolve_training(grid.training, comp).params
-            problems += _check_config(where, lookup(comp.name).Config, params)
+            problems += _check_component(f"{source}: matrix.{axis}[{i}]", axis, comp, grid.training)
     for name, overrides in grid.training.models.items():
         where = f"{source}: training.models.{name}"
         if name not in models.model_names():
@@ -291,9 +307,22 @@ def _check_names_and_params(grid: Grid, source: str) -> None:
             problems += _check_config(where, models.model_class(name).Config, overrides)
     for kind in ("include", "exclude"):
         for i, entry in enumerate(getattr(grid, kind)):
-            for key in entry:
-                if key not in AXES + ("seed",):
-                    problems.append(f"{source}: {kind}[{i}].{key}: unknown axis; axes: {', '.join(AXES + ('seed',))}")
+            for axis, value in entry.items():
+                where = f"{source}: {kind}[{i}].{axis}"
+                if axis not in AXES + ("seed",):
+                    problems.append(f"{where}: unknown axis; axes: {', '.join(AXES + ('seed',))}")
+                elif axis in COMPONENT_AXES:
+                    try:
+                        comp = Component.model_validate(value)
+                    except ValidationError:
+                        problems.append(f"{where}: expected a name or {{name: ..., params...}}, got {value!r}")
+                        continue
+                    # An exclude rule given by name alone matches any parameters: check the name only.
+                    if kind == "exclude" and isinstance(value, str):
+                        comp = Component(name=comp.name)
+                    problems += _check_component(where, axis, comp, grid.training)
+                else:
+                    problems += _check_scalar(where, axis, value)
     if problems:
         raise GridError("\n".join(problems))
 
@@ -322,26 +351,32 @@ def resolve_training(training: Training, comp: Component) -> Component:
 # -- expansion ----------------------------------------------------------------------------------
 
 def expand(grid: Grid) -> list[Cell]:
-    """The matrix's cartesian product, minus `exclude`, plus `include`, times the seeds."""
+    """The matrix's cartesian product times the seeds, minus `exclude`, plus `include`.
+
+    An `exclude` rule drops matrix cells matching all its axes (seed included). An `include`
+    entry adds cells: axes it does not name take each axis's first value, and it runs for its
+    `seed` if given, else for every seed; included cells are not subject to `exclude`.
+    """
     axis_values = {axis: getattr(grid.matrix, axis) for axis in AXES}
-    combos = [dict(zip(AXES, values)) for values in itertools.product(*axis_values.values())]
-    combos = [c for c in combos if not any(_matches(c, rule) for rule in grid.exclude)]
-    for i, entry in enumerate(grid.include):
-        combo = {axis: values[0] for axis, values in axis_values.items()}
-        try:
-            combo.update(_coerce_entry(entry))
-        except ValueError as exc:
-            raise GridError(f"include[{i}]: {exc}") from None
-        combos.append(combo)  # duplicates of matrix cells are dropped below
-    cells = []
-    seen = set()
-    for combo in combos:
+    cells, seen = [], set()
+
+    def add(combo: dict, seed: int) -> None:
+        cell = _make_cell(grid, combo, seed)
+        key = content_hash(cell.normalized())
+        if key not in seen:
+            seen.add(key)
+            cells.append(cell)
+
+    for values in itertools.product(*axis_values.values()):
+        combo = dict(zip(AXES, values))
         for seed in grid.seeds:
-            cell = _make_cell(grid, combo, seed)
-            key = content_hash(cell.normalized())
-            if key not in seen:
-                seen.add(key)
-                cells.append(cell)
+            if not any(_matches({**combo, "seed": seed}, rule) for rule in grid.exclude):
+                add(combo, seed)
+    for entry in grid.include:
+        combo = {axis: values[0] for axis, values in axis_values.items()}
+        combo.update(_coerce_entry(entry))
+        for seed in [entry["seed"]] if "seed" in entry else grid.seeds:
+            add(combo, seed)
     return cells
 
 

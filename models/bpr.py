@@ -29,7 +29,9 @@ class BPRConfig:
     lr: float = 1e-3
     reg: float = 0.0  # L2 on the embeddings of each sampled (u, i, j), per example
     init_std: float = 0.1
-    optimizer: str = "adam"  # "adam" (dense, as published) or "lazy_adam" (touched rows only)
+    # "adam" (dense, as published), "lazy_adam" or "sgd" (see models/optim.py). With sgd, lr is the
+    # per-example rate of Rendle et al. and `implicit` (applied to the batch's summed gradient).
+    optimizer: str = "adam"
 
     def __post_init__(self):
         for name in ("dim", "epochs", "batch_size"):
@@ -99,7 +101,8 @@ class BPRMF(Recommender):
         self.reset_parameters(generator)
         sampler = InteractionSampler(train, self.device, generator)
         table = self.embedding.detach()
-        optimizer = OPTIMIZERS[cfg.optimizer](self.embedding, cfg.lr)
+        lr = cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr
+        optimizer = OPTIMIZERS[cfg.optimizer](self.embedding, lr)
         for epoch in range(cfg.epochs):
             total = torch.zeros((), device=self.device)
             n_batches = 0

@@ -26,6 +26,12 @@ class InteractionSampler:
     """
 
     def __init__(self, matrix: sp.csr_matrix, device: torch.device, generator: torch.Generator):
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        degree = np.diff(matrix.indptr)
+        full = np.flatnonzero(degree >= matrix.shape[1])
+        if len(full):
+            raise ValueError(f"user {full[0]} has interacted with every item: no negative item exists for it")
         coo = matrix.tocoo()
         self.n_items = matrix.shape[1]
         self.device = torch.device(device)
@@ -41,6 +47,13 @@ class InteractionSampler:
         else:
             self._bitmap = None
             self._keys = torch.sort(keys).values
+        # For exact draws: in row u, g_j = p_j - j over the sorted positives p_j is non-decreasing,
+        # and the r-th unseen item of u is r + #{j : g_j <= r} (see `_exact_negatives`).
+        rank_in_row = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], degree)
+        gaps = coo.row.astype(np.int64) * self.n_items + (coo.col - rank_in_row)
+        self._gap_keys = torch.from_numpy(gaps).to(device)
+        self._row_start = torch.from_numpy(matrix.indptr[:-1].astype(np.int64)).to(device)
+        self._degree = torch.from_numpy(degree.astype(np.int64)).to(device)
 
     @property
     def n_interactions(self) -> int:
@@ -63,9 +76,21 @@ class InteractionSampler:
         for _ in range(_NEGATIVE_ROUNDS):
             hit = self.is_positive(owners, items)
             if not bool(hit.any()):
-                break
+                return items
             items[hit] = self._uniform_items((int(hit.sum()),))
+        # Users who have seen most items can still hold positives: draw those exactly.
+        hit = self.is_positive(owners, items)
+        if bool(hit.any()):
+            items[hit] = self._exact_negatives(owners[hit])
         return items
+
+    def _exact_negatives(self, users: torch.Tensor) -> torch.Tensor:
+        """Uniform over each user's unseen items, without rejection (slower: a binary search)."""
+        n_unseen = self.n_items - self._degree[users]
+        r = (torch.rand(len(users), generator=self.generator, device=self.device) * n_unseen).long()
+        r = torch.minimum(r, n_unseen - 1)
+        below = torch.searchsorted(self._gap_keys, users * self.n_items + r, right=True) - self._row_start[users]
+        return r + below
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One epoch: every interaction once, in a fresh random order, with one negative each.
@@ -91,12 +116,21 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 def sample_outside(lists: torch.Tensor, n_items: int, per_item: int, generator: torch.Generator) -> torch.Tensor:
     """For each row of `lists` [b, k], k * per_item uniform items not in that row: [b, k, per_item]."""
     b, k = lists.shape
+    if k >= n_items:
+        raise ValueError(f"lists of {k} items leave no item outside them (only {n_items} items)")
     shape = (b, k * per_item)
     draw = lambda size: torch.randint(0, n_items, size, generator=generator, device=lists.device)  # noqa: E731
     items = draw(shape)
     for _ in range(_NEGATIVE_ROUNDS):
         hit = (items.unsqueeze(-1) == lists.unsqueeze(1)).any(-1)
         if not bool(hit.any()):
-            break
+            return items.view(b, k, per_item)
         items[hit] = draw((int(hit.sum()),))
+    hit = (items.unsqueeze(-1) == lists.unsqueeze(1)).any(-1)
+    if bool(hit.any()):
+        # Exact: the r-th item outside a row's sorted list is r + #{j : sorted_j - j <= r}.
+        rows = hit.nonzero()[:, 0]
+        gaps = lists.sort(dim=1).values[rows] - torch.arange(k, device=lists.device)
+        r = torch.randint(0, n_items - k, (len(rows),), generator=generator, device=lists.device)
+        items[hit] = r + (gaps <= r.unsqueeze(1)).sum(1)
     return items.view(b, k, per_item)

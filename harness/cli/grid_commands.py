@@ -116,7 +116,8 @@ def status(
         the_plan, tracker, experiment_id = prepare(the_grid, options)
     wanted = {pc.cell_hash for pc in the_plan.cells}
     latest: dict[str, str] = {}
-    for run_ in sorted(tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'"), key=lambda r: r.info.start_time):
+    runs = tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'") if experiment_id else []
+    for run_ in sorted(runs, key=lambda r: r.info.start_time):
         h = run_.data.tags.get(CELL_HASH)
         if h in wanted and latest.get(h) != "FINISHED":
             latest[h] = run_.info.status

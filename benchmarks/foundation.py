@@ -1,0 +1,140 @@
+"""Foundation benchmark: BPR training speed, full-ranking speed, a training task's peak memory,
+and the harness's own overhead on the quickstart grid. Prints figures; asserts nothing.
+
+    python benchmarks/foundation.py --data-dir ../shared/data [--epochs 3] [--skip-grid]
+
+Targets on 2 cores (issue #2): a BPR epoch on ML-1M (batch 2048, 64 dims) under 0.5 s; top-50 for
+all 6,040 users under 0.25 s; a target-training task under 1.5 GB peak; harness overhead under
+10% of the grid's wall time; exactly one training per distinct target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bpr_epoch_seconds(matrix, optimizer: str, epochs: int) -> tuple[float, float]:
+    from models import create_model
+
+    stamps = []
+    model = create_model("bpr", *matrix.shape, epochs=epochs, batch_size=2048, dim=64, optimizer=optimizer)
+    start = time.perf_counter()
+    model.fit(matrix, seed=0, on_epoch=lambda epoch, loss: stamps.append((time.perf_counter(), loss)))
+    times = np.diff([start] + [t for t, _ in stamps])
+    return statistics.median(times), stamps[-1][1]
+
+
+def ranking_seconds(matrix, repeats: int = 5) -> float:
+    from models import create_model
+
+    model = create_model("bpr", *matrix.shape, epochs=1)
+    users = np.arange(matrix.shape[0])
+    model.recommend(users, 50, exclude=matrix)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.recommend(users, 50, exclude=matrix)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+TRAIN_TASK = """
+import sys, json
+from harness.data import load_dataset
+from harness.grid import parse_grid, expand
+from harness import tasks
+grid = parse_grid({"name": "bench", "dataset": {"name": "ml-1m"}, "matrix": {"target": ["bpr"], "attack": ["ptd"]},
+                   "training": {"defaults": {"epochs": %d}}})
+data = load_dataset("ml-1m", data_dir=sys.argv[1], cache_dir=sys.argv[2])
+record = tasks.train_target(expand(grid)[0], data, "bench")
+print(json.dumps({"peak_rss_mb": tasks.peak_rss_mb(), "train_seconds": record.metrics["train_seconds"],
+                  "recall_at_50": record.metrics["recall_at_50"]}))
+"""
+
+
+def training_task_peak(data_dir: Path, cache_dir: Path, epochs: int) -> dict:
+    """Peak RSS of a fresh process that loads ML-1M and runs one target-training task."""
+    out = subprocess.run([sys.executable, "-c", TRAIN_TASK % epochs, str(data_dir), str(cache_dir)],
+                         capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def quickstart_overhead(num_cpus: int) -> dict:
+    """Run the quickstart grid fresh (new MLflow store, new cache) and split its wall time."""
+    from harness.driver import RunOptions, run_grid
+    from harness.grid import expand, load_grid
+
+    grid_path = REPO / "grids" / "quickstart.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        options = RunOptions(tracking_uri=f"sqlite:///{tmp}/mlflow.db", data_dir=Path(tmp) / "data",
+                             cache_dir=Path(tmp) / "cache", num_cpus=num_cpus, fresh=True, progress=False)
+        summary = run_grid(grid_path, options)
+    cells = expand(load_grid(grid_path))
+    distinct_targets = len({c.target_hash("x") for c in cells})
+    overhead = summary.wall_seconds - summary.ray_start_seconds - summary.task_seconds
+    return {
+        "num_cpus": num_cpus,
+        "cells": summary.cells,
+        "wall_seconds": summary.wall_seconds,
+        "ray_start_seconds": summary.ray_start_seconds,
+        "task_seconds": summary.task_seconds,
+        "overhead_seconds": overhead,
+        "overhead_share_of_wall": overhead / summary.wall_seconds,
+        "targets_trained": summary.targets_trained,
+        "distinct_targets": distinct_targets,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "recsec-bench-cache")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs timed per optimizer")
+    parser.add_argument("--skip-grid", action="store_true", help="skip the quickstart-grid overhead run")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    from harness.data import load_dataset
+
+    figures = {"torch_threads": torch.get_num_threads(), "device": "cpu"}
+    data = load_dataset("ml-1m", data_dir=args.data_dir, cache_dir=args.cache_dir)
+    figures["ml1m"] = data.summary()
+    print(f"ML-1M after 5-core: {data.n_users} users, {data.n_items} items, {data.n_interactions} interactions; "
+          f"torch threads {figures['torch_threads']}")
+    for optimizer in ("adam", "lazy_adam", "sgd"):
+        seconds, loss = bpr_epoch_seconds(data.matrix, optimizer, args.epochs)
+        figures[f"bpr_epoch_seconds_{optimizer}"] = seconds
+        print(f"BPR epoch ({optimizer:9s}, batch 2048, dim 64): {seconds:.3f} s (median of {args.epochs}; loss {loss:.4f})")
+    figures["rank_top50_all_users_seconds"] = ranking_seconds(data.matrix)
+    print(f"full-ranking top-50, all {data.n_users} users, seen items excluded: "
+          f"{figures['rank_top50_all_users_seconds']:.3f} s")
+    peak = training_task_peak(args.data_dir, args.cache_dir, epochs=5)
+    figures["train_task"] = peak
+    print(f"target-training task (ML-1M target half, 5 epochs): peak RSS {peak['peak_rss_mb']:.0f} MB, "
+          f"{peak['train_seconds']:.1f} s")
+    if not args.skip_grid:
+        for num_cpus in (1, 2):
+            q = quickstart_overhead(num_cpus)
+            figures[f"quickstart_{num_cpus}cpu"] = q
+            print(f"quickstart grid on {num_cpus} CPU(s): wall {q['wall_seconds']:.1f} s = Ray start "
+                  f"{q['ray_start_seconds']:.1f} s + task time {q['task_seconds']:.1f} s + other "
+                  f"{q['overhead_seconds']:.1f} s ({q['overhead_share_of_wall']:.0%} of wall); "
+                  f"trainings {q['targets_trained']} for {q['distinct_targets']} distinct targets")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
