@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,24 +84,35 @@ def prepare(grid: Grid, options: RunOptions, *, for_run: bool = False) -> tuple[
 def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     start = time.perf_counter()
     grid = load_grid(grid_path)
-    plan, tracker, experiment_id = prepare(grid, options, for_run=True)
+    # Planning reads MLflow. A new sqlite store spends seconds on its schema migration and
+    # certainly has work to do, so Ray starts meanwhile; otherwise Ray starts only if needed.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        planning = pool.submit(prepare, grid, options, for_run=True)
+        ray_start = time.perf_counter()
+        started_ray = _connect(options) if _new_sqlite_store(options.tracking_uri) else False
+        ray_seconds = time.perf_counter() - ray_start
+        try:
+            plan, tracker, experiment_id = planning.result()
+        except BaseException:
+            if started_ray:
+                ray.shutdown()
+            raise
     summary = RunSummary(grid.name, len(plan.cells), skipped=len(plan.cells) - len(plan.todo))
-    if not plan.todo:
-        summary.wall_seconds = time.perf_counter() - start
-        return summary
-
-    ds = grid.dataset
-    data = load_dataset(
-        ds.name, data_dir=options.data_dir, cache_dir=options.cache_dir,
-        min_user_interactions=ds.min_user_interactions, min_item_interactions=ds.min_item_interactions,
-        params=ds.params,
-    )
-    ray_start = time.perf_counter()
-    started_ray = _connect(options)
-    summary.ray_start_seconds = time.perf_counter() - ray_start
     try:
-        check_resources(grid, ray.nodes())
-        _execute(plan, data, tracker, experiment_id, options, summary)
+        if plan.todo:
+            ds = grid.dataset
+            data = load_dataset(
+                ds.name, data_dir=options.data_dir, cache_dir=options.cache_dir,
+                min_user_interactions=ds.min_user_interactions,
+                min_item_interactions=ds.min_item_interactions, params=ds.params,
+            )
+            if not ray.is_initialized():
+                ray_start = time.perf_counter()
+                started_ray = _connect(options)
+                ray_seconds = time.perf_counter() - ray_start
+            summary.ray_start_seconds = ray_seconds
+            check_resources(grid, ray.nodes())
+            _execute(plan, data, tracker, experiment_id, options, summary)
     finally:
         if started_ray:
             ray.shutdown()
@@ -108,9 +120,15 @@ def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     return summary
 
 
+def _new_sqlite_store(tracking_uri: str) -> bool:
+    if not tracking_uri.startswith("sqlite:///"):
+        return False
+    return not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+
+
 def _connect(options: RunOptions) -> bool:
     """Join the given cluster, or start a local Ray. True when this call started it."""
-    if ray.is_initialized():
+    if ray.is_initialized():  # e.g. a test or notebook that started Ray itself
         return False
     # Workers' own output is not echoed: it would tear the progress bar, and every failure's
     # traceback is recorded on its MLflow run and summarized at the end anyway.

@@ -72,17 +72,19 @@ class InteractionSampler:
         """Items the users have not interacted with: shape [len(users)] or [len(users), per_user]."""
         shape = (len(users),) if per_user == 1 else (len(users), per_user)
         owners = users if per_user == 1 else users[:, None].expand(shape)
-        items = self._uniform_items(shape)
-        for _ in range(_NEGATIVE_ROUNDS):
-            hit = self.is_positive(owners, items)
-            if not bool(hit.any()):
-                return items
-            items[hit] = self._uniform_items((int(hit.sum()),))
+        items = self._uniform_items(shape).view(-1)
+        owners = owners.reshape(-1)
+        # Each round re-checks only the draws just redrawn.
+        pending = torch.arange(len(items), device=self.device)
+        for _ in range(_NEGATIVE_ROUNDS + 1):
+            pending = pending[self.is_positive(owners[pending], items[pending])]
+            if len(pending) == 0:
+                return items.view(shape)
+            items[pending] = self._uniform_items((len(pending),))
         # Users who have seen most items can still hold positives: draw those exactly.
-        hit = self.is_positive(owners, items)
-        if bool(hit.any()):
-            items[hit] = self._exact_negatives(owners[hit])
-        return items
+        pending = pending[self.is_positive(owners[pending], items[pending])]
+        items[pending] = self._exact_negatives(owners[pending])
+        return items.view(shape)
 
     def _exact_negatives(self, users: torch.Tensor) -> torch.Tensor:
         """Uniform over each user's unseen items, without rejection (slower: a binary search)."""
