@@ -1,32 +1,18 @@
-"""Name -> defense class registry. A defense class has a frozen `Config` and a `kind`."""
+"""Defenses by name. Each class declares its `kind` (output, training, input) and a frozen `Config`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_REGISTRY: dict[str, type] = {}
+from models.registry import Registry
 
-
-def register_defense(name: str):
-    def decorate(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"defense {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+DEFENSES = Registry("defense")
+register_defense = DEFENSES.register
+defense_class = DEFENSES.get
 
 
 def defense_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def defense_class(name: str) -> type:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown defense {name!r}; known defenses: {', '.join(defense_names())}") from None
+    return DEFENSES.names()
 
 
 def create_defense(name: str, **params: Any):

@@ -1,41 +1,55 @@
-"""Name -> model class registry, and save/load of trained models as plain state dicts."""
+"""The name registries (models here; attacks and defenses reuse `Registry`), model specs, and
+save/load of trained models as plain state dicts."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 if TYPE_CHECKING:
     from models.base import Recommender
 
-_REGISTRY: dict[str, type["Recommender"]] = {}
+
+class Registry:
+    """Name -> class, filled by a decorator and imported explicitly (no module probing).
+
+    Shared by models, attacks and defenses; `kind` only words the error messages.
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str):
+        def decorate(cls):
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({self._classes[name]} and {cls})")
+            cls.name = name
+            self._classes[name] = cls
+            return cls
+
+        return decorate
+
+    def names(self, keep: Callable[[type], bool] | None = None) -> list[str]:
+        return sorted(n for n, cls in self._classes.items() if keep is None or keep(cls))
+
+    def get(self, name: str) -> type:
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}") from None
 
 
-def register_model(name: str):
-    """Class decorator: make a Recommender constructible by `name` from grids and the CLI."""
-
-    def decorate(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice ({_REGISTRY[name]} and {cls})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+MODELS = Registry("model")
+register_model = MODELS.register
+model_class = MODELS.get
 
 
 def model_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def model_class(name: str) -> type["Recommender"]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(model_names())}") from None
+    return MODELS.names()
 
 
 def create_model(name: str, n_users: int, n_items: int, **params: Any) -> "Recommender":
