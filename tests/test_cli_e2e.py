@@ -50,6 +50,7 @@ def recsec(*args: str, cwd: Path, plugins: bool = False, **popen) -> subprocess.
     env.pop("MLFLOW_TRACKING_URI", None)  # the default: sqlite in the working directory
     if plugins:
         env["RECSEC_PLUGINS"] = "failing_attack"
+        env["RECSEC_TEST_CRASH_MARKER"] = str(cwd / "crashed-once")
         env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "harness.cli", *args]
     if popen:
@@ -110,16 +111,19 @@ def test_tiny_grid_runs_then_reruns_as_a_no_op(tmp_path):
     assert report.returncode == 0 and report.stdout.startswith("attack,defense,mean,std,n")
 
 
-def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
-    grid = write_grid(tmp_path / "failing.yaml", "failing", attacks=("ptd", "explode"), defenses=["none"])
+def test_a_failing_cell_is_recorded_and_a_crashed_worker_is_retried(tmp_path):
+    attacks = ("ptd", "explode", "crash_once")
+    grid = write_grid(tmp_path / "failing.yaml", "failing", attacks=attacks, defenses=["none"])
     result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path, plugins=True)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 cells finished, 1 failed" in result.stdout
+    assert "2 cells finished, 1 failed" in result.stdout
     assert "boom: this attack always fails" in result.stderr
     runs = {r.data.tags["attack"].split("(")[0]: r for r in cell_runs(tmp_path, "failing")}
     assert runs["ptd"].info.status == "FINISHED"
     assert runs["explode"].info.status == "FAILED"
     assert "boom" in runs["explode"].data.tags["recsec.error"]
+    assert (tmp_path / "crashed-once").exists()  # its first worker died...
+    assert runs["crash_once"].info.status == "FINISHED"  # ...and the retry finished the cell
 
 
 def test_a_killed_grid_resumes_and_logs_each_cell_once(tmp_path):

@@ -1,9 +1,13 @@
-"""A test plugin: an attack that always raises, to check one failing cell never stops a grid."""
+"""Test plugins: an attack that always raises, and one that crashes its worker once."""
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from attacks.registry import register_attack
-from attacks.stealing.base import StealingAttack
+from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
 
 
 @dataclass(frozen=True)
@@ -17,3 +21,24 @@ class Explode(StealingAttack):
 
     def run(self, view, oracle, *, seed, device="cpu"):
         raise RuntimeError("boom: this attack always fails")
+
+
+@dataclass(frozen=True)
+class CrashOnceConfig(CloneTraining):
+    pass
+
+
+@register_attack("crash_once")
+class CrashOnce(StealingAttack):
+    """Kills its worker process the first time it runs (a crash, not an exception); Ray must
+    retry the task on a new worker, where it succeeds as PTD would."""
+
+    Config = CrashOnceConfig
+
+    def run(self, view, oracle, *, seed, device="cpu"):
+        marker = Path(os.environ["RECSEC_TEST_CRASH_MARKER"])
+        if not marker.exists():
+            marker.write_text("crashed once")
+            os._exit(1)
+        clone = self.pretrained_clone(view, seed, device)
+        return StealingResult(clone, queried_rows=np.empty(0, dtype=np.int64))
