@@ -293,12 +293,28 @@ def _check_scalar(where: str, axis: str, value: Any) -> list[str]:
     return [] if valid[axis](value) else [f"{where}: expected {expected[axis]}, got {value!r}"]
 
 
+def _check_clones(grid: Grid, source: str) -> list[str]:
+    """Attacks that fine-tune their clone by gradient need a clone with weights to learn."""
+    if not any(getattr(attacks.attack_class(a.name), "fine_tunes_clone", False)
+               for a in grid.matrix.attack if a.name in attacks.attack_names()):
+        return []
+    problems = []
+    for i, comp in enumerate(grid.matrix.clone):
+        names = [t.name for t in grid.matrix.target] if comp.name == "same" else [comp.name]
+        for name in names:
+            if name in models.model_names() and not models.model_class(name).learnable:
+                problems.append(f"{source}: matrix.clone[{i}]: {name!r} has no learnable weights, so it "
+                                f"cannot be the clone of an attack that fine-tunes it" + (" (clone `same` as the target)" if comp.name == "same" else ""))
+    return problems
+
+
 def _check_names_and_params(grid: Grid, source: str) -> None:
     """Unknown names, parameters and out-of-range values are errors before any work starts."""
     problems = []
     for axis in COMPONENT_AXES:
         for i, comp in enumerate(getattr(grid.matrix, axis)):
             problems += _check_component(f"{source}: matrix.{axis}[{i}]", axis, comp, grid.training)
+    problems += _check_clones(grid, source)
     for name, overrides in grid.training.models.items():
         where = f"{source}: training.models.{name}"
         if name not in models.model_names():

@@ -14,6 +14,6 @@ from models.registry import (
     register_model,
 )
 
-from models import bpr, popularity  # noqa: F401,E402  (registration side effect)
+from models import bpr, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
 
 __all__ = ["ModelSpec", "model_from_payload", "create_model", "load_model", "model_class", "model_names", "register_model"]

@@ -24,6 +24,10 @@ EpochCallback = Callable[[int, float], None]
 class Recommender(nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type]
+    # Users scored at once in full ranking; models whose score() is heavier than a matmul lower it.
+    ranking_batch_size: ClassVar[int] = 1024
+    # False for models with nothing to learn by gradient (e.g. most-popular): they cannot be clones.
+    learnable: ClassVar[bool] = True
 
     def __init__(self, n_users: int, n_items: int, config):
         super().__init__()
@@ -43,8 +47,11 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        """Train on a users x items binary matrix; returns self."""
+        """Train on a users x items binary matrix, from a seeded initialization; returns self."""
         raise NotImplementedError
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Re-draw every learned weight from `generator` (so equal seeds give equal models)."""
 
     # -- written once for every model ---------------------------------------------------------
     @property
@@ -66,7 +73,7 @@ class Recommender(nn.Module):
         users: np.ndarray,
         k: int,
         exclude: sp.csr_matrix | None = None,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Top-k item ids per user, best first: int64 [len(users), k].
 
@@ -76,7 +83,8 @@ class Recommender(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return recommend_top_k(self.score, np.asarray(users), k, exclude, self.device, batch_size)
+            chunk = batch_size or self.ranking_batch_size
+            return recommend_top_k(self.score, np.asarray(users), k, exclude, self.device, chunk)
         finally:
             self.train(was_training)
 

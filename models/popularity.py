@@ -20,6 +20,7 @@ class PopularityConfig:
 @register_model("pop")
 class MostPopular(Recommender):
     Config = PopularityConfig
+    learnable = False
 
     def __init__(self, n_users: int, n_items: int, config: PopularityConfig = PopularityConfig()):
         super().__init__(n_users, n_items, config)

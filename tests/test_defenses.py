@@ -133,3 +133,26 @@ def test_create_defense_unknown_param_raises():
 def test_create_defense_unknown_name_lists_known():
     with pytest.raises(KeyError, match="popular_mix"):
         defenses.create_defense("nosuch")
+
+
+# --------------------------------------------------------------------------- reorder defenses
+
+
+def test_reorder_defenses_keep_each_lists_items_and_change_only_order():
+    rng = np.random.default_rng(0)
+    lists = np.stack([rng.permutation(100)[:20] for _ in range(30)])
+    for name in ("random", "reverse"):
+        served = defenses.create_defense(name)(lists, np.arange(30), None, np.random.default_rng(1))
+        assert served.shape == lists.shape
+        assert (np.sort(served, axis=1) == np.sort(lists, axis=1)).all(), name
+        assert (served != lists).any(), name
+
+
+def test_reverse_serves_worst_first_and_random_depends_on_the_rng():
+    lists = np.arange(12).reshape(2, 6)
+    reverse = defenses.create_defense("reverse")
+    assert (reverse(lists, np.arange(2), None, None) == lists[:, ::-1]).all()
+    shuffle = defenses.create_defense("random")
+    a = shuffle(lists, np.arange(2), None, np.random.default_rng(3))
+    b = shuffle(lists, np.arange(2), None, np.random.default_rng(3))
+    assert (a == b).all()  # seeded: the same cell serves the same lists

@@ -217,7 +217,7 @@ def test_several_problems_reported_together():
 def test_expansion_count_is_product_of_axes_times_seeds():
     raw = minimal(seeds=[0, 1, 2])
     raw["matrix"] = {
-        "target": ["bpr", "pop"],
+        "target": ["bpr", "lmf"],
         "attack": ["ptd", "ptq"],
         "defense": ["none", {"name": "popular_mix", "n": 5}, {"name": "popular_mix", "n": 10}],
         "known_share": [0.1, 0.3],
@@ -398,3 +398,9 @@ def test_training_defaults_apply_to_clone():
 def test_metric_ks_sorted_and_deduplicated():
     (cell,) = expand(parse_grid(minimal(metrics={"k": [50, 10, 50, 20]})))
     assert cell.metric_ks == (10, 20, 50)
+
+
+def test_a_clone_without_learnable_weights_is_rejected_for_attacks_that_fine_tune_it():
+    with pytest.raises(GridError, match=r"g.yaml: matrix.clone\[0\]: 'pop' has no learnable weights"):
+        parse_grid({"name": "t", "matrix": {"target": ["pop"], "attack": ["ptq"]}}, "g.yaml")
+    parse_grid({"name": "t", "matrix": {"target": ["pop"], "attack": ["ptd"]}}, "g.yaml")  # PTD only fits it

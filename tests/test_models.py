@@ -310,7 +310,12 @@ def test_lazy_adam_leaves_untouched_rows_alone():
 # --------------------------------------------------------------------------- real data
 
 
-def test_bpr_beats_popularity_on_ml100k(shared_data_dir, tmp_path):
+@pytest.mark.parametrize("name,params", [
+    ("bpr", {"epochs": 40}),
+    ("lmf", {"epochs": 30}),
+    ("ncf", {"epochs": 8, "lr": 3e-3}),
+])
+def test_trained_model_beats_popularity_on_ml100k(shared_data_dir, tmp_path, name, params):
     from harness.data import load_dataset
     from harness.splits import stealing_split
 
@@ -320,8 +325,8 @@ def test_bpr_beats_popularity_on_ml100k(shared_data_dir, tmp_path):
     users = np.arange(n_users)
 
     recalls = {}
-    for name, params in [("pop", {}), ("bpr", {"epochs": 40})]:
-        model = models.create_model(name, n_users, split.n_items, **params).fit(split.target_train, seed=0)
+    for model_name, model_params in [("pop", {}), (name, params)]:
+        model = models.create_model(model_name, n_users, split.n_items, **model_params).fit(split.target_train, seed=0)
         lists = model.recommend(users, 20, exclude=split.target_train)
-        recalls[name] = recall_at_k(lists, split.target_test, 20)
-    assert recalls["bpr"] > 1.2 * recalls["pop"], recalls
+        recalls[model_name] = recall_at_k(lists, split.target_test, 20)
+    assert recalls[name] > 1.2 * recalls["pop"], recalls

@@ -38,6 +38,8 @@ class StealingAttack:
     family: ClassVar[str] = "stealing"
     name: ClassVar[str]
     Config: ClassVar[type]
+    # Whether the recipe trains its clone by gradient on lists: then the clone needs weights.
+    fine_tunes_clone: ClassVar[bool] = True
 
     def __init__(self, config, clone: ModelSpec):
         self.config = config
@@ -48,7 +50,7 @@ class StealingAttack:
 
     def new_clone(self, view: AttackerView, device: str) -> Recommender:
         spec = self.clone_spec
-        if "epochs" in {f.name for f in fields(spec.config())}:
+        if "epochs" in {f.name for f in fields(spec.config())} and hasattr(self.config, "clone_epochs"):
             spec = ModelSpec.of(spec.name, {**dict(spec.params), "epochs": self.config.clone_epochs})
         return spec.build(view.n_known, view.n_items).to(device)
 

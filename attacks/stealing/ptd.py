@@ -22,6 +22,7 @@ class PTDConfig(CloneTraining):
 @register_attack("ptd")
 class PTD(StealingAttack):
     Config = PTDConfig
+    fine_tunes_clone = False  # the clone's own fit only: a most-popular clone is a valid baseline
 
     def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
         clone = self.pretrained_clone(view, seed, device)

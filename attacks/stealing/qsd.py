@@ -1,0 +1,34 @@
+"""QSD baseline (Yue et al., 2021, "Black-box attacks on sequential recommenders via data-free
+model extraction"), adapted to general recommenders as in Zhu et al. (2023): the clone learns
+from the known users' queried lists alone (no interactions), with the margin hinge loss for
+both the ranking part and the recommended-item part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.registry import register_attack
+from attacks.stealing.base import StealingAttack, StealingResult, query_known_users
+from attacks.stealing.finetune import ListLossConfig, finetune_on_lists
+from models.sampling import make_generator
+
+
+@dataclass(frozen=True)
+class QSDConfig(ListLossConfig):
+    ranking_loss: str = "hinge"
+    item_loss: str = "hinge"
+    epochs: int = 200  # from a random clone, lists are the only signal
+
+
+@register_attack("qsd")
+class QSD(StealingAttack):
+    Config = QSDConfig
+
+    def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
+        clone = self.new_clone(view, device)
+        clone.reset_parameters(make_generator(seed, clone.device))
+        rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
+        finetune_on_lists(clone, rows, lists, self.config, seed=seed)
+        return StealingResult(clone, queried_rows=rows)

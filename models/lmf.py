@@ -1,0 +1,72 @@
+"""LMF: logistic matrix factorization (Johnson, 2014), for implicit feedback.
+
+p(u likes i) = sigmoid(x_u . y_i + b_u + b_i), fit by maximizing the log-likelihood of observed
+interactions against sampled unobserved ones. Deviation from the paper: Johnson weights each
+positive by a confidence alpha * count and uses all unobserved pairs with AdaGrad; interactions
+here are binary, so positives have equal weight, `negatives` unobserved items are sampled per
+positive, and Adam is used (the stealing paper's optimizer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from models.base import EpochCallback, Recommender
+from models.registry import register_model
+from models.sampling import make_generator
+from models.training import train_sampled
+
+
+@dataclass(frozen=True)
+class LMFConfig:
+    dim: int = 64
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-3
+    negatives: int = 1
+    weight_decay: float = 0.0
+    init_std: float = 0.1
+
+    def __post_init__(self):
+        for name in ("dim", "epochs", "batch_size", "negatives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"lmf: {name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.init_std <= 0:
+            raise ValueError("lmf: lr and init_std must be > 0 and weight_decay >= 0")
+
+
+@register_model("lmf")
+class LMF(Recommender):
+    Config = LMFConfig
+
+    def __init__(self, n_users: int, n_items: int, config: LMFConfig = LMFConfig()):
+        super().__init__(n_users, n_items, config)
+        self.user_factors = nn.Parameter(torch.empty(n_users, config.dim))
+        self.item_factors = nn.Parameter(torch.empty(n_items, config.dim))
+        self.user_bias = nn.Parameter(torch.zeros(n_users))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.reset_parameters(make_generator(0, torch.device("cpu")))
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            for table in (self.user_factors, self.item_factors):
+                table.copy_(torch.randn(table.shape, generator=generator, device=generator.device) * self.config.init_std)
+            self.user_bias.zero_()
+            self.item_bias.zero_()
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_factors[users] @ self.item_factors.T + self.user_bias[users, None] + self.item_bias
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dots = (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
+        return dots + self.user_bias[users, None] + self.item_bias[items]
+
+    def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
+        cfg = self.config
+        return train_sampled(self, train, objective="bce", epochs=cfg.epochs, batch_size=cfg.batch_size,
+                             lr=cfg.lr, negatives=cfg.negatives, weight_decay=cfg.weight_decay,
+                             seed=seed, on_epoch=on_epoch)

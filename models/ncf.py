@@ -1,0 +1,97 @@
+"""NeuMF (He et al., 2017): a GMF branch (element-wise product of embeddings) and an MLP branch
+(concatenated embeddings through a tower), joined by a final linear layer; trained with binary
+cross-entropy on observed interactions and `negatives` sampled unobserved items per positive
+(the paper samples 4). Deviation: no GMF/MLP pre-training; both branches train jointly from
+random initialization, as most re-implementations do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from models.base import EpochCallback, Recommender
+from models.registry import register_model
+from models.sampling import make_generator
+from models.training import train_sampled
+
+
+@dataclass(frozen=True)
+class NCFConfig:
+    dim: int = 64  # GMF and MLP embedding size each
+    layers: tuple[int, ...] = (64, 32, 16)  # MLP tower after the 2*dim concatenation
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 1e-3
+    negatives: int = 4
+    weight_decay: float = 0.0
+    init_std: float = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))  # YAML gives lists
+        for name in ("dim", "epochs", "batch_size", "negatives"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ncf: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.layers or any(width < 1 for width in self.layers):
+            raise ValueError(f"ncf: layers must be positive widths, got {self.layers}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.init_std <= 0:
+            raise ValueError("ncf: lr and init_std must be > 0 and weight_decay >= 0")
+
+
+@register_model("ncf")
+class NeuMF(Recommender):
+    Config = NCFConfig
+    # Full ranking scores users x all items through the MLP: keep chunks small in memory.
+    ranking_batch_size = 128
+
+    def __init__(self, n_users: int, n_items: int, config: NCFConfig = NCFConfig()):
+        super().__init__(n_users, n_items, config)
+        d = config.dim
+        self.user_gmf = nn.Parameter(torch.empty(n_users, d))
+        self.item_gmf = nn.Parameter(torch.empty(n_items, d))
+        self.user_mlp = nn.Parameter(torch.empty(n_users, d))
+        self.item_mlp = nn.Parameter(torch.empty(n_items, d))
+        widths = (2 * d,) + config.layers
+        tower = []
+        for width_in, width_out in zip(widths, widths[1:]):
+            tower += [nn.Linear(width_in, width_out), nn.ReLU()]
+        self.tower = nn.Sequential(*tower)
+        self.output = nn.Linear(d + config.layers[-1], 1)
+        self.reset_parameters(make_generator(0, torch.device("cpu")))
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        with torch.no_grad():
+            for table in (self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp):
+                table.copy_(torch.randn(table.shape, generator=generator, device=generator.device) * self.config.init_std)
+            for layer in list(self.tower) + [self.output]:
+                if isinstance(layer, nn.Linear):
+                    bound = (6 / (layer.in_features + layer.out_features)) ** 0.5  # Xavier uniform
+                    layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator, device=generator.device) * 2 - 1) * bound)
+                    layer.bias.zero_()
+
+    def _score(self, users: torch.Tensor, item_gmf: torch.Tensor, item_mlp: torch.Tensor) -> torch.Tensor:
+        """users [b]; item tables [b, m, d] or [m, d] (shared by every user): scores [b, m]."""
+        b = len(users)
+        if item_gmf.dim() == 2:
+            item_gmf = item_gmf.unsqueeze(0).expand(b, -1, -1)
+            item_mlp = item_mlp.unsqueeze(0).expand(b, -1, -1)
+        m = item_gmf.shape[1]
+        gmf = self.user_gmf[users].unsqueeze(1) * item_gmf
+        user_mlp = self.user_mlp[users].unsqueeze(1).expand(b, m, -1)
+        mlp = self.tower(torch.cat([user_mlp, item_mlp], dim=-1))
+        return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self._score(users, self.item_gmf, self.item_mlp)
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self._score(users, self.item_gmf[items], self.item_mlp[items])
+
+    def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
+        cfg = self.config
+        return train_sampled(self, train, objective="bce", epochs=cfg.epochs, batch_size=cfg.batch_size,
+                             lr=cfg.lr, negatives=cfg.negatives, weight_decay=cfg.weight_decay,
+                             seed=seed, on_epoch=on_epoch)

@@ -1,0 +1,63 @@
+"""The shared autograd training loop for models trained on (user, positive, sampled negatives).
+
+BPR-MF has its own faster loop (models/bpr.py); every other pairwise or pointwise model trains
+here, so sampling, seeding, devices and progress are written once.
+"""
+
+from __future__ import annotations
+
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from models.base import EpochCallback, Recommender
+from models.losses import bpr_loss
+from models.sampling import InteractionSampler, make_generator
+
+OBJECTIVES = ("bpr", "bce")
+
+
+def sampled_loss(objective: str, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """pos [b, 1], neg [b, n]: BPR over each (pos, neg) pair, or binary cross-entropy with
+    positives labelled 1 and sampled negatives 0 (NCF's and LMF's log-likelihood)."""
+    if objective == "bpr":
+        return bpr_loss(pos, neg)
+    if objective == "bce":
+        return -(F.logsigmoid(pos).mean() + F.logsigmoid(-neg).mean() * neg.shape[1]) / (1 + neg.shape[1])
+    raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+
+
+def train_sampled(
+    model: Recommender,
+    train: sp.csr_matrix,
+    *,
+    objective: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    negatives: int = 1,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+) -> Recommender:
+    """Adam on `objective` over every interaction per epoch, each with `negatives` sampled items."""
+    model.check_train_shape(train)
+    generator = make_generator(seed, model.device)
+    model.reset_parameters(generator)
+    sampler = InteractionSampler(train, model.device, generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    for epoch in range(epochs):
+        total, n_batches = torch.zeros((), device=model.device), 0
+        for users, pos, _ in sampler.batches(batch_size):
+            neg = sampler.negatives(users, per_user=negatives).view(len(users), negatives)
+            loss = sampled_loss(objective, model.score_pairs(users, pos.unsqueeze(1)), model.score_pairs(users, neg))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            n_batches += 1
+        if on_epoch is not None:
+            on_epoch(epoch, float(total) / max(1, n_batches))
+    model.eval()
+    return model
