@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +34,8 @@ class AttackerView:
     known_users: np.ndarray
     known_interactions: sp.csr_matrix
     knowledge: Knowledge
-    auxiliary: sp.csr_matrix | None = None
+    auxiliary: sp.csr_matrix | None = None  # the auxiliary users' interactions the attacker holds
+    auxiliary_model: Any = None  # the attacker's own model of the clone's architecture, fit on them
 
     @property
     def n_known(self) -> int:

@@ -52,6 +52,8 @@ class RunSummary:
     skipped: int = 0
     targets_trained: int = 0
     targets_from_cache: int = 0
+    auxiliary_trained: int = 0
+    auxiliary_from_cache: int = 0
     wall_seconds: float = 0.0
     ray_start_seconds: float = 0.0
     task_seconds: float = 0.0
@@ -159,8 +161,14 @@ def _train_task(cell: Cell, data, target_hash: str) -> tasks.TargetRecord:
 
 
 @ray.remote
-def _cell_task(cell: Cell, data, target: tasks.TargetRecord, cell_hash: str) -> tasks.CellRecord:
-    return tasks.run_cell(cell, data, target, cell_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+def _auxiliary_task(cell: Cell, data, auxiliary_hash: str) -> tasks.TargetRecord:
+    return tasks.train_auxiliary(cell, data, auxiliary_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+
+
+@ray.remote
+def _cell_task(cell: Cell, data, target: tasks.TargetRecord, cell_hash: str, auxiliary=None) -> tasks.CellRecord:
+    return tasks.run_cell(cell, data, target, cell_hash, device=tasks.pick_device(ray.get_gpu_ids()),
+                          auxiliary=auxiliary)
 
 
 def _options(res: Resources) -> dict:
@@ -187,9 +195,25 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
             ref = _train_task.options(**_options(grid.resources.train)).remote(cell, data_ref, target_hash)
             target_refs[target_hash] = ref
             pending[ref] = ("target", cell, target_hash)
+    auxiliary_refs = {}
     for pc in plan.todo:
+        if not pc.cell.needs_auxiliary:
+            continue
+        aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
+        if aux_hash in auxiliary_refs:
+            continue
+        record = cache.get(aux_hash)
+        if record is not None:
+            auxiliary_refs[aux_hash] = ray.put(record)
+            summary.auxiliary_from_cache += 1
+        else:
+            ref = _auxiliary_task.options(**_options(grid.resources.train)).remote(pc.cell, data_ref, aux_hash)
+            auxiliary_refs[aux_hash] = ref
+            pending[ref] = ("auxiliary", pc.cell, aux_hash)
+    for pc in plan.todo:
+        auxiliary = auxiliary_refs.get(pc.cell.auxiliary_hash(plan.dataset_digest)) if pc.cell.needs_auxiliary else None
         ref = _cell_task.options(**_options(grid.resources.attack)).remote(
-            pc.cell, data_ref, target_refs[pc.target_hash], pc.cell_hash
+            pc.cell, data_ref, target_refs[pc.target_hash], pc.cell_hash, auxiliary
         )
         pending[ref] = ("cell", pc.cell, pc)
 
@@ -203,7 +227,7 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     record = ray.get(ref)
                 except Exception as exc:  # RayTaskError (the task raised) or a crashed worker
                     error = _describe(exc)
-                    label = f"target {cell.target.label()} seed={cell.seed}" if kind == "target" else _label(cell)
+                    label = f"{kind} {cell.target.label() if kind == 'target' else cell.clone.label()} seed={cell.seed}" if kind != "cell" else _label(cell)
                     summary.failures.append((label, error.strip().splitlines()[-1] if error.strip() else repr(exc)))
                     if kind == "cell":
                         summary.failed += 1
@@ -215,6 +239,10 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     summary.targets_trained += 1
                     summary.task_seconds += record.metrics.get("train_seconds", 0.0)
                     _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
+                elif kind == "auxiliary":
+                    cache.put(record)
+                    summary.auxiliary_trained += 1
+                    summary.task_seconds += record.metrics.get("train_seconds", 0.0)
                 else:
                     summary.finished += 1
                     summary.task_seconds += record.metrics.get("cell_seconds", 0.0)

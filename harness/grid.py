@@ -198,6 +198,17 @@ class Cell:
     def target_normalized(self) -> dict:
         return {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
 
+    def auxiliary_normalized(self) -> dict:
+        """What the attacker's auxiliary model depends on: the clone's architecture, not the target."""
+        return {k: self.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
+
+    @property
+    def needs_auxiliary(self) -> bool:
+        return getattr(attacks.attack_class(self.attack.name), "needs_auxiliary", False)
+
+    def auxiliary_hash(self, dataset_digest: str) -> str:
+        return content_hash({"auxiliary": self.auxiliary_normalized(), "data": dataset_digest, "code": __version__})
+
     def cell_hash(self, dataset_digest: str) -> str:
         return content_hash({"cell": self.normalized(), "data": dataset_digest, "code": __version__})
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness.errors import RecsecError
 from harness.grid import AXES, load_grid
-from harness.tracking import runs_frame
+from harness.tracking import CELL_HASH, runs_frame
 
 AXIS_NAMES = AXES + ("seed",)
 
@@ -24,7 +24,9 @@ def cell_frame(tracking_uri: str, grid: str) -> pd.DataFrame:
     frame = runs_frame(tracking_uri, name, kind="cell")
     if frame.empty:
         raise RecsecError(f"no finished cells in MLflow experiment {name!r} at {tracking_uri}")
-    return frame
+    # A cell rerun with --fresh has several finished runs: the latest one counts.
+    latest = frame.sort_values("start_time").drop_duplicates(f"tags.{CELL_HASH}", keep="last")
+    return latest.reset_index(drop=True)
 
 
 def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
@@ -54,15 +56,24 @@ def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFram
     return table
 
 
+def varying_axes(frame: pd.DataFrame) -> list[str]:
+    """The axes (besides seed) that take more than one value in these runs; attack and defense
+    always, so a summary never pools cells that differ in anything but the seed."""
+    axes = [a for a in AXES if f"tags.{a}" in frame and frame[f"tags.{a}"].nunique() > 1]
+    return [a for a in AXES if a in axes or a in ("attack", "defense")]
+
+
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The end-of-run table: per attack x defense, agreement and the target's recall at k."""
+    """The end-of-run table: agreement and the target's recall at k, per combination of the
+    grid's varying axes."""
     metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"recall_at_{k}", f"defended_recall_at_{k}"]
+    by = varying_axes(frame)
     parts = []
     for metric in metrics:
         if f"metrics.{metric}" in frame:
-            agg = aggregate(frame, metric, ["attack", "defense"])
+            agg = aggregate(frame, metric, by)
             parts.append(agg.assign(**{metric: [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]})
-                         .set_index(["attack", "defense"])[[metric] + (["n"] if not parts else [])])
+                         .set_index(by)[[metric] + (["n"] if not parts else [])])
     table = pd.concat(parts, axis=1).rename(columns={"n": "seeds"})
     return table[[c for c in table.columns if c != "seeds"] + ["seeds"]].reset_index()
 

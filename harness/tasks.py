@@ -93,11 +93,38 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params)
 
 
-def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu") -> CellRecord:
-    """Run the cell's attack against its target behind its defense; measure success and cost."""
+def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
+    """The attacker's own model: the clone's architecture fit on the auxiliary users' data."""
+    load_plugins()
+    split = split_for(cell, data)
+    start = time.perf_counter()
+    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(*split.auxiliary.shape).to(device)
+    model.fit(split.auxiliary, seed=cell.seed)
+    metrics = {"train_seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    params = {"n_aux_users": split.auxiliary.shape[0], "n_items": split.n_items,
+              "n_train_interactions": split.auxiliary.nnz, "device": device}
+    return TargetRecord(auxiliary_hash, model.cpu().to_payload(), metrics, params)
+
+
+def run_cell(
+    cell: Cell,
+    data: Interactions,
+    target: TargetRecord,
+    cell_hash: str,
+    device: str = "cpu",
+    auxiliary: TargetRecord | None = None,
+) -> CellRecord:
+    """Run the cell's attack against its target behind its defense; measure success and cost.
+
+    `auxiliary` is the attacker's auxiliary model when the attack needs one (the driver trains it
+    once and shares it); if it is missing, it is trained here."""
     load_plugins()
     start = time.perf_counter()
     split = split_for(cell, data)
+    auxiliary_model = None
+    if cell.needs_auxiliary:
+        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), device)
+        auxiliary_model = model_from_payload(record.payload).to(device)
     model = model_from_payload(target.payload).to(device)
     knowledge = ThreatKnowledge(**vars(cell.knowledge))
     k = min(knowledge.list_length, split.n_items)
@@ -109,6 +136,8 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
         known_users=known,
         known_interactions=split.target_train[known],
         knowledge=knowledge,
+        auxiliary=split.auxiliary if cell.needs_auxiliary else None,
+        auxiliary_model=auxiliary_model,
     )
     context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)

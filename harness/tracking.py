@@ -99,7 +99,7 @@ def runs_frame(tracking_uri: str, experiment: str, kind: str = "cell") -> pd.Dat
         return pd.DataFrame()
     rows = []
     for run in tracker.runs(exp_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'"):
-        row = {"run_id": run.info.run_id}
+        row = {"run_id": run.info.run_id, "start_time": run.info.start_time}
         row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
         row.update({f"params.{k}": v for k, v in run.data.params.items()})
         row.update({f"tags.{k}": v for k, v in run.data.tags.items()})

@@ -28,6 +28,8 @@ class Recommender(nn.Module):
     ranking_batch_size: ClassVar[int] = 1024
     # False for models with nothing to learn by gradient (e.g. most-popular): they cannot be clones.
     learnable: ClassVar[bool] = True
+    # The loss fit() optimizes ("bpr", "bce"), or None when fit() is not gradient training.
+    objective: ClassVar[str | None] = None
 
     def __init__(self, n_users: int, n_items: int, config):
         super().__init__()
@@ -52,6 +54,28 @@ class Recommender(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-draw every learned weight from `generator` (so equal seeds give equal models)."""
+
+    # -- item-table hooks: what lets attacks fuse or initialize item embeddings (PTA, Pre) ------
+    def item_tables(self) -> dict[str, torch.Tensor]:
+        """Item embedding tables by name, [n_items, d] each (empty: the model has none)."""
+        return {}
+
+    def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        """For each item table, the user-side vector that meets it: [len(users), d]."""
+        return {}
+
+    def score_with_item_vectors(
+        self, users: torch.Tensor, items: torch.Tensor, vectors: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """`score_pairs`, with the item tables' rows replaced by `vectors` ([b, m, d] per table)."""
+        raise NotImplementedError(f"{self.name} does not support item-vector substitution")
+
+    def load_item_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        """Overwrite item tables (e.g. with an auxiliary model's) in place."""
+        own = self.item_tables()
+        with torch.no_grad():
+            for name, table in tables.items():
+                own[name].copy_(table.to(own[name].device))
 
     # -- written once for every model ---------------------------------------------------------
     @property

@@ -68,6 +68,7 @@ def bpr_batch_gradient(table, n_users, users, pos, neg, reg):
 @register_model("bpr")
 class BPRMF(Recommender):
     Config = BPRConfig
+    objective = "bpr"  # what fit() optimizes
 
     def __init__(self, n_users: int, n_items: int, config: BPRConfig = BPRConfig()):
         super().__init__(n_users, n_items, config)
@@ -93,6 +94,15 @@ class BPRMF(Recommender):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
+
+    def item_tables(self) -> dict[str, torch.Tensor]:
+        return {"item": self.item_factors}
+
+    def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"item": self.user_factors[users]}
+
+    def score_with_item_vectors(self, users, items, vectors):
+        return (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         self.check_train_shape(train)

@@ -42,6 +42,7 @@ class LMFConfig:
 @register_model("lmf")
 class LMF(Recommender):
     Config = LMFConfig
+    objective = "bce"  # what fit() optimizes
 
     def __init__(self, n_users: int, n_items: int, config: LMFConfig = LMFConfig()):
         super().__init__(n_users, n_items, config)
@@ -63,6 +64,16 @@ class LMF(Recommender):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dots = (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
+        return dots + self.user_bias[users, None] + self.item_bias[items]
+
+    def item_tables(self) -> dict[str, torch.Tensor]:
+        return {"item": self.item_factors}
+
+    def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"item": self.user_factors[users]}
+
+    def score_with_item_vectors(self, users, items, vectors):
+        dots = (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
         return dots + self.user_bias[users, None] + self.item_bias[items]
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):

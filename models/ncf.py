@@ -44,6 +44,7 @@ class NCFConfig:
 @register_model("ncf")
 class NeuMF(Recommender):
     Config = NCFConfig
+    objective = "bce"  # what fit() optimizes
     # Full ranking scores users x all items through the MLP: keep chunks small in memory.
     ranking_batch_size = 128
 
@@ -89,6 +90,15 @@ class NeuMF(Recommender):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self._score(users, self.item_gmf[items], self.item_mlp[items])
+
+    def item_tables(self) -> dict[str, torch.Tensor]:
+        return {"gmf": self.item_gmf, "mlp": self.item_mlp}
+
+    def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"gmf": self.user_gmf[users], "mlp": self.user_mlp[users]}
+
+    def score_with_item_vectors(self, users, items, vectors):
+        return self._score(users, vectors["gmf"], vectors["mlp"])
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         cfg = self.config

@@ -39,11 +39,16 @@ def train_sampled(
     weight_decay: float = 0.0,
     seed: int = 0,
     on_epoch: EpochCallback | None = None,
+    reset: bool = True,
 ) -> Recommender:
-    """Adam on `objective` over every interaction per epoch, each with `negatives` sampled items."""
+    """Adam on `objective` over every interaction per epoch, each with `negatives` sampled items.
+
+    `reset=False` keeps the model's current weights as the starting point (e.g. item tables an
+    attack initialized from an auxiliary model)."""
     model.check_train_shape(train)
     generator = make_generator(seed, model.device)
-    model.reset_parameters(generator)
+    if reset:
+        model.reset_parameters(generator)
     sampler = InteractionSampler(train, model.device, generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()

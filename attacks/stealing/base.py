@@ -11,6 +11,7 @@ from attacks.oracle import Oracle
 from attacks.threat import AttackerView
 from models import ModelSpec
 from models.base import Recommender
+from models.training import train_sampled
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class StealingAttack:
     Config: ClassVar[type]
     # Whether the recipe trains its clone by gradient on lists: then the clone needs weights.
     fine_tunes_clone: ClassVar[bool] = True
+    # Whether it needs the attacker's auxiliary model (trained on the auxiliary users' data).
+    needs_auxiliary: ClassVar[bool] = False
 
     def __init__(self, config, clone: ModelSpec):
         self.config = config
@@ -56,7 +59,21 @@ class StealingAttack:
 
     def pretrained_clone(self, view: AttackerView, seed: int, device: str) -> Recommender:
         """The PTD stage every recipe starts from: the clone fit on the known interactions."""
-        return self.new_clone(view, device).fit(view.known_interactions, seed=seed)
+        return self.train_on_known(self.new_clone(view, device), view, seed, reset=True)
+
+    def train_on_known(self, clone: Recommender, view: AttackerView, seed: int, reset: bool) -> Recommender:
+        """Train `clone` on the known interactions with the BPR loss, whatever its architecture
+        (the paper's PTD); a model whose own fit() is BPR (or not gradient-based) uses it."""
+        spec = self.clone_spec.config()
+        if reset and getattr(clone, "objective", None) in ("bpr", None):
+            return clone.fit(view.known_interactions, seed=seed)
+        return train_sampled(clone, view.known_interactions, objective="bpr", epochs=self.config.clone_epochs,
+                             batch_size=spec.batch_size, lr=spec.lr, seed=seed, reset=reset)
+
+    def auxiliary_tables(self, view: AttackerView) -> dict:
+        if view.auxiliary_model is None:
+            raise ValueError(f"{self.name} needs an auxiliary model, but the view has none")
+        return {name: table.detach() for name, table in view.auxiliary_model.item_tables().items()}
 
 
 def query_known_users(view: AttackerView, oracle: Oracle, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

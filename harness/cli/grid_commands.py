@@ -58,7 +58,10 @@ def run(
     typer.echo(
         f"{summary.grid}: {summary.finished} cells finished, {summary.failed} failed, "
         f"{summary.skipped} already done; targets trained {summary.targets_trained}, "
-        f"from cache {summary.targets_from_cache}; {summary.wall_seconds:.1f}s "
+        f"from cache {summary.targets_from_cache}; "
+        + (f"auxiliary models trained {summary.auxiliary_trained}, from cache {summary.auxiliary_from_cache}; "
+           if summary.auxiliary_trained or summary.auxiliary_from_cache else "")
+        + f"{summary.wall_seconds:.1f}s "
         f"(Ray start {summary.ray_start_seconds:.1f}s, task time {summary.task_seconds:.1f}s)"
     )
     for label, error in summary.failures:
