@@ -16,8 +16,13 @@ class Knowledge:
     known_share: float = 0.1  # share of target users whose training interactions the attacker has
     list_length: int = 50  # K: length of each list the oracle returns
     query_budget: int | None = None  # queries (users) the attacker may ask; None = all known users
+    aux_share: float = 1.0  # share of the auxiliary users whose data the attacker has
+    item_overlap: float = 1.0  # share of the items that appear in the attacker's auxiliary data
 
     def __post_init__(self):
+        for name in ("aux_share", "item_overlap"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not 0 < self.known_share <= 1:
             raise ValueError(f"known_share must be in (0, 1], got {self.known_share}")
         if self.list_length < 1:

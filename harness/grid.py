@@ -23,9 +23,11 @@ from harness import __version__
 from harness.data import dataset_names
 from harness.errors import GridError
 from harness.plugins import load_plugins
+from attacks.threat import Knowledge
 
 # The axes a grid's `matrix` may sweep, in the order cells are expanded and shown.
-AXES = ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget")
+AXES = ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget",
+        "aux_share", "item_overlap")
 COMPONENT_AXES = ("target", "clone", "attack", "defense")
 
 
@@ -110,12 +112,14 @@ class Matrix(_Strict):
     known_share: list[float] = Field(default_factory=lambda: [0.1], min_length=1)
     list_length: list[int] = Field(default_factory=lambda: [50], min_length=1)
     query_budget: list[Optional[int]] = Field(default_factory=lambda: [None], min_length=1)
+    aux_share: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    item_overlap: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
 
-    @field_validator("known_share")
+    @field_validator("known_share", "aux_share", "item_overlap")
     @classmethod
-    def _shares(cls, values):
+    def _shares(cls, values, info):
         if any(not 0 < v <= 1 for v in values):
-            raise ValueError("every known_share must be in (0, 1]")
+            raise ValueError(f"every {info.field_name} must be in (0, 1]")
         return values
 
     @field_validator("list_length")
@@ -147,13 +151,6 @@ class Grid(_Strict):
     metrics: Metrics = Metrics()
 
 
-@dataclasses.dataclass(frozen=True)
-class Knowledge:
-    known_share: float
-    list_length: int
-    query_budget: Optional[int]
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Cell:
     """One complete, frozen experiment: everything a worker needs, nothing it must look up."""
@@ -179,6 +176,8 @@ class Cell:
             "known_share": self.knowledge.known_share,
             "list_length": self.knowledge.list_length,
             "query_budget": "all" if self.knowledge.query_budget is None else self.knowledge.query_budget,
+            "aux_share": self.knowledge.aux_share,
+            "item_overlap": self.knowledge.item_overlap,
             "seed": self.seed,
         }
 
@@ -199,8 +198,11 @@ class Cell:
         return {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
 
     def auxiliary_normalized(self) -> dict:
-        """What the attacker's auxiliary model depends on: the clone's architecture, not the target."""
-        return {k: self.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
+        """What the attacker's auxiliary model depends on: the clone's architecture and the
+        auxiliary-data knowledge, not the target."""
+        out = {k: self.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
+        out["auxiliary_data"] = {"aux_share": self.knowledge.aux_share, "item_overlap": self.knowledge.item_overlap}
+        return out
 
     @property
     def needs_auxiliary(self) -> bool:
@@ -293,13 +295,17 @@ def _check_component(where: str, axis: str, comp: Component, training: Training)
 
 
 def _check_scalar(where: str, axis: str, value: Any) -> list[str]:
+    share = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1  # noqa: E731
     valid = {
-        "known_share": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1,
+        "known_share": share,
+        "aux_share": share,
+        "item_overlap": share,
         "list_length": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "query_budget": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
         "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
     }
-    expected = {"known_share": "a number in (0, 1]", "list_length": "an integer >= 1",
+    expected = {"known_share": "a number in (0, 1]", "aux_share": "a number in (0, 1]",
+                "item_overlap": "a number in (0, 1]", "list_length": "an integer >= 1",
                 "query_budget": "an integer >= 0 or null", "seed": "an integer"}
     return [] if valid[axis](value) else [f"{where}: expected {expected[axis]}, got {value!r}"]
 
@@ -418,7 +424,9 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
         clone=clone,
         attack=combo["attack"],
         defense=combo["defense"],
-        knowledge=Knowledge(combo["known_share"], combo["list_length"], combo["query_budget"]),
+        knowledge=Knowledge(known_share=combo["known_share"], list_length=combo["list_length"],
+                            query_budget=combo["query_budget"], aux_share=combo["aux_share"],
+                            item_overlap=combo["item_overlap"]),
         seed=seed,
         metric_ks=tuple(grid.metrics.k),
     )

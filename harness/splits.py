@@ -79,3 +79,17 @@ def _select(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     )
     out.sort_indices()
     return out
+
+
+def auxiliary_data(auxiliary: sp.csr_matrix, aux_share: float, item_overlap: float, seed: int) -> sp.csr_matrix:
+    """The auxiliary interactions an attacker holds: a random `aux_share` of the auxiliary users
+    (rows of the others are emptied, so ids stay aligned) restricted to a random `item_overlap`
+    share of the items (the other items never appear in its data)."""
+    rng = np.random.default_rng([seed, 0xA0C])
+    n_users, n_items = auxiliary.shape
+    keep_users = np.zeros(n_users, dtype=bool)
+    keep_users[rng.choice(n_users, size=max(1, round(aux_share * n_users)), replace=False)] = True
+    keep_items = np.zeros(n_items, dtype=bool)
+    keep_items[rng.choice(n_items, size=max(1, round(item_overlap * n_items)), replace=False)] = True
+    coo = auxiliary.tocoo()
+    return _select(auxiliary, keep_users[coo.row] & keep_items[coo.col])

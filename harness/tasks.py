@@ -19,12 +19,11 @@ import attacks
 import defenses
 from attacks.oracle import Oracle, ServingContext
 from attacks.threat import AttackerView
-from attacks.threat import Knowledge as ThreatKnowledge
 from harness import metrics
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
-from harness.splits import StealingSplit, choose_known_users, stealing_split
+from harness.splits import StealingSplit, auxiliary_data, choose_known_users, stealing_split
 from models import ModelSpec, model_from_payload
 from models.base import Recommender
 
@@ -93,16 +92,21 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params)
 
 
+def attacker_auxiliary_data(cell: Cell, split: StealingSplit):
+    k = cell.knowledge
+    return auxiliary_data(split.auxiliary, k.aux_share, k.item_overlap, cell.seed)
+
+
 def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
     """The attacker's own model: the clone's architecture fit on the auxiliary users' data."""
     load_plugins()
-    split = split_for(cell, data)
+    auxiliary = attacker_auxiliary_data(cell, split_for(cell, data))
     start = time.perf_counter()
-    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(*split.auxiliary.shape).to(device)
-    model.fit(split.auxiliary, seed=cell.seed)
+    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(*auxiliary.shape).to(device)
+    model.fit(auxiliary, seed=cell.seed)
     metrics = {"train_seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
-    params = {"n_aux_users": split.auxiliary.shape[0], "n_items": split.n_items,
-              "n_train_interactions": split.auxiliary.nnz, "device": device}
+    params = {"n_aux_users": int((np.diff(auxiliary.indptr) > 0).sum()), "n_items": auxiliary.shape[1],
+              "n_train_interactions": auxiliary.nnz, "device": device}
     return TargetRecord(auxiliary_hash, model.cpu().to_payload(), metrics, params)
 
 
@@ -126,7 +130,7 @@ def run_cell(
         record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), device)
         auxiliary_model = model_from_payload(record.payload).to(device)
     model = model_from_payload(target.payload).to(device)
-    knowledge = ThreatKnowledge(**vars(cell.knowledge))
+    knowledge = cell.knowledge
     k = min(knowledge.list_length, split.n_items)
     rng = np.random.default_rng([cell.seed, 0xA77])
 
@@ -136,7 +140,7 @@ def run_cell(
         known_users=known,
         known_interactions=split.target_train[known],
         knowledge=knowledge,
-        auxiliary=split.auxiliary if cell.needs_auxiliary else None,
+        auxiliary=attacker_auxiliary_data(cell, split) if cell.needs_auxiliary else None,
         auxiliary_model=auxiliary_model,
     )
     context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())

@@ -404,3 +404,15 @@ def test_a_clone_without_learnable_weights_is_rejected_for_attacks_that_fine_tun
     with pytest.raises(GridError, match=r"g.yaml: matrix.clone\[0\]: 'pop' has no learnable weights"):
         parse_grid({"name": "t", "matrix": {"target": ["pop"], "attack": ["ptq"]}}, "g.yaml")
     parse_grid({"name": "t", "matrix": {"target": ["pop"], "attack": ["ptd"]}}, "g.yaml")  # PTD only fits it
+
+
+def test_auxiliary_knowledge_changes_the_auxiliary_model_but_not_the_target():
+    raw = {"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptaq"], "aux_share": [0.5, 1.0],
+                                   "item_overlap": [0.1, 1.0]}}
+    cells = expand(parse_grid(raw))
+    assert len(cells) == 4
+    assert len({c.target_hash("d") for c in cells}) == 1
+    assert len({c.auxiliary_hash("d") for c in cells}) == 4
+    assert {c.axes()["item_overlap"] for c in cells} == {0.1, 1.0}
+    with pytest.raises(GridError, match=r"matrix.item_overlap: every item_overlap must be in \(0, 1\]"):
+        parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "item_overlap": [0]}}, "g.yaml")

@@ -158,3 +158,22 @@ def test_stealing_split_deterministic_per_seed():
     np.testing.assert_array_equal(a.target_users, b.target_users)
     assert pairs(a.target_test) == pairs(b.target_test)
     assert not np.array_equal(a.target_users, c.target_users)
+
+
+# --------------------------------------------------------------------------- auxiliary knowledge
+
+
+def test_auxiliary_data_keeps_a_share_of_users_and_only_overlapping_items():
+    from harness.splits import auxiliary_data
+
+    rng = np.random.default_rng(0)
+    full = sp.csr_matrix((rng.random((200, 100)) < 0.2).astype(np.float32))
+    held = auxiliary_data(full, aux_share=0.25, item_overlap=0.3, seed=1)
+    assert held.shape == full.shape  # ids stay aligned with the target's items
+    assert (held - held.multiply(full)).nnz == 0  # only interactions that exist
+    assert (np.diff(held.indptr) > 0).sum() <= 50  # at most a quarter of the users
+    assert (np.asarray(held.sum(axis=0)).ravel() > 0).sum() <= 30  # at most 30% of the items
+    everything = auxiliary_data(full, aux_share=1.0, item_overlap=1.0, seed=1)
+    assert (everything != full).nnz == 0
+    again = auxiliary_data(full, aux_share=0.25, item_overlap=0.3, seed=1)
+    assert (again != held).nnz == 0  # seeded
