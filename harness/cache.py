@@ -30,12 +30,16 @@ class TargetCache:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a torn or foreign file: retrain rather than fail the grid
             return None
-        return TargetRecord(target_hash, blob["payload"], blob["metrics"], blob.get("params", {}))
+        lists = blob.get("lists")
+        return TargetRecord(target_hash, blob["payload"], blob["metrics"], blob.get("params", {}),
+                            lists=None if lists is None else lists.numpy())
 
     def put(self, record: TargetRecord) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(record.target_hash)
         blob = {"payload": record.payload, "metrics": record.metrics, "params": record.params}
+        if record.lists is not None:
+            blob["lists"] = torch.from_numpy(record.lists)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record.target_hash}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
