@@ -18,6 +18,7 @@ from harness.cli.common import (
     TrackingUri,
     cache_dir,
     data_dir,
+    fail,
     tracking_uri,
     user_errors,
 )
@@ -137,6 +138,11 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class Plot(str, Enum):
+    line = "line"
+    heatmap = "heatmap"
+
+
 def report(
     grid: Annotated[str, typer.Option("--grid", help="Grid file or MLflow experiment name.")],
     metric: Annotated[str, typer.Option("--metric", help="Metric, e.g. agr_at_50, recall_at_50.")],
@@ -144,13 +150,25 @@ def report(
     cols: Annotated[str, typer.Option("--cols", help="Axis along the columns.")] = "defense",
     fmt: Annotated[Format, typer.Option("--format", help="md or csv.")] = Format.md,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    plot: Annotated[Optional[Plot], typer.Option(
+        "--plot", help="Draw a PNG to --output instead: `line` (metric against --cols, one line per "
+                       "--rows value) or `heatmap` (--rows x --cols).")] = None,
     tracking: TrackingUri = None,
 ):
-    """Pivot a metric over two axes from MLflow: mean ± std over seeds."""
+    """Pivot a metric over two axes from MLflow: mean ± std over seeds; or plot it."""
     from harness import report as rep
 
+    if plot is not None and output is None:
+        raise fail("--plot needs --output FILE.png")
     with user_errors():
         frame = rep.cell_frame(tracking_uri(tracking), grid)
+        if plot is not None:
+            from harness import plots
+
+            draw = plots.line_plot if plot is Plot.line else plots.heatmap
+            args = (frame, metric, cols, rows) if plot is Plot.line else (frame, metric, rows, cols)
+            typer.echo(f"wrote {draw(*args, output)}")
+            return
         if fmt is Format.md:
             text = rep.to_markdown(rep.pivot(frame, metric, rows, cols))
         else:

@@ -1,0 +1,35 @@
+"""Report figures: a line plot and a heatmap are written as real PNG files from runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness import plots, report
+
+
+def runs() -> pd.DataFrame:
+    rows = []
+    for attack, base in (("ptq", 0.3), ("ptaq", 0.5)):
+        for n in (5, 10, 25):
+            for seed in (0, 1):
+                rows.append({"tags.attack": attack, "tags.defense": f"popular_mix(n={n})", "tags.list_length": str(n),
+                             "tags.seed": str(seed), "metrics.agr_at_10": base - n / 100 + seed / 100})
+    return pd.DataFrame(rows)
+
+
+def test_line_plot_and_heatmap_write_png_files(tmp_path):
+    frame = runs()
+    for path in (plots.line_plot(frame, "agr_at_10", "list_length", "attack", tmp_path / "line.png"),
+                 plots.heatmap(frame, "agr_at_10", "attack", "defense", tmp_path / "sub" / "heat.png")):
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+def test_numeric_axis_values_are_ordered_as_numbers():
+    assert plots._ordered(["10", "5", "all", "25"]) == ["5", "10", "25", "all"]
+
+
+def test_aggregate_gives_mean_std_and_count_over_seeds():
+    agg = report.aggregate(runs(), "agr_at_10", ["attack", "list_length"])
+    row = agg[(agg.attack == "ptq") & (agg.list_length == "5")].iloc[0]
+    assert row["n"] == 2 and abs(row["mean"] - 0.255) < 1e-9  # seeds give 0.3 - 0.05 + {0, 0.01}
