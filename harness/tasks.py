@@ -18,6 +18,7 @@ import torch
 import attacks
 import defenses
 from attacks.oracle import Oracle, ServingContext
+from attacks.stealing.base import StealingResult
 from attacks.threat import AttackerView
 from harness import metrics
 from harness.data import Interactions
@@ -25,7 +26,6 @@ from harness.grid import Cell
 from harness.plugins import load_plugins
 from harness.splits import StealingSplit, auxiliary_data, choose_known_users, stealing_split
 from models import ModelSpec, model_from_payload
-from models.base import Recommender
 
 
 @dataclass
@@ -166,7 +166,7 @@ def run_cell(
     attack_seconds = time.perf_counter() - attack_start
 
     eval_start = time.perf_counter()
-    out = stealing_metrics(cell, split, recommend, result.clone, view, defense, context, k)
+    out = stealing_metrics(cell, split, recommend, result, view, defense, context, k)
     out.update(
         queries=oracle.queries,
         items_returned=oracle.items_returned,
@@ -181,10 +181,14 @@ def run_cell(
     return CellRecord(cell_hash, out)
 
 
-def stealing_metrics(cell, split, target_lists, clone: Recommender, view, defense, context, k) -> dict:
+def stealing_metrics(cell, split, target_lists, result: StealingResult, view, defense, context, k) -> dict:
     """Agreement of the clone with the target's true and served lists; the defense's utility cost.
 
-    `target_lists(users, k)` gives the target's true top-k lists (from its cached ranking)."""
+    `target_lists(users, k)` gives the target's true top-k lists (from its cached ranking). When
+    the attack queried only some known users, agreement is also split into queried and
+    unqueried users: a clone with per-user weights can memorize the lists it was served, and
+    only the unqueried users show what it learned of the target beyond them."""
+    clone = result.clone
     ks = [kk for kk in cell.metric_ks if kk <= split.n_items]
     k_max = max(ks + [k])
     eval_rng = np.random.default_rng([cell.seed, 0xE7A1])
@@ -192,10 +196,16 @@ def stealing_metrics(cell, split, target_lists, clone: Recommender, view, defens
     clone_lists = clone.recommend(np.arange(view.n_known), k_max, exclude=view.known_interactions)
     served = defense(true_lists[:, :k], view.known_users, context, eval_rng)
     out = {}
+    queried = np.zeros(view.n_known, dtype=bool)
+    queried[result.queried_rows] = True
+    split_by_query = 0 < queried.sum() < view.n_known
     for kk in ks:
         out[f"agr_at_{kk}"] = metrics.agreement_at_k(true_lists, clone_lists, kk)
         if kk <= k:
             out[f"agr_served_at_{kk}"] = metrics.agreement_at_k(served, clone_lists, kk)
+        if split_by_query:
+            out[f"agr_queried_at_{kk}"] = metrics.agreement_at_k(true_lists[queried], clone_lists[queried], kk)
+            out[f"agr_unqueried_at_{kk}"] = metrics.agreement_at_k(true_lists[~queried], clone_lists[~queried], kk)
     # Utility the defended target delivers: its served lists for every target user.
     all_users = np.arange(split.target_train.shape[0])
     defended = defense(target_lists(all_users, k), all_users, context, eval_rng)

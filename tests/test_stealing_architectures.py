@@ -39,3 +39,18 @@ def test_clone_agrees_with_target_far_above_random(data, target, attack):
     assert result[f"agr_at_{K}"] > 3 * random_clone, result
     queries = 0 if attack["name"] in ("ptd", "pta", "pta_pre") else result["n_known_users"]
     assert result["queries"] == queries
+
+
+def test_a_list_only_clone_memorizes_the_users_it_queried(data):
+    """QSD learns per-user weights from served lists alone: on the known users it queried it
+    agrees far more than on the known users it did not (whose lists it never saw)."""
+    grid = parse_grid({
+        "name": "memo", "dataset": {"name": "ml-100k"},
+        "matrix": {"target": [{"name": "bpr", "epochs": 30}], "attack": [{"name": "qsd", "epochs": 100}],
+                   "list_length": [K], "query_budget": [24]},  # about half of the 47 known users
+        "metrics": {"k": [K]},
+    })
+    (cell,) = expand(grid)
+    result = run_cell(cell, data, train_target(cell, data, "t"), "c").metrics
+    assert result["queries"] == 24
+    assert result[f"agr_queried_at_{K}"] > result[f"agr_unqueried_at_{K}"] + 0.2, result
