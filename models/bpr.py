@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import EpochCallback, Recommender
+from models.config import check_fields
 from models.optim import OPTIMIZERS
 from models.registry import register_model
 from models.sampling import InteractionSampler, make_generator
@@ -34,11 +35,8 @@ class BPRConfig:
     optimizer: str = "adam"
 
     def __post_init__(self):
-        for name in ("dim", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"bpr: {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.reg < 0 or self.init_std <= 0:
-            raise ValueError("bpr: lr and init_std must be > 0 and reg >= 0")
+        check_fields("bpr", self, at_least_one=("dim", "epochs", "batch_size"), positive=("lr", "init_std"),
+                     non_negative=("reg",))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"bpr: optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
 

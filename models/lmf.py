@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from models.base import EpochCallback, Recommender
+from models.config import check_fields
 from models.registry import register_model
 from models.sampling import make_generator
 from models.training import train_sampled
@@ -32,11 +33,8 @@ class LMFConfig:
     init_std: float = 0.1
 
     def __post_init__(self):
-        for name in ("dim", "epochs", "batch_size", "negatives"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"lmf: {name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.init_std <= 0:
-            raise ValueError("lmf: lr and init_std must be > 0 and weight_decay >= 0")
+        check_fields("lmf", self, at_least_one=("dim", "epochs", "batch_size", "negatives"),
+                     positive=("lr", "init_std"), non_negative=("weight_decay",))
 
 
 @register_model("lmf")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.base import EpochCallback, Recommender
+from models.config import check_fields
 from models.registry import register_model
 from models.sampling import make_generator
 from models.training import train_sampled
@@ -32,13 +33,10 @@ class NCFConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))  # YAML gives lists
-        for name in ("dim", "epochs", "batch_size", "negatives"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ncf: {name} must be >= 1, got {getattr(self, name)}")
+        check_fields("ncf", self, at_least_one=("dim", "epochs", "batch_size", "negatives"),
+                     positive=("lr", "init_std"), non_negative=("weight_decay",))
         if not self.layers or any(width < 1 for width in self.layers):
             raise ValueError(f"ncf: layers must be positive widths, got {self.layers}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.init_std <= 0:
-            raise ValueError("ncf: lr and init_std must be > 0 and weight_decay >= 0")
 
 
 @register_model("ncf")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from defenses.output.base import OutputDefense
 from defenses.registry import register_defense
 
 
@@ -15,12 +16,8 @@ class NoDefenseConfig:
 
 
 @register_defense("none")
-class NoDefense:
-    kind = "output"
+class NoDefense(OutputDefense):
     Config = NoDefenseConfig
-
-    def __init__(self, config: NoDefenseConfig = NoDefenseConfig()):
-        self.config = config
 
     def __call__(self, lists: np.ndarray, users, context, rng) -> np.ndarray:
         return lists

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from defenses.output.base import OutputDefense
 from defenses.registry import register_defense
 
 
@@ -28,12 +29,8 @@ class PopularMixConfig:
 
 
 @register_defense("popular_mix")
-class PopularMix:
-    kind = "output"
+class PopularMix(OutputDefense):
     Config = PopularMixConfig
-
-    def __init__(self, config: PopularMixConfig = PopularMixConfig()):
-        self.config = config
 
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:
         n_replace = min(self.config.n, lists.shape[1])

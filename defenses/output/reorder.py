@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from defenses.output.base import OutputDefense
 from defenses.registry import register_defense
 
 
@@ -18,28 +19,20 @@ class ReorderConfig:
 
 
 @register_defense("random")
-class RandomOrder:
+class RandomOrder(OutputDefense):
     """Serve each list's items in a uniformly random order."""
 
-    kind = "output"
     Config = ReorderConfig
-
-    def __init__(self, config: ReorderConfig = ReorderConfig()):
-        self.config = config
 
     def __call__(self, lists: np.ndarray, users, context, rng: np.random.Generator) -> np.ndarray:
         return rng.permuted(lists, axis=1)
 
 
 @register_defense("reverse")
-class ReverseOrder:
+class ReverseOrder(OutputDefense):
     """Serve each list worst-first."""
 
-    kind = "output"
     Config = ReorderConfig
-
-    def __init__(self, config: ReorderConfig = ReorderConfig()):
-        self.config = config
 
     def __call__(self, lists: np.ndarray, users, context, rng) -> np.ndarray:
         return lists[:, ::-1].copy()
