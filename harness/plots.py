@@ -13,17 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.report import aggregate  # noqa: E402
+from harness.report import aggregate, natural_key  # noqa: E402
 
 
 def _ordered(values) -> list:
-    """Axis values in a natural order: numbers ascending, then anything else (e.g. 'all')."""
-    def key(v):
-        try:
-            return (0, float(v), "")
-        except (TypeError, ValueError):
-            return (1, 0.0, str(v))
-    return sorted(set(values), key=key)
+    """Axis values in natural order: 5 before 25, 'popular_mix(n=5)' before '...(n=10)'."""
+    return sorted(set(values), key=natural_key)
 
 
 def line_plot(frame: pd.DataFrame, metric: str, x: str, lines: str, output: Path, title: str = "") -> Path:
@@ -34,7 +29,8 @@ def line_plot(frame: pd.DataFrame, metric: str, x: str, lines: str, output: Path
     for name, group in agg.groupby(lines, sort=True):
         group = group.assign(pos=group[x].map(positions)).sort_values("pos")
         ax.errorbar(group["pos"], group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3, label=str(name))
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs], rotation=25 if max(len(str(v)) for v in xs) > 6 else 0,
+                  ha="right" if max(len(str(v)) for v in xs) > 6 else "center")
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} against {x}")

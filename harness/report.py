@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,13 @@ def cell_frame(tracking_uri: str, grid: str) -> pd.DataFrame:
     return latest.reset_index(drop=True)
 
 
+def natural_key(value) -> tuple:
+    """Sort 'popular_mix(n=5)' before 'popular_mix(n=25)' and 0.1 before 0.25: digit runs
+    compare as numbers."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", str(value))
+    return tuple((0, float(p), "") if re.fullmatch(r"\d+(?:\.\d+)?", p) else (1, 0.0, p) for p in parts)
+
+
 def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     """mean, std (over seeds, ddof=1) and n of `metric` for each combination of the `by` axes."""
     column = f"metrics.{metric}"
@@ -42,7 +50,8 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     grouped = frame.dropna(subset=[column]).groupby(keys, sort=True)[column]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out.columns = by + ["mean", "std", "n"]
-    return out
+    order = sorted(range(len(out)), key=lambda i: tuple(natural_key(out.iloc[i][a]) for a in by))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
@@ -52,6 +61,7 @@ def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFram
     if rows == cols:
         return agg.set_index(rows)[["value"]].rename(columns={"value": metric})
     table = agg.pivot(index=rows, columns=cols, values="value").fillna("")
+    table = table.loc[sorted(table.index, key=natural_key), sorted(table.columns, key=natural_key)]
     table.columns.name = None
     return table
 

@@ -26,10 +26,15 @@ def test_line_plot_and_heatmap_write_png_files(tmp_path):
 
 
 def test_numeric_axis_values_are_ordered_as_numbers():
-    assert plots._ordered(["10", "5", "all", "25"]) == ["5", "10", "25", "all"]
+    assert plots._ordered(["10", "5", "all", "25", "0.5"]) == ["0.5", "5", "10", "25", "all"]
 
 
 def test_aggregate_gives_mean_std_and_count_over_seeds():
     agg = report.aggregate(runs(), "agr_at_10", ["attack", "list_length"])
     row = agg[(agg.attack == "ptq") & (agg.list_length == "5")].iloc[0]
     assert row["n"] == 2 and abs(row["mean"] - 0.255) < 1e-9  # seeds give 0.3 - 0.05 + {0, 0.01}
+
+
+def test_tables_order_labels_naturally():
+    labels = ["popular_mix(n=25)", "none", "popular_mix(n=5)", "popular_mix(n=10)"]
+    assert sorted(labels, key=report.natural_key) == ["none", "popular_mix(n=5)", "popular_mix(n=10)", "popular_mix(n=25)"]
