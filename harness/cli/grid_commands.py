@@ -93,14 +93,19 @@ def plan(
     cache: CacheDir = None,
 ):
     """Print GRID's cells, what is cached and already done, and the resources asked, without running."""
-    from harness.driver import prepare
-    from harness.grid import load_grid
     from harness.planner import render_plan
 
-    options = _options(tracking, None, data, cache)
-    with user_errors():
-        the_plan, _, _ = prepare(load_grid(grid), options)
+    the_plan, _, _ = _read_only_plan(grid, tracking, data, cache)
     typer.echo(render_plan(the_plan))
+
+
+def _read_only_plan(grid: Path, tracking, data, cache):
+    """Load and plan GRID against MLflow and the cache without changing either."""
+    from harness.driver import prepare
+    from harness.grid import load_grid
+
+    with user_errors():
+        return prepare(load_grid(grid), _options(tracking, None, data, cache))
 
 
 def status(
@@ -110,14 +115,10 @@ def status(
     cache: CacheDir = None,
 ):
     """Count GRID's cells by state in MLflow: finished, failed, running, not started."""
-    from harness.driver import prepare
-    from harness.grid import load_grid
     from harness.tracking import CELL_HASH, KIND
 
-    options = _options(tracking, None, data, cache)
-    with user_errors():
-        the_grid = load_grid(grid)
-        the_plan, tracker, experiment_id = prepare(the_grid, options)
+    the_plan, tracker, experiment_id = _read_only_plan(grid, tracking, data, cache)
+    the_grid = the_plan.grid
     wanted = {pc.cell_hash for pc in the_plan.cells}
     latest: dict[str, str] = {}
     runs = tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'") if experiment_id else []
