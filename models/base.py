@@ -21,6 +21,13 @@ from models.ranking import recommend_top_k
 EpochCallback = Callable[[int, float], None]
 
 
+def normal_init_(tables, generator: torch.Generator, std: float) -> None:
+    """Seeded N(0, std^2) initialization of embedding tables, in place (no autograd)."""
+    with torch.no_grad():
+        for table in tables:
+            table.copy_(torch.randn(table.shape, generator=generator, device=generator.device) * std)
+
+
 class Recommender(nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import EpochCallback, Recommender
+from models.base import EpochCallback, Recommender, normal_init_
 from models.config import check_fields
 from models.optim import OPTIMIZERS
 from models.registry import register_model
@@ -75,9 +75,7 @@ class BPRMF(Recommender):
         self.reset_parameters(make_generator(0, torch.device("cpu")))
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        with torch.no_grad():
-            init = torch.randn(self.embedding.shape, generator=generator, device=generator.device)
-            self.embedding.copy_(init * self.config.init_std)
+        normal_init_((self.embedding,), generator, self.config.init_std)
 
     @property
     def user_factors(self) -> torch.Tensor:

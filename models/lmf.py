@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from models.base import EpochCallback, Recommender
+from models.base import EpochCallback, Recommender, normal_init_
 from models.config import check_fields
 from models.registry import register_model
 from models.sampling import make_generator
@@ -51,9 +51,8 @@ class LMF(Recommender):
         self.reset_parameters(make_generator(0, torch.device("cpu")))
 
     def reset_parameters(self, generator: torch.Generator) -> None:
+        normal_init_((self.user_factors, self.item_factors), generator, self.config.init_std)
         with torch.no_grad():
-            for table in (self.user_factors, self.item_factors):
-                table.copy_(torch.randn(table.shape, generator=generator, device=generator.device) * self.config.init_std)
             self.user_bias.zero_()
             self.item_bias.zero_()
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from models.base import EpochCallback, Recommender
+from models.base import EpochCallback, Recommender, normal_init_
 from models.config import check_fields
 from models.registry import register_model
 from models.sampling import make_generator
@@ -62,9 +62,8 @@ class NeuMF(Recommender):
         self.reset_parameters(make_generator(0, torch.device("cpu")))
 
     def reset_parameters(self, generator: torch.Generator) -> None:
+        normal_init_((self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp), generator, self.config.init_std)
         with torch.no_grad():
-            for table in (self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp):
-                table.copy_(torch.randn(table.shape, generator=generator, device=generator.device) * self.config.init_std)
             for layer in list(self.tower) + [self.output]:
                 if isinstance(layer, nn.Linear):
                     bound = (6 / (layer.in_features + layer.out_features)) ** 0.5  # Xavier uniform
