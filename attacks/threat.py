@@ -9,11 +9,15 @@ import numpy as np
 import scipy.sparse as sp
 
 
+KNOWN_UNITS = ("users", "interactions")
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """Threat-model knobs a grid can sweep; every field is logged as a tag."""
 
-    known_share: float = 0.1  # share of target users whose training interactions the attacker has
+    known_share: float = 0.1  # share of the target's training data the attacker has, counted in...
+    known_unit: str = "users"  # ...users (each with all its interactions) or single interactions
     list_length: int = 50  # K: length of each list the oracle returns
     query_budget: int | None = None  # queries (users) the attacker may ask; None = all known users
     aux_share: float = 1.0  # share of the auxiliary users whose data the attacker has
@@ -25,6 +29,8 @@ class Knowledge:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not 0 < self.known_share <= 1:
             raise ValueError(f"known_share must be in (0, 1], got {self.known_share}")
+        if self.known_unit not in KNOWN_UNITS:
+            raise ValueError(f"known_unit must be one of {KNOWN_UNITS}, got {self.known_unit!r}")
         if self.list_length < 1:
             raise ValueError(f"list_length must be >= 1, got {self.list_length}")
         if self.query_budget is not None and self.query_budget < 0:

@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,11 +23,11 @@ from harness import __version__
 from harness.data import dataset_names
 from harness.errors import GridError
 from harness.plugins import load_plugins
-from attacks.threat import Knowledge
+from attacks.threat import KNOWN_UNITS, Knowledge
 
 # The axes a grid's `matrix` may sweep, in the order cells are expanded and shown.
-AXES = ("target", "clone", "attack", "defense", "known_share", "list_length", "query_budget",
-        "aux_share", "item_overlap")
+AXES = ("target", "clone", "attack", "defense", "known_share", "known_unit", "list_length",
+        "query_budget", "aux_share", "item_overlap")
 COMPONENT_AXES = ("target", "clone", "attack", "defense")
 
 
@@ -110,6 +110,7 @@ class Matrix(_Strict):
     attack: list[Component] = Field(min_length=1)
     defense: list[Component] = Field(default_factory=lambda: [Component(name="none")], min_length=1)
     known_share: list[float] = Field(default_factory=lambda: [0.1], min_length=1)
+    known_unit: list[Literal["users", "interactions"]] = Field(default_factory=lambda: ["users"], min_length=1)
     list_length: list[int] = Field(default_factory=lambda: [50], min_length=1)
     query_budget: list[Optional[int]] = Field(default_factory=lambda: [None], min_length=1)
     aux_share: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
@@ -174,6 +175,7 @@ class Cell:
             "attack": self.attack.label(),
             "defense": self.defense.label(),
             "known_share": self.knowledge.known_share,
+            "known_unit": self.knowledge.known_unit,
             "list_length": self.knowledge.list_length,
             "query_budget": "all" if self.knowledge.query_budget is None else self.knowledge.query_budget,
             "aux_share": self.knowledge.aux_share,
@@ -300,12 +302,14 @@ def _check_scalar(where: str, axis: str, value: Any) -> list[str]:
         "known_share": share,
         "aux_share": share,
         "item_overlap": share,
+        "known_unit": lambda v: v in KNOWN_UNITS,
         "list_length": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "query_budget": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
         "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
     }
     expected = {"known_share": "a number in (0, 1]", "aux_share": "a number in (0, 1]",
-                "item_overlap": "a number in (0, 1]", "list_length": "an integer >= 1",
+                "item_overlap": "a number in (0, 1]", "known_unit": f"one of {', '.join(KNOWN_UNITS)}",
+                "list_length": "an integer >= 1",
                 "query_budget": "an integer >= 0 or null", "seed": "an integer"}
     return [] if valid[axis](value) else [f"{where}: expected {expected[axis]}, got {value!r}"]
 
@@ -424,7 +428,7 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
         clone=clone,
         attack=combo["attack"],
         defense=combo["defense"],
-        knowledge=Knowledge(known_share=combo["known_share"], list_length=combo["list_length"],
+        knowledge=Knowledge(known_share=combo["known_share"], known_unit=combo["known_unit"], list_length=combo["list_length"],
                             query_budget=combo["query_budget"], aux_share=combo["aux_share"],
                             item_overlap=combo["item_overlap"]),
         seed=seed,

@@ -72,6 +72,28 @@ def choose_known_users(n_target: int, known_share: float, rng: np.random.Generat
     return np.sort(rng.choice(n_target, size=n_known, replace=False))
 
 
+def choose_known(train: sp.csr_matrix, share: float, unit: str, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, sp.csr_matrix]:
+    """What the attacker knows of the target's training data: (known users, their known rows).
+
+    unit "users": a random `share` of the users, each with all its interactions (the paper's
+    default). unit "interactions": a random `share` of all interactions; the known users are
+    those with at least one, and their rows hold only the known interactions.
+    """
+    if unit == "users":
+        users = choose_known_users(train.shape[0], share, rng)
+        return users, train[users]
+    if unit != "interactions":
+        raise ValueError(f"known unit must be 'users' or 'interactions', got {unit!r}")
+    if not 0 < share <= 1:
+        raise ValueError(f"known_share must be in (0, 1], got {share}")
+    keep = np.zeros(train.nnz, dtype=bool)
+    keep[rng.choice(train.nnz, size=max(1, round(share * train.nnz)), replace=False)] = True
+    known = _select(train, keep)
+    users = np.flatnonzero(np.diff(known.indptr))
+    return users, known[users]
+
+
 def _select(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     coo = matrix.tocoo()
     out = sp.csr_matrix(

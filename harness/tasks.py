@@ -24,7 +24,7 @@ from harness import metrics
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
-from harness.splits import StealingSplit, auxiliary_data, choose_known_users, stealing_split
+from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from models import ModelSpec, model_from_payload
 
 
@@ -141,11 +141,11 @@ def run_cell(
     k = min(knowledge.list_length, split.n_items)
     rng = np.random.default_rng([cell.seed, 0xA77])
 
-    known = choose_known_users(split.target_train.shape[0], knowledge.known_share, rng)
+    known, known_interactions = choose_known(split.target_train, knowledge.known_share, knowledge.known_unit, rng)
     view = AttackerView(
         n_items=split.n_items,
         known_users=known,
-        known_interactions=split.target_train[known],
+        known_interactions=known_interactions,
         knowledge=knowledge,
         auxiliary=attacker_auxiliary_data(cell, split) if cell.needs_auxiliary else None,
         auxiliary_model=auxiliary_model,

@@ -416,3 +416,15 @@ def test_auxiliary_knowledge_changes_the_auxiliary_model_but_not_the_target():
     assert {c.axes()["item_overlap"] for c in cells} == {0.1, 1.0}
     with pytest.raises(GridError, match=r"matrix.item_overlap: every item_overlap must be in \(0, 1\]"):
         parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "item_overlap": [0]}}, "g.yaml")
+
+
+def test_known_unit_is_an_axis_and_a_bad_unit_names_its_key():
+    raw = {"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "known_unit": ["users", "interactions"]}}
+    cells = expand(parse_grid(raw))
+    assert [c.knowledge.known_unit for c in cells] == ["users", "interactions"]
+    assert len({c.cell_hash("d") for c in cells}) == 2 and len({c.target_hash("d") for c in cells}) == 1
+    with pytest.raises(GridError, match=r"g.yaml: matrix.known_unit.0"):
+        parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "known_unit": ["items"]}}, "g.yaml")
+    with pytest.raises(GridError, match=r"include\[0\].*known_unit.*one of users, interactions"):
+        parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"]},
+                    "include": [{"known_unit": "rows"}]}, "g.yaml")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from harness.splits import choose_known_users, holdout, split_users, stealing_split
+from harness.splits import choose_known, choose_known_users, holdout, split_users, stealing_split
 
 
 def random_matrix(n_users=80, n_items=50, density=0.15, seed=0) -> sp.csr_matrix:
@@ -130,6 +130,28 @@ def test_choose_known_users_size_and_range(n, share):
 def test_choose_known_users_rejects_bad_share(share):
     with pytest.raises(ValueError):
         choose_known_users(10, share, np.random.default_rng(0))
+
+
+def test_choose_known_by_users_gives_whole_rows():
+    train = random_matrix()
+    users, known = choose_known(train, 0.25, "users", np.random.default_rng(0))
+    assert len(users) == round(0.25 * train.shape[0])
+    assert (known != train[users]).nnz == 0
+
+
+def test_choose_known_by_interactions_gives_a_share_of_the_entries():
+    train = random_matrix()
+    users, known = choose_known(train, 0.3, "interactions", np.random.default_rng(0))
+    assert known.nnz == round(0.3 * train.nnz)
+    assert np.all(np.diff(known.indptr) > 0), "every known user has a known interaction"
+    # Each known row is a subset of that user's training row, and rows stay aligned with `users`.
+    assert (known - known.multiply(train[users])).nnz == 0
+    assert len(users) < train.shape[0] or train.nnz == known.nnz
+
+
+def test_choose_known_rejects_an_unknown_unit():
+    with pytest.raises(ValueError, match="known unit"):
+        choose_known(random_matrix(), 0.1, "items", np.random.default_rng(0))
 
 
 # --------------------------------------------------------------------------- stealing split
