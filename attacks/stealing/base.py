@@ -18,9 +18,12 @@ from models.training import train_sampled
 class CloneTraining:
     """How long the clone trains on the known interactions. The known users are a small share of
     the target's, so an epoch is a handful of batches: the target's epoch count would leave the
-    clone almost untrained."""
+    clone almost untrained, and many more epochs overfit the few known users. On ML-1M (10% of
+    target users known, seed 0) Agr@50 at 25/50/100/200 epochs was: PTD on BPR .364/.441/.464/.426,
+    PTD on NCF .432/.473/.435/.393, PTD on LMF .405/.493/.496/.433; PTA on BPR .649 at 50 vs .549
+    at 200. 50 is near the best for every architecture and a quarter of the cost of 200."""
 
-    clone_epochs: int = 200
+    clone_epochs: int = 50
 
     def __post_init__(self):
         if self.clone_epochs < 1:
