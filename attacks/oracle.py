@@ -24,13 +24,31 @@ class ServingContext:
     history: sp.csr_matrix
     item_popularity: np.ndarray
 
+    def seen(self, user) -> np.ndarray:
+        """Items this query's user already has (never worth serving)."""
+        return self.history.indices[self.history.indptr[user] : self.history.indptr[user + 1]]
 
-# (lists [n, K], user ids [n], context, rng) -> served lists [n, K]
+
+@dataclass(frozen=True)
+class SequenceServingContext:
+    """The same for a sequential recommender, whose query is the user's item sequence."""
+
+    item_popularity: np.ndarray
+    pad: int  # the padding id in query sequences
+
+    def seen(self, sequence) -> np.ndarray:
+        sequence = np.asarray(sequence)
+        return sequence[sequence != self.pad]
+
+
+# (lists [n, K], query keys [n, ...], context, rng) -> served lists [n, K]
 ListDefense = Callable[[np.ndarray, np.ndarray, ServingContext, np.random.Generator], np.ndarray]
 
 
 class Oracle:
-    """Answers a batch of user ids with each user's top-K list (seen items excluded)."""
+    """Answers a batch of queries with a top-K list each. A query is a user id (general
+    recommenders: its list excludes the user's seen items) or an item sequence (sequential
+    recommenders: rows of a left-padded [n, L] array); either way one row is one query."""
 
     def __init__(
         self,
@@ -54,16 +72,17 @@ class Oracle:
     def remaining(self) -> int | None:
         return None if self.budget is None else self.budget - self.queries
 
-    def query(self, users: np.ndarray) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int64).ravel()
-        if self.budget is not None and self.queries + len(users) > self.budget:
+    def query(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.int64)
+        keys = keys.reshape(-1) if keys.ndim < 2 else keys
+        if self.budget is not None and self.queries + len(keys) > self.budget:
             raise QueryBudgetExceeded(
-                f"{len(users)} more queries would exceed the budget of {self.budget} "
+                f"{len(keys)} more queries would exceed the budget of {self.budget} "
                 f"({self.queries} used)"
             )
-        lists = self._recommend(users, self.k)
+        lists = self._recommend(keys, self.k)
         if self._defense is not None:
-            lists = self._defense(lists, users, self._context, self._rng)
-        self.queries += len(users)
+            lists = self._defense(lists, keys, self._context, self._rng)
+        self.queries += len(keys)
         self.items_returned += lists.size
         return lists

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import defenses
-from attacks.oracle import Oracle, QueryBudgetExceeded, ServingContext
+from attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext, ServingContext
 from models import create_model
 
 N_USERS, N_ITEMS, K = 30, 60, 5
@@ -145,3 +145,21 @@ def test_none_defense_serves_true_lists(model, train, context):
     defended = make_oracle(model, train, context, defense=defenses.create_defense("none"))
     users = np.arange(10)
     np.testing.assert_array_equal(plain.query(users), defended.query(users))
+
+
+def test_sequence_queries_count_one_per_row_and_defenses_skip_the_sequence_items():
+    pad = N_ITEMS
+    popularity = np.arange(N_ITEMS)[::-1].astype(float)  # item 0 most popular
+    context = SequenceServingContext(popularity, pad=pad)
+    sequences = np.array([[pad, pad, 0, 1], [2, 3, 4, 5], [pad, pad, pad, 7]])
+    # A stand-in sequential target: the list is the K items after the sequence's last item.
+    recommend = lambda seqs, k: (seqs[:, -1:] + 1 + np.arange(k)) % N_ITEMS  # noqa: E731
+    mix = defenses.create_defense("popular_mix", n=3, pool=10)
+    oracle = Oracle(recommend, context, K, budget=4, defense=mix, rng=np.random.default_rng(0))
+    served = oracle.query(sequences)
+    assert served.shape == (3, K) and oracle.queries == 3 and oracle.items_returned == 3 * K
+    for row, sequence in enumerate(sequences):
+        assert set(served[row].tolist()).isdisjoint(context.seen(sequence).tolist())
+    with pytest.raises(QueryBudgetExceeded):
+        oracle.query(sequences[:2])
+    assert oracle.queries == 3

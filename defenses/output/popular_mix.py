@@ -38,11 +38,9 @@ class PopularMix(OutputDefense):
             return lists
         pool = np.argsort(-context.item_popularity, kind="stable")[: self.config.pool]
         served = lists.copy()
-        history = context.history
         for row, user in enumerate(users):
             # Candidates: pool items neither in this list nor in the user's history.
-            seen = history.indices[history.indptr[user] : history.indptr[user + 1]]
-            candidates = np.setdiff1d(pool, np.concatenate([lists[row], seen]), assume_unique=False)
+            candidates = np.setdiff1d(pool, np.concatenate([lists[row], context.seen(user)]), assume_unique=False)
             take = min(n_replace, len(candidates))
             positions = rng.choice(lists.shape[1], size=take, replace=False)
             served[row, positions] = rng.choice(candidates, size=take, replace=False)
