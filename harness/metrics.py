@@ -72,3 +72,112 @@ def _check_lists(lists: np.ndarray, k: int) -> np.ndarray:
 
 def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
+
+
+# --------------------------------------------------------------------------- single target
+# Leave-one-out evaluation holds out one item per user: with targets as an array these are one
+# comparison instead of a sparse lookup per list entry.
+
+
+def hit_at_k_single(lists: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Share of lists whose top-k holds that row's one target item (HR@k under leave-one-out)."""
+    return _mean(_target_hits(lists, targets, k).any(axis=1).astype(float))
+
+
+def ndcg_at_k_single(lists: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Mean of 1 / log2(rank + 1) for the target's 1-based rank when within the top-k, else 0
+    (NDCG@k with one relevant item, whose ideal DCG is 1)."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    return _mean((_target_hits(lists, targets, k) * discounts).sum(axis=1))
+
+
+def _target_hits(lists: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    lists, targets = _check_lists(lists, k), np.asarray(targets)
+    if targets.shape != (lists.shape[0],):
+        raise ValueError(f"{lists.shape[0]} lists but targets of shape {targets.shape}")
+    return lists[:, :k] == targets[:, None]
+
+
+# --------------------------------------------------------------------------- membership inference
+# Binary decisions over users: `labels` are 1 for members (the positive class), 0 for non-members;
+# `scores` are higher for "more likely a member"; `pred` are 0/1 decisions.
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random member outscores a random
+    non-member, ties counting one half (Mann-Whitney U from average ranks)."""
+    scores, labels = _check_binary(scores, labels)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    u = ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    pred, labels = _check_binary(pred, labels)
+    return _mean((pred == labels).astype(float))
+
+
+def precision(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Share of predicted members that are members (nan when nothing is predicted a member)."""
+    pred, labels = _check_binary(pred, labels)
+    return _mean(labels[pred == 1].astype(float))
+
+
+def recall(pred: np.ndarray, labels: np.ndarray) -> float:
+    """True-positive rate: share of members predicted members."""
+    pred, labels = _check_binary(pred, labels)
+    return _mean(pred[labels == 1].astype(float))
+
+
+def balanced_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """(1 + TPR - FPR) / 2: the area under a one-threshold ROC curve, which the published MIA code
+    prints as "AUC". It is not `roc_auc`; report both under their own names."""
+    pred, labels = _check_binary(pred, labels)
+    tpr = _mean(pred[labels == 1].astype(float))
+    fpr = _mean(pred[labels == 0].astype(float))
+    return (1 + tpr - fpr) / 2
+
+
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> float:
+    """The highest TPR over thresholds whose FPR is at most `fpr` (0 when none qualifies).
+
+    Thresholds sit between distinct scores, so tied scores are accepted or rejected together.
+    """
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    scores, labels = _check_binary(scores, labels)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(labels[order] == 1)
+    fp = np.cumsum(labels[order] == 0)
+    last_of_tie = np.r_[scores[order][1:] != scores[order][:-1], True]
+    ok = last_of_tie & (fp <= fpr * n_neg)
+    return float(tp[ok].max() / n_pos) if ok.any() else 0.0
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, each tie group getting the mean of the ranks it spans."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]  # exclusive
+    group_rank = (starts + ends + 1) / 2  # mean of the 1-based ranks starts+1 .. ends
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(group_rank, ends - starts)
+    return ranks
+
+
+def _check_binary(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values, labels = np.asarray(values).ravel(), np.asarray(labels).ravel()
+    if values.shape != labels.shape:
+        raise ValueError(f"{len(values)} scores or predictions but {len(labels)} labels")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 (non-member) or 1 (member)")
+    return values, labels.astype(np.int64)
