@@ -6,6 +6,7 @@ harness computes every metric from what the attack returns, so no attack grades 
 
 from attacks.registry import attack_class, attack_names, register_attack
 
-from attacks.stealing import pta, ptd, ptq, qsd  # noqa: F401,E402  (registration side effect)
+from attacks.extraction import dfme  # noqa: F401,E402  (registration side effect)
+from attacks.stealing import pta, ptd, ptq, qsd  # noqa: F401,E402
 
 __all__ = ["attack_class", "attack_names", "register_attack"]

@@ -1,8 +1,12 @@
-"""Fine-tuning a clone on queried top-K lists (the 'Q' of PTQ/PTAQ, and all of QSD).
+"""Learning a model from served top-K lists: the fine-tuning of PTQ/PTAQ, all of QSD, and the
+distillation step of data-free extraction share it.
 
-Two parts, each BPR or hinge (configurable, per the paper's loss ablation):
+Two parts, each BPR or hinge (configurable, per the stealing paper's loss ablation):
 - ranking: for consecutive items j, j' of a list, item j should score above j';
 - recommended-item: every listed item should score above items sampled outside the list.
+
+A list belongs to a *context*: a user row for general recommenders, an item sequence (prefix)
+for sequential ones. Both reach the model through `score_pairs(contexts, items)`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.base import Recommender
 from models.losses import PAIRWISE_LOSSES, pairwise_loss
 from models.sampling import make_generator, sample_outside
 
@@ -37,32 +40,36 @@ class ListLossConfig:
             raise ValueError("lr must be > 0 and margin >= 0")
 
 
-def list_losses(model: Recommender, users: torch.Tensor, lists: torch.Tensor, cfg: ListLossConfig, generator) -> torch.Tensor:
-    scores = model.score_pairs(users, lists)  # [b, K]
-    ranking = pairwise_loss(cfg.ranking_loss, scores[:, :-1], scores[:, 1:], cfg.margin)
+def list_losses(model, contexts: torch.Tensor, lists: torch.Tensor, cfg: ListLossConfig, generator) -> torch.Tensor:
     outside = sample_outside(lists, model.n_items, cfg.negatives, generator)  # [b, K, n]
-    outside_scores = model.score_pairs(users, outside.flatten(1)).view(outside.shape)
-    items = pairwise_loss(cfg.item_loss, scores.unsqueeze(-1), outside_scores, cfg.margin)
+    # One scoring call for listed and outside items: a sequential model encodes its context once.
+    scores = model.score_pairs(contexts, torch.cat([lists, outside.flatten(1)], dim=1))
+    listed, outside_scores = scores[:, : lists.shape[1]], scores[:, lists.shape[1] :].view(outside.shape)
+    ranking = pairwise_loss(cfg.ranking_loss, listed[:, :-1], listed[:, 1:], cfg.margin)
+    items = pairwise_loss(cfg.item_loss, listed.unsqueeze(-1), outside_scores, cfg.margin)
     return ranking + items
 
 
-def finetune_on_lists(
-    model: Recommender, rows: np.ndarray, lists: np.ndarray, cfg: ListLossConfig, *, seed: int
-) -> Recommender:
-    """Train `model` (user row `rows[i]` served `lists[i]`, best first) on the list losses."""
-    if len(rows) == 0 or cfg.epochs == 0:
+def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *, seed: int):
+    """Train `model` on the list losses: context `contexts[i]` was served `lists[i]`, best first.
+
+    `contexts` is an array (user rows [n], or sequences [n, L]) or any object with `len()` and
+    indexing by a LongTensor of example ids that yields the batch's contexts (e.g. prefixes built
+    on the fly, too many to hold at once)."""
+    if len(contexts) == 0 or cfg.epochs == 0:
         return model
     device = model.device
     generator = make_generator(seed, device)
-    users = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(device)
+    if isinstance(contexts, np.ndarray):
+        contexts = torch.from_numpy(contexts.astype(np.int64)).to(device)
     served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
     for _ in range(cfg.epochs):
-        order = torch.randperm(len(users), generator=generator, device=device)
+        order = torch.randperm(len(served), generator=generator, device=device)
         for start in range(0, len(order), cfg.batch_users):
             batch = order[start : start + cfg.batch_users]
-            loss = list_losses(model, users[batch], served[batch], cfg, generator)
+            loss = list_losses(model, contexts[batch], served[batch], cfg, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

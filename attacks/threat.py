@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,6 +48,42 @@ class AttackerView:
     auxiliary: sp.csr_matrix | None = None  # the auxiliary users' interactions the attacker holds
     auxiliary_model: Any = None  # the attacker's own model of the clone's architecture, fit on them
 
+    sequential: ClassVar[bool] = False
+
     @property
     def n_known(self) -> int:
         return len(self.known_users)
+
+    def query_keys(self, rows: np.ndarray) -> np.ndarray:
+        """What the oracle takes for these known users: their user ids."""
+        return self.known_users[rows]
+
+    def contexts(self, rows: np.ndarray) -> np.ndarray:
+        """What the clone scores for them: its own user rows."""
+        return np.asarray(rows, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SequenceView:
+    """What an attack on a sequential recommender is granted. Data-free extraction uses only the
+    item count; `known_sequences` are some target users' training histories (the stealing
+    family's partial target data), and both the oracle and the clone take them as queries."""
+
+    n_items: int
+    knowledge: Knowledge
+    known_sequences: Any = None  # harness.data.sequences.Sequences, row r = known user r
+    known_users: np.ndarray | None = None
+    auxiliary_model: Any = None
+    sequential: ClassVar[bool] = True
+
+    @property
+    def n_known(self) -> int:
+        return 0 if self.known_sequences is None else len(self.known_sequences)
+
+    def query_keys(self, rows: np.ndarray) -> np.ndarray:
+        """The known users' sequences, left-padded with the id `n_items` to their longest."""
+        rows = np.asarray(rows, dtype=np.int64)
+        width = max(1, int(self.known_sequences.lengths()[rows].max(initial=1)))
+        return self.known_sequences.padded(rows, width, self.n_items).numpy()
+
+    contexts = query_keys  # a sequential clone scores the same sequences

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from harness.tasks import TargetRecord
+from harness.records import TargetRecord
 
 
 class TargetCache:

@@ -22,6 +22,7 @@ from tqdm import tqdm  # noqa: E402
 from harness import tasks  # noqa: E402
 from harness.cache import TargetCache  # noqa: E402
 from harness.data import dataset_digest, load_dataset  # noqa: E402
+from harness.data.sequences import sequences_from_interactions  # noqa: E402
 from harness.errors import ResourceError  # noqa: E402
 from harness.grid import Cell, Grid, Resources, expand, load_grid  # noqa: E402
 from harness.planner import Plan, make_plan  # noqa: E402
@@ -108,6 +109,8 @@ def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
                 min_user_interactions=ds.min_user_interactions,
                 min_item_interactions=ds.min_item_interactions, params=ds.params,
             )
+            if any(pc.cell.sequential for pc in plan.todo):
+                sequences_from_interactions(data)  # no time order: a DataError now, not in every task
             if not ray.is_initialized():
                 ray_start = time.perf_counter()
                 started_ray = _connect(options)

@@ -197,7 +197,19 @@ class Cell:
         }
 
     def target_normalized(self) -> dict:
-        return {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
+        out = {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
+        if self.training_defense:  # e.g. GRO: the defense shapes the target itself
+            out["defense"] = self.defense.model_dump()
+        return out
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the target scores item sequences (the extraction protocol) or user ids."""
+        return getattr(models.model_class(self.target.name), "input_kind", "users") == "sequences"
+
+    @property
+    def training_defense(self) -> bool:
+        return getattr(defenses.defense_class(self.defense.name), "kind", "output") == "training"
 
     def auxiliary_normalized(self) -> dict:
         """What the attacker's auxiliary model depends on: the clone's architecture and the
@@ -329,6 +341,51 @@ def _check_clones(grid: Grid, source: str) -> list[str]:
     return problems
 
 
+_KIND_WORDS = {"users": "user ids", "sequences": "item sequences"}
+
+
+def _input_kind(model_name: str) -> str:
+    return getattr(models.model_class(model_name), "input_kind", "users")
+
+
+def _check_pairings(grid: Grid, source: str) -> list[str]:
+    """Every attack, clone and defense must fit every target it meets: extraction needs sequential
+    targets and surrogates, the stealing attacks need user-id ones, and a training-time defense
+    must know how to train the target."""
+    m = grid.matrix
+    known = lambda axis, comp: comp.name in _registries()[axis][0]  # noqa: E731
+    targets = [(i, t) for i, t in enumerate(m.target) if known("target", t)]
+    problems = []
+    for j, attack in enumerate(m.attack):
+        if not known("attack", attack):
+            continue
+        accepts = getattr(attacks.attack_class(attack.name), "target_kinds", ("users",))
+        for i, target in targets:
+            if _input_kind(target.name) not in accepts:
+                wants = accepts[0]
+                problems.append(f"{source}: matrix.attack[{j}]: {attack.name} attacks recommenders of "
+                                f"{_KIND_WORDS[wants]}, but matrix.target[{i}] {target.name} scores "
+                                f"{_KIND_WORDS[_input_kind(target.name)]}")
+    for j, clone in enumerate(m.clone):
+        if clone.name == "same" or not known("clone", clone):
+            continue
+        for i, target in targets:
+            if _input_kind(clone.name) != _input_kind(target.name):
+                problems.append(f"{source}: matrix.clone[{j}]: {clone.name} scores {_KIND_WORDS[_input_kind(clone.name)]}, "
+                                f"but matrix.target[{i}] {target.name} scores {_KIND_WORDS[_input_kind(target.name)]}")
+    for j, defense in enumerate(m.defense):
+        if not known("defense", defense):
+            continue
+        cls = defenses.defense_class(defense.name)
+        if getattr(cls, "kind", "output") != "training":
+            continue
+        for i, target in targets:
+            if target.name not in getattr(cls, "targets", ()):
+                problems.append(f"{source}: matrix.defense[{j}]: {defense.name} trains only "
+                                f"{', '.join(getattr(cls, 'targets', ())) or 'no'} targets, not matrix.target[{i}] {target.name}")
+    return problems
+
+
 def _check_names_and_params(grid: Grid, source: str) -> None:
     """Unknown names, parameters and out-of-range values are errors before any work starts."""
     problems = []
@@ -336,6 +393,7 @@ def _check_names_and_params(grid: Grid, source: str) -> None:
         for i, comp in enumerate(getattr(grid.matrix, axis)):
             problems += _check_component(f"{source}: matrix.{axis}[{i}]", axis, comp, grid.training)
     problems += _check_clones(grid, source)
+    problems += _check_pairings(grid, source)
     for name, overrides in grid.training.models.items():
         where = f"{source}: training.models.{name}"
         if name not in models.model_names():

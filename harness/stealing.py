@@ -1,19 +1,14 @@
-"""One target training and one attack cell, as plain functions: no Ray, no MLflow.
-
-The driver wraps these in Ray tasks; tests call them directly. Each returns a plain record the
-driver logs. Metrics are computed here, from the target and the attack's outputs, never by the
+"""Cells whose target is a general (user-id) recommender: the stealing family's target and
+auxiliary trainings and attack cells. Plain functions (tasks.py dispatches here): no Ray, no
+MLflow. Metrics are computed here, from the target and the attack's outputs, never by the
 attack itself.
 """
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 import attacks
 import defenses
@@ -24,41 +19,9 @@ from harness import metrics
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
+from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb
 from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from models import ModelSpec, model_from_payload
-
-
-@dataclass
-class TargetRecord:
-    """A trained target: its weights (a plain payload) and what training measured."""
-
-    target_hash: str
-    payload: dict
-    metrics: dict[str, float]
-    params: dict[str, object] = field(default_factory=dict)
-    # Every target user's top-`LISTS_WIDTH` list (training items excluded), ranked once at
-    # training time so that cells never re-rank the whole target half.
-    lists: np.ndarray | None = None
-
-
-LISTS_WIDTH = 100
-
-
-@dataclass
-class CellRecord:
-    cell_hash: str
-    metrics: dict[str, float]
-
-
-def pick_device(gpu_ids: list | None = None) -> str:
-    """cuda when the task was given a GPU (and torch can see one), else cpu."""
-    return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (a Ray worker's, across the tasks it ran)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def split_for(cell: Cell, data: Interactions) -> StealingSplit:

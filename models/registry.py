@@ -55,7 +55,7 @@ def model_names() -> list[str]:
 def create_model(name: str, n_users: int, n_items: int, **params: Any) -> "Recommender":
     """Build an untrained model; `params` are fields of the model's config dataclass."""
     cls = model_class(name)
-    return cls(n_users, n_items, cls.Config(**params))
+    return construct(cls, n_users, n_items, cls.Config(**params))
 
 
 def save_model(model: "Recommender", path: Path) -> None:
@@ -65,9 +65,16 @@ def save_model(model: "Recommender", path: Path) -> None:
 
 def model_from_payload(payload: dict) -> "Recommender":
     cls = model_class(payload["model"])
-    model = cls(payload["n_users"], payload["n_items"], cls.Config(**payload["config"]))
+    model = construct(cls, payload.get("n_users", 0), payload["n_items"], cls.Config(**payload["config"]))
     model.load_state_dict(payload["state"])
     return model
+
+
+def construct(cls, n_users: int, n_items: int, config) -> "Recommender":
+    """Build a model of any input kind: sequential models have no user table (n_users unused)."""
+    if getattr(cls, "input_kind", "users") == "sequences":
+        return cls(n_items, config)
+    return cls(n_users, n_items, config)
 
 
 def load_model(path: Path) -> "Recommender":
@@ -94,4 +101,9 @@ class ModelSpec:
         return cls.Config(**dict(self.params))
 
     def build(self, n_users: int, n_items: int) -> "Recommender":
-        return model_class(self.name)(n_users, n_items, self.config())
+        return construct(model_class(self.name), n_users, n_items, self.config())
+
+    @property
+    def input_kind(self) -> str:
+        """"users" (scores user ids) or "sequences" (scores item sequences)."""
+        return getattr(model_class(self.name), "input_kind", "users")

@@ -112,9 +112,10 @@ def test_none_returns_lists_unchanged(context, lists):
 
 
 def test_registry_names_and_kinds():
-    assert {"none", "popular_mix"} <= set(defenses.defense_names())
-    for name in defenses.defense_names():
-        assert defenses.defense_class(name).kind == "output"
+    assert {"none", "popular_mix", "random", "reverse", "gro"} <= set(defenses.defense_names())
+    kinds = {name: defenses.defense_class(name).kind for name in defenses.defense_names()}
+    assert set(kinds.values()) <= {"output", "training"}
+    assert kinds["gro"] == "training" and kinds["popular_mix"] == "output"
 
 
 @pytest.mark.parametrize("params", [{"n": -1}, {"pool": 0}])

@@ -50,7 +50,11 @@ def train() -> sp.csr_matrix:
     return small_matrix()
 
 
-@pytest.mark.parametrize("name", models.model_names())
+# User-id models only; sequential models have their own suite (tests/test_sequential_models.py).
+USER_MODELS = [n for n in models.model_names() if getattr(models.model_class(n), "input_kind", "users") != "sequences"]
+
+
+@pytest.mark.parametrize("name", USER_MODELS)
 class TestConformance:
     def test_fit_returns_self_and_score_shape(self, name, train):
         model = fast_model(name)

@@ -37,6 +37,10 @@ class StealingResult:
     clone: Recommender
     queried_rows: np.ndarray
 
+    @property
+    def surrogate(self) -> Recommender:  # the name the extraction family uses for the same thing
+        return self.clone
+
 
 class StealingAttack:
     family: ClassVar[str] = "stealing"
@@ -46,6 +50,9 @@ class StealingAttack:
     fine_tunes_clone: ClassVar[bool] = True
     # Whether it needs the attacker's auxiliary model (trained on the auxiliary users' data).
     needs_auxiliary: ClassVar[bool] = False
+    # What its target may score: user ids, or also item sequences (then the known users'
+    # sequences are the partial target data, and the clone is a sequential model).
+    target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
 
     def __init__(self, config, clone: ModelSpec):
         self.config = config
@@ -56,6 +63,8 @@ class StealingAttack:
 
     def new_clone(self, view: AttackerView, device: str) -> Recommender:
         spec = self.clone_spec
+        if view.sequential:  # its own training length: clone_epochs counts epochs over user rows
+            return spec.build(0, view.n_items).to(device)
         if "epochs" in {f.name for f in fields(spec.config())} and hasattr(self.config, "clone_epochs"):
             spec = ModelSpec.of(spec.name, {**dict(spec.params), "epochs": self.config.clone_epochs})
         return spec.build(view.n_known, view.n_items).to(device)
@@ -66,7 +75,12 @@ class StealingAttack:
 
     def train_on_known(self, clone: Recommender, view: AttackerView, seed: int, reset: bool) -> Recommender:
         """Train `clone` on the known interactions with the BPR loss, whatever its architecture
-        (the paper's PTD); a model whose own fit() is BPR (or not gradient-based) uses it."""
+        (the paper's PTD); a model whose own fit() is BPR (or not gradient-based) uses it.
+        A sequential clone learns the known sequences with its own next-item objective."""
+        if view.sequential:
+            if not reset:
+                raise ValueError(f"{self.name}: a sequential clone trains from scratch on the known sequences")
+            return clone.fit(view.known_sequences, seed=seed)
         spec = self.clone_spec.config()
         if reset and getattr(clone, "objective", None) in ("bpr", None):
             return clone.fit(view.known_interactions, seed=seed)
@@ -89,4 +103,4 @@ def query_known_users(view: AttackerView, oracle: Oracle, rng: np.random.Generat
     rows = np.sort(rng.choice(view.n_known, size=n, replace=False))
     if n == 0:
         return rows, np.empty((0, oracle.k), dtype=np.int64)
-    return rows, oracle.query(view.known_users[rows])
+    return rows, oracle.query(view.query_keys(rows))

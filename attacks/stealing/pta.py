@@ -15,7 +15,7 @@ import numpy as np
 
 from attacks.registry import register_attack
 from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult, query_known_users
-from attacks.stealing.finetune import ListLossConfig, finetune_on_lists
+from attacks.lists import ListLossConfig, finetune_on_lists
 from attacks.stealing.fusion import FusedItemClone
 from models.sampling import make_generator
 
@@ -32,6 +32,7 @@ class PTAQConfig(CloneTraining, ListLossConfig):
 
 class _AuxiliaryStealing(StealingAttack):
     needs_auxiliary = True
+    target_kinds = ("users",)  # fusion and Pre need per-user item-table hooks sequential models lack
     fuse: bool  # attention fusion (PTA) or initialization (Pre)
     query: bool  # fine-tune on queried lists afterwards
 
@@ -48,7 +49,7 @@ class _AuxiliaryStealing(StealingAttack):
         rows = np.empty(0, dtype=np.int64)
         if self.query:
             rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-            finetune_on_lists(clone, rows, lists, self.config, seed=seed)
+            finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from attacks.registry import register_attack
 from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult, query_known_users
-from attacks.stealing.finetune import ListLossConfig, finetune_on_lists
+from attacks.lists import ListLossConfig, finetune_on_lists
 
 
 @dataclass(frozen=True)
@@ -29,5 +29,5 @@ class PTQ(StealingAttack):
     def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
         clone = self.pretrained_clone(view, seed, device)
         rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-        finetune_on_lists(clone, rows, lists, self.config, seed=seed)
+        finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)

@@ -11,7 +11,7 @@ import numpy as np
 
 from attacks.registry import register_attack
 from attacks.stealing.base import StealingAttack, StealingResult, query_known_users
-from attacks.stealing.finetune import ListLossConfig, finetune_on_lists
+from attacks.lists import ListLossConfig, finetune_on_lists
 from models.sampling import make_generator
 
 
@@ -30,5 +30,5 @@ class QSD(StealingAttack):
         clone = self.new_clone(view, device)
         clone.reset_parameters(make_generator(seed, clone.device))
         rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-        finetune_on_lists(clone, rows, lists, self.config, seed=seed)
+        finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)

@@ -1,0 +1,1 @@
+"""Training-time defenses: they change how the target itself is trained."""

@@ -1,0 +1,174 @@
+"""Cells whose target is a sequential recommender: leave-one-out training and evaluation, the
+sequence oracle, and the extraction family's metrics. Plain functions like tasks.py (which
+dispatches here by the target's input kind): no Ray, no MLflow.
+
+Evaluation follows the extraction paper's protocol: the test prefix (a user's sequence without
+its last item) is ranked over all items, history not excluded; `*_sampled100` metrics rank the
+test item among 100 items drawn uniformly from those the user never had.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+import attacks
+import defenses
+from attacks.oracle import Oracle, SequenceServingContext
+from attacks.threat import SequenceView
+from harness import metrics
+from harness.data import Interactions
+from harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
+from harness.grid import Cell
+from harness.plugins import load_plugins
+from harness.splits import choose_known_users
+from harness.records import CellRecord, TargetRecord, peak_rss_mb
+from models import ModelSpec, model_from_payload
+from models.sampling import InteractionSampler, make_generator
+
+LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target
+SAMPLED_NEGATIVES = 100
+
+
+def sequence_split(data: Interactions) -> LeaveOneOut:
+    return leave_one_out(sequences_from_interactions(data))
+
+
+@torch.no_grad()
+def rank_sequences(model, sequences: np.ndarray, k: int, batch: int = 512) -> np.ndarray:
+    """Top-k next items after each row of `sequences` ([n, L], left-padded with the model's pad)."""
+    model.eval()
+    out = np.empty((len(sequences), k), dtype=np.int64)
+    for start in range(0, len(sequences), batch):
+        rows = torch.from_numpy(np.ascontiguousarray(sequences[start : start + batch])).to(model.device)
+        out[start : start + batch] = model.score(rows).topk(k, dim=1).indices.cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def sampled_ranks(model, prefixes: Sequences, targets: np.ndarray, seed: int, batch: int = 512) -> np.ndarray:
+    """0-based rank of each target among itself and SAMPLED_NEGATIVES items drawn uniformly
+    (with replacement) from those neither in the user's prefix nor the target."""
+    model.eval()
+    rows = np.arange(len(targets))
+    history = prefixes.to_matrix() + sp.csr_matrix((np.ones(len(targets), dtype=np.float32), (rows, targets)),
+                                                   shape=(len(targets), model.n_items))
+    history.data[:] = 1.0
+    sampler = InteractionSampler(history.tocsr(), torch.device("cpu"), make_generator(seed, torch.device("cpu")))
+    negatives = sampler.negatives(torch.arange(len(targets)), per_user=SAMPLED_NEGATIVES)
+    ranks = np.empty(len(targets), dtype=np.int64)
+    for start in range(0, len(targets), batch):
+        rows = np.arange(start, min(start + batch, len(targets)))
+        scores = model.score(prefixes.padded(rows, model.config.max_len, model.pad).to(model.device)).cpu()
+        target_scores = scores[torch.arange(len(rows)), torch.from_numpy(targets[rows])]
+        ranks[rows] = (scores.gather(1, negatives[rows]) > target_scores.unsqueeze(1)).sum(1).numpy()
+    return ranks
+
+
+def next_item_metrics(lists: np.ndarray, targets: np.ndarray, ks, prefix: str = "",
+                      ranks: np.ndarray | None = None) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        if k <= lists.shape[1]:
+            out[f"{prefix}hr_at_{k}"] = metrics.hit_at_k_single(lists, targets, k)
+            out[f"{prefix}ndcg_at_{k}"] = metrics.ndcg_at_k_single(lists, targets, k)
+        if ranks is not None:
+            hit = ranks < k
+            out[f"{prefix}hr_at_{k}_sampled100"] = float(hit.mean())
+            out[f"{prefix}ndcg_at_{k}_sampled100"] = float(np.where(hit, 1 / np.log2(ranks + 2), 0).mean())
+    return out
+
+
+def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
+    """Train the sequential target on the leave-one-out training part (behind a training-time
+    defense when the cell names one) and measure it on the test items."""
+    load_plugins()
+    split = sequence_split(data)
+    spec = ModelSpec.of(cell.target.name, cell.target.params)
+    start = time.perf_counter()
+    model = spec.build(0, data.n_items).to(device)
+    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+    if getattr(defense, "kind", "output") == "training":
+        defense.train(model, split.train, seed=cell.seed)
+    else:
+        model.fit(split.train, seed=cell.seed)
+    train_seconds = time.perf_counter() - start
+    width = min(LISTS_WIDTH, data.n_items)
+    lists = model.recommend(split.test_prefix, width)
+    ranks = sampled_ranks(model, split.test_prefix, split.test_target, cell.seed)
+    record = next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
+    record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    params = {"n_users": len(split.train), "n_eval_users": len(split.users), "n_items": data.n_items,
+              "n_train_interactions": int(split.train.lengths().sum()), "device": device}
+    return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
+
+
+def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack) -> tuple[SequenceView, int | None]:
+    """The threat model's grant and the oracle's query budget. Extraction is data-free and its
+    budget counts synthetic sequences; the stealing attacks know `known_share` of the target
+    users' training sequences and may query `query_budget` of them."""
+    knowledge = cell.knowledge
+    if attack.family == "extraction":
+        return SequenceView(n_items, knowledge), attack.query_allowance(knowledge)
+    if knowledge.known_unit != "users":
+        raise ValueError("against sequential targets the attacker's knowledge is counted in users")
+    known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
+    return SequenceView(n_items, knowledge, split.train.take(known), known), knowledge.query_budget
+
+
+def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu") -> CellRecord:
+    """Extract the sequential target through the sequence oracle; measure the surrogate's
+    agreement with it on the real test prefixes, and what the defense costs real users."""
+    load_plugins()
+    start = time.perf_counter()
+    split = sequence_split(data)
+    model = model_from_payload(target.payload).to(device)
+    knowledge = cell.knowledge
+    k = min(knowledge.list_length, data.n_items)
+    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+    output_defense = defense if getattr(defense, "kind", "output") == "output" else None
+    context = SequenceServingContext(data.item_popularity(), pad=model.pad)
+    attack_cls = attacks.attack_class(cell.attack.name)
+    attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    view, budget = attacker_view(cell, split, data.n_items, attack)
+    oracle = Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, k, budget, output_defense,
+                    np.random.default_rng([cell.seed, 0x0C]))
+
+    attack_start = time.perf_counter()
+    # The attacker's randomness must not replay the target's: a surrogate of the target's
+    # architecture seeded like it would start from the target's own initial weights.
+    attack_seed = int(np.random.default_rng([cell.seed, 0xA77]).integers(2**31))
+    result = attack.run(view, oracle, seed=attack_seed, device=device)
+    attack_seconds = time.perf_counter() - attack_start
+
+    eval_start = time.perf_counter()
+    ks = [kk for kk in cell.metric_ks if kk <= data.n_items]
+    k_max = max(ks)
+    true_lists = target.lists[:, :k_max].astype(np.int64) if target.lists is not None and k_max <= target.lists.shape[1] \
+        else model.recommend(split.test_prefix, k_max)
+    surrogate = result.surrogate
+    surrogate_lists = surrogate.recommend(split.test_prefix, k_max)
+    out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists, surrogate_lists, kk) for kk in ks}
+    out.update(next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_"))
+    if output_defense is not None:  # what real users are served: the defense's utility cost
+        eval_rng = np.random.default_rng([cell.seed, 0xE7A1])
+        test_rows = split.test_prefix.padded(np.arange(len(split.test_prefix)), max(1, int(split.test_prefix.lengths().max())), model.pad).numpy()
+        served = output_defense(true_lists[:, :k] if k <= k_max else model.recommend(split.test_prefix, k),
+                                test_rows, context, eval_rng)
+        out.update(next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
+        out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
+    out.update(
+        queries=oracle.queries,
+        items_returned=oracle.items_returned,
+        n_known_users=view.n_known,
+        synthetic_sequences=getattr(result, "synthetic_sequences", 0),
+        attack_seconds=attack_seconds,
+        eval_seconds=time.perf_counter() - eval_start,
+        cell_seconds=time.perf_counter() - start,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    out.update({name: value for name, value in target.metrics.items() if "_at_" in name})
+    return CellRecord(cell_hash, out)

@@ -1,0 +1,34 @@
+"""A grid's tasks as plain functions: train a target, train the attacker's auxiliary model, run
+a cell. No Ray, no MLflow: the driver wraps these in Ray tasks and tests call them directly.
+Each dispatches on what the target consumes (user ids or item sequences) to the module that
+runs that kind of cell; each returns a plain record the driver logs.
+"""
+
+from __future__ import annotations
+
+from harness import sequential, stealing
+from harness.data import Interactions
+from harness.grid import Cell
+from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb, pick_device
+
+__all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "peak_rss_mb", "pick_device",
+           "run_cell", "train_auxiliary", "train_target"]
+
+
+def _runner(cell: Cell):
+    return sequential if cell.sequential else stealing
+
+
+def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
+    return _runner(cell).train_target(cell, data, target_hash, device)
+
+
+def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
+    return stealing.train_auxiliary(cell, data, auxiliary_hash, device)
+
+
+def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
+             auxiliary: TargetRecord | None = None) -> CellRecord:
+    if cell.sequential:
+        return sequential.run_cell(cell, data, target, cell_hash, device)
+    return stealing.run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)

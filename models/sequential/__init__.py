@@ -1,0 +1,13 @@
+"""Sequential (next-item) recommenders: SASRec, BERT4Rec, NARM, GRU4Rec and STAMP.
+
+They share one interface (`SequentialRecommender`: `score(sequences)`, `fit(train: Sequences)`,
+`recommend(sequences, k)`), one training loop and one set of layers; each module holds one paper's
+model and loss. They register in the model registry by name with `input_kind = "sequences"`, and
+are built as `model_class(name)(n_items, config)`.
+"""
+
+from models.sequential.base import SequentialConfig, SequentialRecommender, TransformerConfig
+
+from models.sequential import bert4rec, gru4rec, narm, sasrec, stamp  # noqa: F401,E402  (registration)
+
+__all__ = ["SequentialConfig", "SequentialRecommender", "TransformerConfig"]

@@ -1,0 +1,182 @@
+"""Next-item training shared by every sequential model: batches of left-padded windows drawn on the
+model's device, the seeded AdamW loop with gradient clipping and best-epoch selection, and the
+two losses the papers use (softmax cross-entropy, and SASRec's sampled binary cross-entropy)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.data.sequences import Sequences, left_windows, ragged_range
+from harness.metrics import ndcg_at_k_single
+from models.sampling import InteractionSampler, make_generator
+
+if TYPE_CHECKING:
+    from models.sequential.base import SequentialRecommender
+
+TRAINING_UNITS = ("prefixes", "sequences")
+
+
+class WindowSampler:
+    """Training examples as windows of `length` item ids ending at an example's last item,
+    left-padded, in a fresh seeded order every epoch.
+
+    unit "sequences": per user with at least 2 items, a window ending at the latest item and, over
+    a longer history, more ending every `length // 2` items back while a full window fits (the
+    extraction paper's code slides windows so; SASRec's own code keeps only the latest).
+    unit "prefixes": one example per item that has a predecessor, ending at that item (so the
+    window is a prefix and the item it predicts).
+    """
+
+    def __init__(self, train: Sequences, *, unit: str, length: int, pad: int, device: torch.device,
+                 generator: torch.Generator):
+        if unit not in TRAINING_UNITS:
+            raise ValueError(f"unknown training unit {unit!r}; expected one of {TRAINING_UNITS}")
+        self.train, self.length, self.pad, self.generator = train, length, pad, generator
+        self.device = torch.device(device)
+        lengths = train.lengths()
+        if unit == "sequences":
+            step = max(1, length // 2)
+            per_user = np.where(lengths >= 2, 1 + np.maximum(lengths - length, 0) // step, 0)
+            users = np.repeat(np.arange(len(train)), per_user)
+            ends = train.offsets[users + 1] - step * ragged_range(np.zeros(len(train)), per_user)
+        else:
+            users = np.repeat(np.arange(len(train)), np.maximum(lengths - 1, 0))
+            ends = ragged_range(train.offsets[:-1] + 2, np.maximum(lengths - 1, 0))
+        if len(users) == 0:
+            raise ValueError(f"{train.name}: no sequence has 2 items, so there is no next item to learn")
+        to = lambda array: torch.from_numpy(np.asarray(array, dtype=np.int64)).to(self.device)  # noqa: E731
+        self.items = to(train.items)
+        self.users, self.starts, self.ends = to(users), to(train.offsets[users]), to(ends)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def batches(self, batch_size: int) -> Iterator["Batch"]:
+        order = torch.randperm(len(self), generator=self.generator, device=self.device)
+        for start in range(0, len(self), batch_size):
+            chosen = order[start : start + batch_size]
+            window = left_windows(self.items, self.starts[chosen], self.ends[chosen], self.length, self.pad)
+            yield Batch(self.users[chosen], window, self)
+
+    @cached_property
+    def _history(self) -> InteractionSampler:
+        return InteractionSampler(self.train.to_matrix(), self.device, self.generator)
+
+    def negatives(self, users: torch.Tensor, per_user: int) -> torch.Tensor:
+        """[len(users), per_user] items uniform over those each user never had (SASRec's rule)."""
+        return self._history.negatives(users, per_user=per_user).view(len(users), per_user)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of training windows [b, max_len + 1]: inputs are the first max_len columns, and
+    targets[:, t] is the item after inputs[:, : t + 1]."""
+
+    users: torch.Tensor  # [b], rows of the training Sequences
+    window: torch.Tensor  # [b, max_len + 1], left-padded
+    sampler: WindowSampler
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.window[:, :-1]
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.window[:, 1:]
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.sampler.generator
+
+    def negatives(self, per_user: int) -> torch.Tensor:
+        return self.sampler.negatives(self.users, per_user)
+
+
+def next_item_cross_entropy(model: "SequentialRecommender", hidden: torch.Tensor,
+                            targets: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over all real items, for each hidden vector [..., d] whose target
+    [...] is not padding."""
+    keep = targets != model.pad
+    if not bool(keep.any()):  # e.g. a cloze batch where nothing was masked: no signal, no NaN
+        return hidden.sum() * 0.0
+    return F.cross_entropy(model.logits(hidden[keep]), targets[keep])
+
+
+def sampled_binary_cross_entropy(model: "SequentialRecommender", hidden: torch.Tensor, targets: torch.Tensor,
+                                 negatives: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(target score) - log(1 - sigmoid(negative score)) at every non-padding
+    position; hidden [b, L, d], targets and negatives [b, L]."""
+    keep = targets != model.pad
+    positive = (hidden * model.item_embedding(targets)).sum(-1)[keep]
+    negative = (hidden * model.item_embedding(negatives)).sum(-1)[keep]
+    return -(F.logsigmoid(positive) + F.logsigmoid(-negative)).mean()
+
+
+def make_optimizer(model: "SequentialRecommender") -> torch.optim.AdamW:
+    """AdamW; decay only on matrices and embeddings, not biases or norms (BERT4Rec's code)."""
+    cfg = model.config
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def train_next_item(
+    model: "SequentialRecommender",
+    train: Sequences,
+    *,
+    seed: int = 0,
+    on_epoch: Callable[[int, float], None] | None = None,
+    valid: tuple[Sequences, np.ndarray] | None = None,
+    extra_loss: Callable[["SequentialRecommender", "Batch"], torch.Tensor] | None = None,
+) -> "SequentialRecommender":
+    """`model.training_loss` on `model.train_on` windows for `epochs` epochs; returns the model.
+
+    `extra_loss(model, batch)`, when given, is added to each batch's loss: the hook a
+    training-time defense uses (e.g. GRO's swap loss, defenses/training/gro.py)."""
+    cfg = model.config
+    if train.n_items != model.n_items:
+        raise ValueError(f"{model.name}: training sequences are over {train.n_items} items, "
+                         f"model was built for {model.n_items}")
+    device = model.device
+    # Dropout draws from torch's global generator: fork it and seed it, so one seed fixes the
+    # whole run without touching the caller's random state.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
+        torch.manual_seed(seed)
+        generator = make_generator(seed, device)
+        model.reset_parameters(generator)
+        sampler = WindowSampler(train, unit=model.train_on, length=cfg.max_len + 1, pad=model.pad,
+                                device=device, generator=generator)
+        optimizer = make_optimizer(model)
+        best_ndcg, best_state = -1.0, None
+        for epoch in range(cfg.epochs):
+            model.train()
+            total, n_batches = torch.zeros((), device=device), 0
+            for batch in sampler.batches(cfg.batch_size):
+                loss = model.training_loss(batch)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                optimizer.step()
+                total += loss.detach()
+                n_batches += 1
+            if on_epoch is not None:
+                on_epoch(epoch, float(total) / n_batches)
+            if valid is not None:
+                prefixes, targets = valid
+                ndcg = ndcg_at_k_single(model.recommend(prefixes, 10), np.asarray(targets), 10)
+                if ndcg > best_ndcg:
+                    best_ndcg, best_state = ndcg, copy.deepcopy(model.state_dict())
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    model.eval()
+    return model
