@@ -10,6 +10,7 @@ test item among 100 items drawn uniformly from those the user never had.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,8 +25,8 @@ from harness.data import Interactions
 from harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
-from harness.splits import choose_known_users
-from harness.records import CellRecord, TargetRecord, peak_rss_mb
+from harness.splits import choose_known_users, split_users
+from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from models import ModelSpec, model_from_payload
 from models.sampling import InteractionSampler, make_generator
 
@@ -33,8 +34,49 @@ LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained targe
 SAMPLED_NEGATIVES = 100
 
 
-def sequence_split(data: Interactions) -> LeaveOneOut:
-    return leave_one_out(sequences_from_interactions(data))
+@dataclass(frozen=True)
+class SequenceSplit:
+    """The target users' leave-one-out split, and the other users' whole sequences (the
+    attacker's auxiliary data) when `split.target_share` < 1."""
+
+    target: LeaveOneOut
+    auxiliary: Sequences | None
+
+
+def sequence_split(data: Interactions, cell: Cell | None = None) -> SequenceSplit:
+    """All users are target users unless the cell's split keeps a share of them apart (the
+    stealing protocol's auxiliary half; the extraction grids use `target_share: 1.0`)."""
+    sequences = sequences_from_interactions(data)
+    share = 1.0 if cell is None else cell.split.target_share
+    if share >= 1:
+        return SequenceSplit(leave_one_out(sequences), None)
+    target_users, aux_users = split_users(len(sequences), share, np.random.default_rng([cell.seed, 0x5E1]))
+    return SequenceSplit(leave_one_out(sequences.take(target_users)), sequences.take(aux_users))
+
+
+def attacker_auxiliary_sequences(cell: Cell, split: SequenceSplit) -> Sequences:
+    knowledge = cell.knowledge
+    if split.auxiliary is None:
+        raise ValueError(f"{cell.attack.name} needs auxiliary users: set split.target_share below 1")
+    if knowledge.item_overlap < 1:
+        raise ValueError("item_overlap below 1 is not supported against sequential targets")
+    users = len(split.auxiliary)
+    keep = np.random.default_rng([cell.seed, 0xA0C]).choice(users, size=max(1, round(knowledge.aux_share * users)),
+                                                           replace=False)
+    return split.auxiliary.take(np.sort(keep))
+
+
+def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
+    """The attacker's own sequential model: the clone's architecture fit on the auxiliary users."""
+    load_plugins()
+    auxiliary = attacker_auxiliary_sequences(cell, sequence_split(data, cell))
+    start = time.perf_counter()
+    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(0, data.n_items).to(device)
+    model.fit(auxiliary, seed=cell.seed)
+    measured = {"train_seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    params = {"n_aux_users": len(auxiliary), "n_items": data.n_items,
+              "n_train_interactions": int(auxiliary.lengths().sum()), "device": device}
+    return TargetRecord(auxiliary_hash, model.cpu().to_payload(), measured, params)
 
 
 @torch.no_grad()
@@ -86,7 +128,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     """Train the sequential target on the leave-one-out training part (behind a training-time
     defense when the cell names one) and measure it on the test items."""
     load_plugins()
-    split = sequence_split(data)
+    split = sequence_split(data, cell).target
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     start = time.perf_counter()
     model = spec.build(0, data.n_items).to(device)
@@ -106,7 +148,8 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
 
 
-def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack) -> tuple[SequenceView, int | None]:
+def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
+                  ) -> tuple[SequenceView, int | None]:
     """The threat model's grant and the oracle's query budget. Extraction is data-free and its
     budget counts synthetic sequences; the stealing attacks know `known_share` of the target
     users' training sequences and may query `query_budget` of them."""
@@ -116,16 +159,23 @@ def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack) -> tuple
     if knowledge.known_unit != "users":
         raise ValueError("against sequential targets the attacker's knowledge is counted in users")
     known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
-    return SequenceView(n_items, knowledge, split.train.take(known), known), knowledge.query_budget
+    view = SequenceView(n_items, knowledge, split.train.take(known), known, auxiliary_model=auxiliary_model)
+    return view, knowledge.query_budget
 
 
-def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu") -> CellRecord:
-    """Extract the sequential target through the sequence oracle; measure the surrogate's
-    agreement with it on the real test prefixes, and what the defense costs real users."""
+def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
+             auxiliary: TargetRecord | None = None) -> CellRecord:
+    """Attack the sequential target through the sequence oracle (extraction, or the stealing
+    attacks with known sequences); measure the surrogate's agreement with it on the real test
+    prefixes, and what an output defense costs real users."""
     load_plugins()
     start = time.perf_counter()
-    split = sequence_split(data)
+    split = sequence_split(data, cell).target
     model = model_from_payload(target.payload).to(device)
+    auxiliary_model = None
+    if cell.needs_auxiliary:
+        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), device)
+        auxiliary_model = model_from_payload(record.payload).to(device)
     knowledge = cell.knowledge
     k = min(knowledge.list_length, data.n_items)
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
@@ -133,42 +183,35 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     context = SequenceServingContext(data.item_popularity(), pad=model.pad)
     attack_cls = attacks.attack_class(cell.attack.name)
     attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))
-    view, budget = attacker_view(cell, split, data.n_items, attack)
+    view, budget = attacker_view(cell, split, data.n_items, attack, auxiliary_model)
     oracle = Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, k, budget, output_defense,
                     np.random.default_rng([cell.seed, 0x0C]))
 
     attack_start = time.perf_counter()
     # The attacker's randomness must not replay the target's: a surrogate of the target's
     # architecture seeded like it would start from the target's own initial weights.
-    attack_seed = int(np.random.default_rng([cell.seed, 0xA77]).integers(2**31))
+    attack_seed = int(np.random.default_rng([cell.seed, 0xA7]).integers(2**31))
     result = attack.run(view, oracle, seed=attack_seed, device=device)
     attack_seconds = time.perf_counter() - attack_start
 
     eval_start = time.perf_counter()
+
+    def true_lists(width: int) -> np.ndarray:  # the target's own test lists, cached at training
+        if target.lists is not None and width <= target.lists.shape[1]:
+            return target.lists[:, :width].astype(np.int64)
+        return model.recommend(split.test_prefix, width)
+
     ks = [kk for kk in cell.metric_ks if kk <= data.n_items]
     k_max = max(ks)
-    true_lists = target.lists[:, :k_max].astype(np.int64) if target.lists is not None and k_max <= target.lists.shape[1] \
-        else model.recommend(split.test_prefix, k_max)
-    surrogate = result.surrogate
-    surrogate_lists = surrogate.recommend(split.test_prefix, k_max)
-    out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists, surrogate_lists, kk) for kk in ks}
+    surrogate_lists = result.surrogate.recommend(split.test_prefix, k_max)
+    out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists(k_max), surrogate_lists, kk) for kk in ks}
     out.update(next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_"))
     if output_defense is not None:  # what real users are served: the defense's utility cost
-        eval_rng = np.random.default_rng([cell.seed, 0xE7A1])
-        test_rows = split.test_prefix.padded(np.arange(len(split.test_prefix)), max(1, int(split.test_prefix.lengths().max())), model.pad).numpy()
-        served = output_defense(true_lists[:, :k] if k <= k_max else model.recommend(split.test_prefix, k),
-                                test_rows, context, eval_rng)
+        prefixes = split.test_prefix
+        queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
+        served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
         out.update(next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
         out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
-    out.update(
-        queries=oracle.queries,
-        items_returned=oracle.items_returned,
-        n_known_users=view.n_known,
-        synthetic_sequences=getattr(result, "synthetic_sequences", 0),
-        attack_seconds=attack_seconds,
-        eval_seconds=time.perf_counter() - eval_start,
-        cell_seconds=time.perf_counter() - start,
-        peak_rss_mb=peak_rss_mb(),
-    )
-    out.update({name: value for name, value in target.metrics.items() if "_at_" in name})
-    return CellRecord(cell_hash, out)
+    return finish_cell(cell_hash, out, oracle=oracle, n_known=view.n_known, target=target, start=start,
+                       attack_seconds=attack_seconds, eval_start=eval_start,
+                       synthetic_sequences=getattr(result, "synthetic_sequences", 0))

@@ -19,7 +19,7 @@ from harness import metrics
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb
+from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from models import ModelSpec, model_from_payload
 
@@ -130,18 +130,8 @@ def run_cell(
 
     eval_start = time.perf_counter()
     out = stealing_metrics(cell, split, recommend, result, view, defense, context, k)
-    out.update(
-        queries=oracle.queries,
-        items_returned=oracle.items_returned,
-        n_known_users=view.n_known,
-        attack_seconds=attack_seconds,
-        eval_seconds=time.perf_counter() - eval_start,
-        cell_seconds=time.perf_counter() - start,
-        peak_rss_mb=peak_rss_mb(),
-    )
-    # The target's own utility, undefended, so every cell row of a table carries it.
-    out.update({name: value for name, value in target.metrics.items() if "_at_" in name})
-    return CellRecord(cell_hash, out)
+    return finish_cell(cell_hash, out, oracle=oracle, n_known=view.n_known, target=target, start=start,
+                       attack_seconds=attack_seconds, eval_start=eval_start)
 
 
 def stealing_metrics(cell, split, target_lists, result: StealingResult, view, defense, context, k) -> dict:

@@ -24,11 +24,9 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
 
 
 def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
-    return stealing.train_auxiliary(cell, data, auxiliary_hash, device)
+    return _runner(cell).train_auxiliary(cell, data, auxiliary_hash, device)
 
 
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
              auxiliary: TargetRecord | None = None) -> CellRecord:
-    if cell.sequential:
-        return sequential.run_cell(cell, data, target, cell_hash, device)
-    return stealing.run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)
+    return _runner(cell).run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)

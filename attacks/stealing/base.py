@@ -11,6 +11,7 @@ from attacks.oracle import Oracle
 from attacks.threat import AttackerView
 from models import ModelSpec
 from models.base import Recommender
+from models.sequential.training import train_next_item_pairs
 from models.training import train_sampled
 
 
@@ -78,9 +79,13 @@ class StealingAttack:
         (the paper's PTD); a model whose own fit() is BPR (or not gradient-based) uses it.
         A sequential clone learns the known sequences with its own next-item objective."""
         if view.sequential:
-            if not reset:
-                raise ValueError(f"{self.name}: a sequential clone trains from scratch on the known sequences")
-            return clone.fit(view.known_sequences, seed=seed)
+            if reset:  # the sequential analogue of PTD: the clone's own next-item objective
+                return clone.fit(view.known_sequences, seed=seed)
+            # Fused or Pre-initialized: BPR on (prefix, next item) through the clone's own scores.
+            cfg = clone.config
+            return train_next_item_pairs(clone, view.known_sequences, epochs=self.config.clone_epochs,
+                                         batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len,
+                                         pad=clone.pad, seed=seed)
         spec = self.clone_spec.config()
         if reset and getattr(clone, "objective", None) in ("bpr", None):
             return clone.fit(view.known_interactions, seed=seed)

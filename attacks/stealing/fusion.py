@@ -5,7 +5,8 @@ is a per-(user, item) mix of its own vector q_c and the auxiliary model's fixed 
     [alpha', beta'] = softmax([alpha, beta]);  q_f = alpha' q_c + beta' q_a
 
 For a clone with several item tables (NCF: GMF and MLP), each table is fused the same way with
-the user vector that meets it. The auxiliary vectors are buffers: they never train.
+the user vector that meets it; for a sequential clone, p_u is the sequence's next-item query.
+The auxiliary vectors are buffers: they never train.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import Recommender
+from models.sequential.base import recommend_after
 
 
 class FusedItemClone(Recommender):
@@ -22,7 +24,9 @@ class FusedItemClone(Recommender):
     ranking_batch_size = 64  # scoring builds [users, n_items, d] fused tensors
 
     def __init__(self, clone: Recommender, auxiliary_tables: dict[str, torch.Tensor]):
-        super().__init__(clone.n_users, clone.n_items, clone.config)
+        # A sequential clone has no user table: its "users" are the sequences it is asked about.
+        super().__init__(getattr(clone, "n_users", 1), clone.n_items, clone.config)
+        self.input_kind = getattr(clone, "input_kind", "users")
         own = clone.item_tables()
         if not own or set(own) != set(auxiliary_tables):
             raise ValueError(f"clone {clone.name} item tables {sorted(own)} do not match the "
@@ -63,6 +67,15 @@ class FusedItemClone(Recommender):
     def score(self, users: torch.Tensor) -> torch.Tensor:
         items = torch.arange(self.n_items, device=users.device).expand(len(users), -1)
         return self.score_pairs(users, items)
+
+    @property
+    def pad(self) -> int:
+        return self.clone.pad
+
+    def recommend(self, contexts, k, exclude=None, batch_size=None):
+        if self.input_kind == "sequences":
+            return recommend_after(self, contexts, k, exclude, batch_size or self.ranking_batch_size)
+        return super().recommend(contexts, k, exclude, batch_size)
 
     def fit(self, train, *, seed=0, on_epoch=None):
         raise NotImplementedError("a fused clone is trained by its attack (see attacks/stealing/pta.py)")

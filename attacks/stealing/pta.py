@@ -32,7 +32,6 @@ class PTAQConfig(CloneTraining, ListLossConfig):
 
 class _AuxiliaryStealing(StealingAttack):
     needs_auxiliary = True
-    target_kinds = ("users",)  # fusion and Pre need per-user item-table hooks sequential models lack
     fuse: bool  # attention fusion (PTA) or initialization (Pre)
     query: bool  # fine-tune on queried lists afterwards
 

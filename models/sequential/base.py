@@ -20,12 +20,34 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from harness.data.sequences import Sequences
+from models.sequential.sequences import Sequences
 from models.base import EpochCallback
 from models.config import check_fields
 from models.ranking import recommend_top_k
 from models.sampling import make_generator
 from models.sequential.training import Batch, next_item_cross_entropy, train_next_item
+
+
+@torch.no_grad()
+def recommend_after(model, sequences, k: int, exclude: sp.csr_matrix | None, batch_size: int) -> np.ndarray:
+    """Top-k next items after each sequence by `model.score` ([b, L] left-padded -> [b, n_items]);
+    written once for sequential models and wrappers around them (e.g. a fused stealing clone)."""
+    if not isinstance(sequences, Sequences):
+        sequences = Sequences.from_lists(sequences, model.n_items)
+    elif sequences.n_items != model.n_items:
+        raise ValueError(f"{model.name}: sequences over {sequences.n_items} items, model has {model.n_items}")
+
+    def score_rows(rows: torch.Tensor) -> torch.Tensor:
+        padded = sequences.padded(rows.numpy(), model.config.max_len, model.pad)
+        return model.score(padded.to(model.device))
+
+    was_training = model.training
+    model.eval()
+    try:
+        # Row ids stay on the CPU (they only index `sequences`); scores live on the model's device.
+        return recommend_top_k(score_rows, np.arange(len(sequences)), k, exclude, torch.device("cpu"), batch_size)
+    finally:
+        model.train(was_training)
 
 
 @dataclass(frozen=True)
@@ -162,7 +184,6 @@ class SequentialRecommender(nn.Module):
     def device(self) -> torch.device:
         return self.item_embedding.weight.device
 
-    @torch.no_grad()
     def recommend(
         self,
         sequences: Sequences | Sequence[Sequence[int]],
@@ -175,23 +196,26 @@ class SequentialRecommender(nn.Module):
         History is not excluded by default (the published protocol); `exclude` is a matrix whose
         row r lists items never to recommend after sequence r (e.g. `sequences.to_matrix()`).
         """
-        if not isinstance(sequences, Sequences):
-            sequences = Sequences.from_lists(sequences, self.n_items)
-        elif sequences.n_items != self.n_items:
-            raise ValueError(f"{self.name}: sequences over {sequences.n_items} items, model has {self.n_items}")
+        return recommend_after(self, sequences, k, exclude, batch_size or self.ranking_batch_size)
 
-        def score_rows(rows: torch.Tensor) -> torch.Tensor:
-            padded = sequences.padded(rows.numpy(), self.config.max_len, self.pad)
-            return self.score(padded.to(self.device))
+    # -- item-table hooks: what lets the stealing family fuse or initialize item vectors ------
+    def item_tables(self) -> dict[str, torch.Tensor]:
+        """The output item table (shared with the input embedding): real items only."""
+        return {"item": self.item_embedding.weight[: self.n_items]}
 
-        was_training = self.training
-        self.eval()
-        try:
-            chunk = batch_size or self.ranking_batch_size
-            # Row ids stay on the CPU (they only index `sequences`); scores live on the model's device.
-            return recommend_top_k(score_rows, np.arange(len(sequences)), k, exclude, torch.device("cpu"), chunk)
-        finally:
-            self.train(was_training)
+    def user_vectors(self, sequences: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The 'user' side that meets the item table: each sequence's next-item query."""
+        return {"item": self.query(self.fit_length(sequences))}
+
+    def score_with_item_vectors(self, sequences: torch.Tensor, items: torch.Tensor,
+                                vectors: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.query(self.fit_length(sequences))
+        scores = torch.einsum("bd,bmd->bm", hidden, vectors["item"])
+        return scores if self.output_bias is None else scores + self.output_bias[items]
+
+    def load_item_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.item_embedding.weight[: self.n_items].copy_(tables["item"].to(self.device))
 
     def to_payload(self) -> dict:
         """The saved form: plain tensors and primitives (`models.registry.model_from_payload`)."""

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.data.sequences import Sequences, left_windows, ragged_range
-from harness.metrics import ndcg_at_k_single
+from models.sequential.sequences import Sequences, left_windows, ragged_range
+from models.losses import bpr_loss
 from models.sampling import InteractionSampler, make_generator
 
 if TYPE_CHECKING:
@@ -128,6 +128,14 @@ def make_optimizer(model: "SequentialRecommender") -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
 
+def validation_ndcg(lists: np.ndarray, targets: np.ndarray) -> float:
+    """NDCG@10 with one relevant item per row (model selection only; the harness's reported
+    metrics are computed in harness/metrics.py)."""
+    rank = np.argmax(lists == targets[:, None], axis=1)
+    hit = (lists == targets[:, None]).any(axis=1)
+    return float(np.where(hit, 1.0 / np.log2(rank + 2), 0.0).mean()) if len(targets) else 0.0
+
+
 def train_next_item(
     model: "SequentialRecommender",
     train: Sequences,
@@ -173,10 +181,34 @@ def train_next_item(
                 on_epoch(epoch, float(total) / n_batches)
             if valid is not None:
                 prefixes, targets = valid
-                ndcg = ndcg_at_k_single(model.recommend(prefixes, 10), np.asarray(targets), 10)
+                ndcg = validation_ndcg(model.recommend(prefixes, 10), np.asarray(targets))
                 if ndcg > best_ndcg:
                     best_ndcg, best_state = ndcg, copy.deepcopy(model.state_dict())
         if best_state is not None:
             model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
+def train_next_item_pairs(model, train: Sequences, *, epochs: int, batch_size: int, lr: float, max_len: int,
+                          pad: int, seed: int):
+    """BPR on every (prefix, next item) pair against one item the user never had, through
+    `model.score_pairs(prefixes, items)`. How the stealing family's PTD stage trains a clone whose
+    scores are not a sequential model's own (e.g. fused with auxiliary item vectors)."""
+    device = model.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        generator = make_generator(seed, device)
+        sampler = WindowSampler(train, unit="prefixes", length=max_len + 1, pad=pad, device=device, generator=generator)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        model.train()
+        for _ in range(epochs):
+            for batch in sampler.batches(batch_size):
+                items = torch.stack([batch.targets[:, -1], batch.negatives(1)[:, 0]], dim=1)
+                scores = model.score_pairs(batch.inputs, items)
+                loss = bpr_loss(scores[:, :1], scores[:, 1:])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
     model.eval()
     return model
