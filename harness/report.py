@@ -74,9 +74,13 @@ def varying_axes(frame: pd.DataFrame) -> list[str]:
 
 
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The end-of-run table: agreement and the target's recall at k, per combination of the
-    grid's varying axes."""
-    metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"recall_at_{k}", f"defended_recall_at_{k}"]
+    """The end-of-run table: agreement and the target's utility at k (recall for general
+    recommenders, next-item hit ratio for sequential ones), per combination of the grid's
+    varying axes."""
+    utility = "recall" if f"metrics.recall_at_{k}" in frame else "hr"
+    metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]
+    if not any(f"metrics.{m}" in frame for m in metrics):
+        raise RecsecError(f"the runs have none of {', '.join(metrics)}")
     by = varying_axes(frame)
     parts = []
     for metric in metrics:
@@ -84,7 +88,7 @@ def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
             agg = aggregate(frame, metric, by)
             parts.append(agg.assign(**{metric: [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]})
                          .set_index(by)[[metric] + (["n"] if not parts else [])])
-    table = pd.concat(parts, axis=1).rename(columns={"n": "seeds"})
+    table = pd.concat(parts, axis=1).rename(columns={"n": "seeds"}).fillna("")  # e.g. no served lists
     return table[[c for c in table.columns if c != "seeds"] + ["seeds"]].reset_index()
 
 

@@ -38,3 +38,19 @@ def test_aggregate_gives_mean_std_and_count_over_seeds():
 def test_tables_order_labels_naturally():
     labels = ["popular_mix(n=25)", "none", "popular_mix(n=5)", "popular_mix(n=10)"]
     assert sorted(labels, key=report.natural_key) == ["none", "popular_mix(n=5)", "popular_mix(n=10)", "popular_mix(n=25)"]
+
+
+def test_summary_of_sequential_cells_shows_hit_ratio_and_blanks_what_a_defense_did_not_serve():
+    rows = []
+    for defense, served in (("none", 0.3), ("gro(lam=0.1)", None)):
+        for seed in (0, 1):
+            row = {"tags.attack": "dfme", "tags.defense": defense, "tags.seed": str(seed), "tags.list_length": "100",
+                   "metrics.agr_at_20": 0.4 + seed / 100, "metrics.hr_at_20": 0.14}
+            if served is not None:
+                row.update({"metrics.agr_served_at_20": served, "metrics.defended_hr_at_20": 0.14})
+            rows.append(row)
+    table = report.summary(pd.DataFrame(rows), 20)
+    assert list(table.columns) == ["attack", "defense", "agr_at_20", "agr_served_at_20", "hr_at_20",
+                                   "defended_hr_at_20", "seeds"]
+    gro = table[table.defense == "gro(lam=0.1)"].iloc[0]
+    assert gro["agr_served_at_20"] == "" and gro["seeds"] == 2
