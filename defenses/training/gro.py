@@ -18,6 +18,11 @@ where g < 0. We use that closed form instead of materializing S (b x k x items f
 Deviation: GRO's code applies the swap loss at every labelled position of a window; we apply it
 at the window's last position, the one the oracle serves (one more query per batch, and no
 [b, L, items] logits).
+
+Status: on ML-100k (grids/extraction/gro-ml100k.yaml) this collapses the target (HR@10 about
+0.01 against 0.076 undefended) and raises the surrogate's agreement, so it does not yet
+reproduce the paper. Not yet tried: fine-tuning a pretrained target (GRO's `--use_pretrained`),
+the swap loss at every position, and lambda at the paper's Beauty scale (0.001).
 """
 
 from __future__ import annotations
