@@ -133,7 +133,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     start = time.perf_counter()
     model = spec.build(0, data.n_items).to(device)
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
-    if getattr(defense, "kind", "output") == "training":
+    if cell.training_defense:
         defense.train(model, split.train, seed=cell.seed)
     else:
         model.fit(split.train, seed=cell.seed)
@@ -179,7 +179,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     knowledge = cell.knowledge
     k = min(knowledge.list_length, data.n_items)
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
-    output_defense = defense if getattr(defense, "kind", "output") == "output" else None
+    output_defense = None if cell.training_defense else defense
     context = SequenceServingContext(data.item_popularity(), pad=model.pad)
     attack_cls = attacks.attack_class(cell.attack.name)
     attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))

@@ -127,8 +127,13 @@ GRID = {
 
 
 @pytest.fixture(scope="module")
-def extraction(shared_data_dir, tmp_path_factory):
-    data = load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path_factory.mktemp("cache"))
+def ml100k(shared_data_dir, tmp_path_factory):
+    return load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def extraction(ml100k):
+    data = ml100k
     cells = expand(parse_grid(GRID, source="test_extraction"))
     target = train_target(cells[0], data, "t")
     out = {(c.attack.params["epochs"], c.defense.name): run_cell(c, data, target, "c").metrics for c in cells}
@@ -191,8 +196,8 @@ STEALING_GRID = {
 
 
 @pytest.fixture(scope="module")
-def sequential_stealing(shared_data_dir, tmp_path_factory):
-    data = load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path_factory.mktemp("cache"))
+def sequential_stealing(ml100k):
+    data = ml100k
     cells = expand(parse_grid(STEALING_GRID, source="test_extraction"))
     target = train_target(cells[0], data, "t")
     return {(c.attack.name, c.clone.name): run_cell(c, data, target, "c").metrics for c in cells}
