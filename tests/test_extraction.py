@@ -13,7 +13,7 @@ import torch
 
 from attacks.extraction.synthesis import Prefixes, synthesize
 from attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext
-from defenses.training.gro import GROConfig, SwapRegularizer
+from defenses.training.gro import GRO, GROConfig, SwapRegularizer
 from harness.data import load_dataset
 from harness.grid import expand, parse_grid
 from harness.sequential import rank_sequences, sequence_split
@@ -21,6 +21,8 @@ from harness.tasks import run_cell, train_target
 from models import ModelSpec
 from models.losses import pairwise_loss
 from models.sampling import make_generator
+from models.sequential.sequences import Sequences
+from models.sequential.training import WindowSampler
 
 N_ITEMS, K = 40, 5
 
@@ -99,11 +101,64 @@ def test_gro_swap_matches_the_swap_tensor_gradient_and_trains_the_target():
 
     for lam, moves in [(1.0, True), (0.0, False)]:
         target.zero_grad(set_to_none=True)
-        regularizer = SwapRegularizer(student, GROConfig(lam=lam, k=k), seed=0)
+        regularizer = SwapRegularizer(student, GROConfig(lam=lam, k=k, positions="last"), seed=0)
         regularizer(target, batch).backward()
         grads = [p.grad for p in target.parameters() if p.grad is not None]
         moved = any(float(gr.abs().sum()) > 0 for gr in grads)
         assert moved == moves
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_gro_at_every_position_covers_each_labelled_position_and_trains_the_target(name):
+    """positions 'all' (GRO's code): one swap row per labelled position (every real next item for
+    SASRec, every masked item for BERT4Rec), and the loss reaches the target's weights."""
+    params = {"hidden": 8, "blocks": 1, "heads": 1, "max_len": 6}
+    sequences = Sequences.from_lists([[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [2, 4, 6, 8]], 12)
+    target = ModelSpec.of(name, params).build(0, 12)
+    student = ModelSpec.of(name, params).build(0, 12)
+    generator = make_generator(0, torch.device("cpu"))
+    sampler = WindowSampler(sequences, unit=target.train_on, length=7, pad=target.pad, device="cpu",
+                            generator=generator)
+    batch = next(sampler.batches(8))
+    regularizer = SwapRegularizer(student, GROConfig(lam=1.0, k=4), seed=0)
+    target_logits, student_scores = regularizer.logits(target, batch)
+    if name == "sasrec":
+        assert target_logits.shape == (int((batch.targets != target.pad).sum()), 12)
+    else:
+        assert 1 <= target_logits.shape[0] <= int((batch.window[:, 1:] != target.pad).sum())
+    assert student_scores.shape == target_logits.shape
+    regularizer(target, batch).backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in target.parameters() if p.grad is not None)
+
+
+def test_gro_pretrained_fine_tunes_the_trained_target(monkeypatch):
+    """pretrained: the target first trains as usual, then GRO continues from those weights for
+    its own epochs; otherwise GRO trains from a fresh initialization."""
+    import defenses.training.gro as gro
+
+    calls = []
+    real = gro.train_next_item
+
+    def recording(model, train, **kwargs):
+        calls.append((kwargs.get("extra_loss") is not None, kwargs.get("reset", True), kwargs.get("epochs")))
+        return real(model, train, **kwargs)
+
+    monkeypatch.setattr(gro, "train_next_item", recording)
+    params = {"hidden": 8, "blocks": 1, "heads": 1, "max_len": 6, "epochs": 1}
+    sequences = Sequences.from_lists([[1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11], [2, 4, 6, 8]], 12)
+    GRO(GROConfig(lam=0.5, k=4, epochs=2)).train(ModelSpec.of("sasrec", params).build(0, 12), sequences, seed=0)
+    assert calls == [(False, True, None), (True, False, 2)]
+    calls.clear()
+    GRO(GROConfig(lam=0.5, k=4, pretrained=False)).train(ModelSpec.of("sasrec", params).build(0, 12), sequences,
+                                                         seed=0)
+    assert calls == [(True, True, None)]
+
+
+def test_gro_rejects_another_student_at_every_position():
+    sequences = Sequences.from_lists([[1, 2, 3], [4, 5, 6]], 8)
+    target = ModelSpec.of("sasrec", {"hidden": 8, "blocks": 1, "heads": 1, "max_len": 4, "epochs": 1}).build(0, 8)
+    with pytest.raises(ValueError, match="positions: last"):
+        GRO(GROConfig(student="gru4rec")).train(target, sequences, seed=0)
 
 
 # --------------------------------------------------------------------------- end to end, ML-100k

@@ -144,11 +144,15 @@ def train_next_item(
     on_epoch: Callable[[int, float], None] | None = None,
     valid: tuple[Sequences, np.ndarray] | None = None,
     extra_loss: Callable[["SequentialRecommender", "Batch"], torch.Tensor] | None = None,
+    epochs: int | None = None,
+    reset: bool = True,
 ) -> "SequentialRecommender":
-    """`model.training_loss` on `model.train_on` windows for `epochs` epochs; returns the model.
+    """`model.training_loss` on `model.train_on` windows for `epochs` (default: the config's)
+    epochs; returns the model.
 
     `extra_loss(model, batch)`, when given, is added to each batch's loss: the hook a
-    training-time defense uses (e.g. GRO's swap loss, defenses/training/gro.py)."""
+    training-time defense uses (e.g. GRO's swap loss, defenses/training/gro.py). `reset=False`
+    continues from the model's current weights (fine-tuning a trained model)."""
     cfg = model.config
     if train.n_items != model.n_items:
         raise ValueError(f"{model.name}: training sequences are over {train.n_items} items, "
@@ -159,12 +163,13 @@ def train_next_item(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
         torch.manual_seed(seed)
         generator = make_generator(seed, device)
-        model.reset_parameters(generator)
+        if reset:
+            model.reset_parameters(generator)
         sampler = WindowSampler(train, unit=model.train_on, length=cfg.max_len + 1, pad=model.pad,
                                 device=device, generator=generator)
         optimizer = make_optimizer(model)
         best_ndcg, best_state = -1.0, None
-        for epoch in range(cfg.epochs):
+        for epoch in range(cfg.epochs if epochs is None else epochs):
             model.train()
             total, n_batches = torch.zeros((), device=device), 0
             for batch in sampler.batches(cfg.batch_size):
