@@ -26,7 +26,7 @@ from harness import tasks  # noqa: E402
 from harness.data import dataset_digest, load_dataset  # noqa: E402
 from harness.grid import expand, load_grid  # noqa: E402
 
-AXES = ("target", "attack", "defense", "query_budget", "known_share")
+AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                    params=ds.params)
     digest = dataset_digest(ds.name, data_dir=args.data_dir, **options)
     data = load_dataset(ds.name, data_dir=args.data_dir, **options)
+    shadow = grid.membership.shadow_dataset  # a cross-dataset membership grid's shadow part
+    shadow_data = data if shadow is None else load_dataset(
+        shadow.name, data_dir=args.data_dir, min_user_interactions=shadow.min_user_interactions,
+        min_item_interactions=shadow.min_item_interactions, params=shadow.params)
     print(f"{grid.name}: {len(cells)} cells on {args.device}, {data.n_users} users x {data.n_items} items", flush=True)
 
     start = time.perf_counter()
@@ -63,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if cell.needs_auxiliary:
             aux_hash = cell.auxiliary_hash(digest)
             if aux_hash not in auxiliaries:
-                auxiliaries[aux_hash] = tasks.train_auxiliary(cell, data, aux_hash, args.device)
+                aux_data = shadow_data if cell.membership is not None else data
+                auxiliaries[aux_hash] = tasks.train_auxiliary(cell, aux_data, aux_hash, args.device)
             auxiliary = auxiliaries[aux_hash]
         record = tasks.run_cell(cell, data, targets[target_hash], cell.cell_hash(digest), args.device,
                                 auxiliary=auxiliary)
@@ -91,7 +96,8 @@ def selected(cell, conditions: list[str]) -> bool:
 
 
 def default_metrics(rows: list[dict]) -> list[str]:
-    wanted = ("target.hr_at_10", "target.ndcg_at_10", "defended_hr_at_10", "agr_at_10", "agr_at_20",
+    wanted = ("roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr", "target.recall_at_100", "defended_recall_at_100",
+              "target.hr_at_10", "target.ndcg_at_10", "defended_hr_at_10", "agr_at_10", "agr_at_20",
               "surrogate_hr_at_10", "target.train_seconds", "cell_seconds")
     return [m for m in wanted if any(m in row for row in rows)]
 

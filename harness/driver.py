@@ -111,6 +111,12 @@ def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
             )
             if any(pc.cell.sequential for pc in plan.todo):
                 sequences_from_interactions(data)  # no time order: a DataError now, not in every task
+            shadow = grid.membership.shadow_dataset
+            if shadow is not None and any(pc.cell.membership is not None for pc in plan.todo):
+                data = {"target": data, "shadow": load_dataset(
+                    shadow.name, data_dir=options.data_dir, cache_dir=options.cache_dir,
+                    min_user_interactions=shadow.min_user_interactions,
+                    min_item_interactions=shadow.min_item_interactions, params=shadow.params)}
             if not ray.is_initialized():
                 ray_start = time.perf_counter()
                 started_ray = _connect(options)
@@ -182,7 +188,11 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
     grid = plan.grid
     cache = TargetCache(options.cache_dir)
     logged_targets = set(tracker.finished(experiment_id, "target"))
-    data_ref = ray.put(data)  # once, shared by every task through the object store
+    # Once each, shared by every task through the object store. A cross-dataset membership grid
+    # also has a shadow dataset, which only the shadow recommender's (auxiliary) tasks read.
+    datasets = data if isinstance(data, dict) else {"target": data}
+    data_ref = ray.put(datasets["target"])
+    shadow_ref = ray.put(datasets["shadow"]) if "shadow" in datasets else data_ref
     pending: dict = {}
     target_refs = {}
     needed = {pc.target_hash for pc in plan.todo}
@@ -210,7 +220,8 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
             auxiliary_refs[aux_hash] = ray.put(record)
             summary.auxiliary_from_cache += 1
         else:
-            ref = _auxiliary_task.options(**_options(grid.resources.train)).remote(pc.cell, data_ref, aux_hash)
+            aux_data = shadow_ref if pc.cell.membership is not None else data_ref
+            ref = _auxiliary_task.options(**_options(grid.resources.train)).remote(pc.cell, aux_data, aux_hash)
             auxiliary_refs[aux_hash] = ref
             pending[ref] = ("auxiliary", pc.cell, aux_hash)
     for pc in plan.todo:

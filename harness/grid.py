@@ -138,6 +138,26 @@ class Matrix(_Strict):
         return values
 
 
+class MembershipConfig(_Strict):
+    """How a membership grid partitions users and serves them (Zhang et al.'s protocol), and the
+    attacker's shadow data. Read only by cells whose attack is of the membership family."""
+
+    vector_share: float = Field(1 / 3, ge=0, lt=1, description="users whose data only learns item vectors")
+    shadow_share: float = Field(1 / 3, gt=0, lt=1, description="users of the shadow part")
+    member_share: float = Field(0.5, gt=0, lt=1, description="share of the shadow and target parts that are members")
+    nonmember: Literal["popular", "fold_in"] = "popular"
+    item_dim: int = Field(100, ge=1, description="dimension of the attacker's item vectors")
+    shadow_dataset: Optional[DatasetConfig] = Field(
+        None, description="the shadow part's dataset (cross-dataset setting); default: the grid's dataset")
+
+    @model_validator(mode="after")
+    def _target_part_left(self):
+        if self.vector_share + self.shadow_share >= 1:
+            raise ValueError(f"vector_share + shadow_share must be < 1 (the target part gets the rest), "
+                             f"got {self.vector_share} + {self.shadow_share}")
+        return self
+
+
 class Grid(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-/]+$", description="MLflow experiment name")
     description: str = ""
@@ -150,6 +170,7 @@ class Grid(_Strict):
     training: Training = Training()
     resources: StageResources = StageResources()
     metrics: Metrics = Metrics()
+    membership: MembershipConfig = MembershipConfig()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -166,6 +187,7 @@ class Cell:
     knowledge: Knowledge
     seed: int
     metric_ks: tuple[int, ...]
+    membership: Optional[MembershipConfig] = None  # set for membership-family cells only
 
     def axes(self) -> dict[str, Any]:
         """Axis values as shown in tables and tags (components by label)."""
@@ -194,10 +216,13 @@ class Cell:
             "knowledge": dataclasses.asdict(self.knowledge),
             "seed": self.seed,
             "metric_ks": list(self.metric_ks),
+            **({"membership": self.membership.model_dump()} if self.membership is not None else {}),
         }
 
     def target_normalized(self) -> dict:
         out = {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
+        if self.membership is not None:  # the target trains on its members and serves its part
+            out["membership"] = self.membership.model_dump(exclude={"shadow_dataset"})
         if self.training_defense:  # e.g. GRO: the defense shapes the target itself
             out["defense"] = self.defense.model_dump()
         return out
@@ -213,10 +238,25 @@ class Cell:
 
     def auxiliary_normalized(self) -> dict:
         """What the attacker's auxiliary model depends on: the clone's architecture and the
-        auxiliary-data knowledge, not the target."""
+        auxiliary-data knowledge, not the target. For membership, the shadow recommender (the
+        clone axis) on the shadow part of the shadow dataset."""
         out = {k: self.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
+        if self.membership is not None:
+            out["membership"] = self.membership.model_dump()
+            out["dataset"] = self.shadow_dataset.model_dump()
+            return out
         out["auxiliary_data"] = {"aux_share": self.knowledge.aux_share, "item_overlap": self.knowledge.item_overlap}
         return out
+
+    @property
+    def family(self) -> str:
+        return attacks.attack_class(self.attack.name).family
+
+    @property
+    def shadow_dataset(self) -> DatasetConfig:
+        """The dataset of the attacker's shadow part (membership): the grid's unless crossed."""
+        crossed = self.membership.shadow_dataset if self.membership is not None else None
+        return crossed if crossed is not None else self.dataset
 
     @property
     def needs_auxiliary(self) -> bool:
@@ -373,12 +413,20 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
             if _input_kind(clone.name) != _input_kind(target.name):
                 problems.append(f"{source}: matrix.clone[{j}]: {clone.name} scores {_KIND_WORDS[_input_kind(clone.name)]}, "
                                 f"but matrix.target[{i}] {target.name} scores {_KIND_WORDS[_input_kind(target.name)]}")
+    attack_families = {attacks.attack_class(a.name).family for a in m.attack if known("attack", a)}
     for j, defense in enumerate(m.defense):
         if not known("defense", defense):
             continue
         cls = defenses.defense_class(defense.name)
+        families = getattr(cls, "families", None)  # a defense that only makes sense for some families
+        for family in sorted(attack_families - set(families or attack_families)):
+            problems.append(f"{source}: matrix.defense[{j}]: {defense.name} defends against "
+                            f"{', '.join(families)} attacks only, but the grid runs {family} attacks")
         if getattr(cls, "kind", "output") != "training":
             continue
+        if "membership" in attack_families:
+            problems.append(f"{source}: matrix.defense[{j}]: {defense.name} is a training-time defense; "
+                            f"membership cells take output defenses only")
         for i, target in targets:
             if target.name not in getattr(cls, "targets", ()):
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} trains only "
@@ -491,6 +539,7 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
                             item_overlap=combo["item_overlap"]),
         seed=seed,
         metric_ks=tuple(grid.metrics.k),
+        membership=grid.membership if attacks.attack_class(combo["attack"].name).family == "membership" else None,
     )
 
 

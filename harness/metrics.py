@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+# ROC AUC lives with the models (attacks select checkpoints by it; they never import the harness).
+from models.evaluation import check_binary as _check_binary, roc_auc  # noqa: F401
+
 
 def agreement_at_k(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
     """Mean over users of |top-k(reference) & top-k(candidate)| / k (order inside top-k ignored)."""
@@ -103,19 +106,6 @@ def _target_hits(lists: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
 # `scores` are higher for "more likely a member"; `pred` are 0/1 decisions.
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve: the probability that a random member outscores a random
-    non-member, ties counting one half (Mann-Whitney U from average ranks)."""
-    scores, labels = _check_binary(scores, labels)
-    n_pos = int(labels.sum())
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = _average_ranks(scores)
-    u = ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     pred, labels = _check_binary(pred, labels)
     return _mean((pred == labels).astype(float))
@@ -162,22 +152,14 @@ def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> flo
     return float(tp[ok].max() / n_pos) if ok.any() else 0.0
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of `values`, each tie group getting the mean of the ranks it spans."""
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], len(values)]  # exclusive
-    group_rank = (starts + ends + 1) / 2  # mean of the 1-based ranks starts+1 .. ends
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(group_rank, ends - starts)
-    return ranks
-
-
-def _check_binary(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    values, labels = np.asarray(values).ravel(), np.asarray(labels).ravel()
-    if values.shape != labels.shape:
-        raise ValueError(f"{len(values)} scores or predictions but {len(labels)} labels")
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError("labels must be 0 (non-member) or 1 (member)")
-    return values, labels.astype(np.int64)
+def membership_metrics(scores: np.ndarray, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """A membership attack's grades: `roc_auc` and TPR at 1% FPR from its scores, the rest from its
+    decisions. `balanced_accuracy` is what the published code calls "AUC"."""
+    return {
+        "roc_auc": roc_auc(scores, labels),
+        "tpr_at_1pct_fpr": tpr_at_fpr(scores, labels, 0.01),
+        "balanced_accuracy": balanced_accuracy(predictions, labels),
+        "accuracy": accuracy(predictions, labels),
+        "precision": precision(predictions, labels),
+        "recall": recall(predictions, labels),
+    }

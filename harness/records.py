@@ -44,12 +44,13 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def finish_cell(cell_hash: str, measured: dict, *, oracle, n_known: int, target: TargetRecord, start: float,
-                attack_seconds: float, eval_start: float, **extra: float) -> CellRecord:
+def finish_cell(cell_hash: str, measured: dict, *, queries: int, items_returned: int, n_known: int,
+                target: TargetRecord, start: float, attack_seconds: float, eval_start: float,
+                **extra: float) -> CellRecord:
     """A cell's record: its attack metrics plus what every family logs alike (queries, timings,
     memory, and the target's own undefended utility, so every row of a table carries it)."""
     now = time.perf_counter()
-    measured.update(queries=oracle.queries, items_returned=oracle.items_returned, n_known_users=n_known, **extra)
+    measured.update(queries=queries, items_returned=items_returned, n_known_users=n_known, **extra)
     measured.update(attack_seconds=attack_seconds, eval_seconds=now - eval_start, cell_seconds=now - start,
                     peak_rss_mb=peak_rss_mb())
     measured.update({name: value for name, value in target.metrics.items() if "_at_" in name})

@@ -212,6 +212,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
         served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
         out.update(next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
         out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
-    return finish_cell(cell_hash, out, oracle=oracle, n_known=view.n_known, target=target, start=start,
+    return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
+                       n_known=view.n_known, target=target, start=start,
                        attack_seconds=attack_seconds, eval_start=eval_start,
                        synthetic_sequences=getattr(result, "synthetic_sequences", 0))

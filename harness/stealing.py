@@ -130,7 +130,8 @@ def run_cell(
 
     eval_start = time.perf_counter()
     out = stealing_metrics(cell, split, recommend, result, view, defense, context, k)
-    return finish_cell(cell_hash, out, oracle=oracle, n_known=view.n_known, target=target, start=start,
+    return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
+                       n_known=view.n_known, target=target, start=start,
                        attack_seconds=attack_seconds, eval_start=eval_start)
 
 

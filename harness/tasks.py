@@ -1,12 +1,12 @@
 """A grid's tasks as plain functions: train a target, train the attacker's auxiliary model, run
 a cell. No Ray, no MLflow: the driver wraps these in Ray tasks and tests call them directly.
-Each dispatches on what the target consumes (user ids or item sequences) to the module that
-runs that kind of cell; each returns a plain record the driver logs.
+Each dispatches to the module that runs that kind of cell: membership inference, or by what the
+target consumes (user ids or item sequences); each returns a plain record the driver logs.
 """
 
 from __future__ import annotations
 
-from harness import sequential, stealing
+from harness import membership, sequential, stealing
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb, pick_device
@@ -16,6 +16,8 @@ __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "peak_rss_mb", "pick_dev
 
 
 def _runner(cell: Cell):
+    if cell.membership is not None:
+        return membership
     return sequential if cell.sequential else stealing
 
 

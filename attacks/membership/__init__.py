@@ -8,7 +8,7 @@ The pieces, in the order an experiment uses them:
 - `features`: item vectors from the vectorization part and each user's difference vector;
 - the attacks, fit on the shadow part and scored on the target part: `ZhangMLP`, `ZhangKMeans`
   (Zhang et al., CCS 2021) and `DLMIA` (Wang et al., KDD 2022);
-- `run_attack` -> `MembershipResult`, whose `metrics()` grade the scores against true labels.
+- `run_attack` -> `MembershipResult`, graded by `harness.metrics.membership_metrics`.
 """
 
 from attacks.membership.base import MembershipAttack, MembershipResult, PartFeatures, run_attack

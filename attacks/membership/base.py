@@ -1,4 +1,5 @@
-"""What every membership attack shares: the fit/score interface, the result and its metrics, and
+"""What every membership attack shares: the fit/score interface, the result (graded by
+`harness.metrics.membership_metrics`), and
 the pieces of honest training (a held-out shadow slice for checkpoint selection, never target
 labels).
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import metrics
+from models.evaluation import roc_auc
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,6 @@ class MembershipResult:
     scores: np.ndarray
     predictions: np.ndarray
     labels: np.ndarray
-
-    def metrics(self) -> dict[str, float]:
-        """`roc_auc` from the scores; the rest from the decisions. `balanced_accuracy` is what the
-        published code calls "AUC"."""
-        return {
-            "roc_auc": metrics.roc_auc(self.scores, self.labels),
-            "tpr_at_1pct_fpr": metrics.tpr_at_fpr(self.scores, self.labels, 0.01),
-            "balanced_accuracy": metrics.balanced_accuracy(self.predictions, self.labels),
-            "accuracy": metrics.accuracy(self.predictions, self.labels),
-            "precision": metrics.precision(self.predictions, self.labels),
-            "recall": metrics.recall(self.predictions, self.labels),
-        }
 
 
 def run_attack(attack: MembershipAttack, shadow: PartFeatures, target: PartFeatures, *,
@@ -172,7 +161,7 @@ class NetworkAttack(MembershipAttack):
 
     def held_out_auc(self, x: torch.Tensor, labels: np.ndarray) -> float:
         """ROC AUC on standardized held-out shadow vectors: what picks the checkpoint."""
-        return metrics.roc_auc(self._eval_logits(x).numpy(), labels)
+        return roc_auc(self._eval_logits(x).numpy(), labels)
 
     @torch.no_grad()
     def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ class PopularityRandomizationConfig:
 @register_defense("popularity_randomization")
 class PopularityRandomization(OutputDefense):
     Config = PopularityRandomizationConfig
+    # It needs to know who the members are, which only membership cells' serving contexts say.
+    families = ("membership",)
 
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)

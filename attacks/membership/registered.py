@@ -1,0 +1,96 @@
+"""The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans` and `dlmia`.
+
+Each grid attack is one of the library's classifiers plus what the attacker does around it: how
+the difference vectors weight the served list (`weights`), and whether the attacker, knowing the
+target's output defense, serves its shadow part the same way (`knows_defense`). The harness
+(harness/membership.py) trains the recommenders, serves the lists and grades the scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from attacks.membership.base import MembershipAttack
+from attacks.membership.dlmia import DLMIA, DLMIAConfig
+from attacks.membership.features import WEIGHTS
+from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
+from attacks.registry import register_attack
+
+
+@dataclass(frozen=True)
+class AttackerOptions:
+    weights: str = "uniform"  # of the served list's items in its centre: "uniform" or "rank"
+    knows_defense: bool = False  # serve the shadow part through the target's output defense too
+
+    def check_options(self, name: str) -> None:
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"{name}: weights must be one of {WEIGHTS}, got {self.weights!r}")
+
+
+class GridMembershipAttack:
+    """A membership attack the harness runs: `classifier()` builds the library's attack."""
+
+    family: ClassVar[str] = "membership"
+    # The attacker's shadow recommender (the grid's clone axis) trains as an auxiliary model.
+    needs_auxiliary: ClassVar[bool] = True
+    fine_tunes_clone: ClassVar[bool] = False
+    target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
+    Config: ClassVar[type]
+    classifier_type: ClassVar[type[MembershipAttack]]
+    classifier_config: ClassVar[type]  # the library classifier's own config (a base of Config)
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else type(self).Config()
+
+    def classifier(self) -> MembershipAttack:
+        own = {name: getattr(self.config, name) for name in self.classifier_config.__dataclass_fields__}
+        return self.classifier_type(self.classifier_config(**own))
+
+
+@dataclass(frozen=True)
+class ZhangMLPAttackConfig(ZhangMLPConfig, AttackerOptions):
+    def __post_init__(self):
+        ZhangMLPConfig.__post_init__(self)
+        self.check_options("zhang_mlp")
+
+
+@dataclass(frozen=True)
+class ZhangKMeansAttackConfig(ZhangKMeansConfig, AttackerOptions):
+    def __post_init__(self):
+        ZhangKMeansConfig.__post_init__(self)
+        self.check_options("zhang_kmeans")
+
+
+@dataclass(frozen=True)
+class DLMIAAttackConfig(DLMIAConfig, AttackerOptions):
+    def __post_init__(self):
+        DLMIAConfig.__post_init__(self)
+        self.check_options("dlmia")
+
+
+@register_attack("zhang_mlp")
+class ZhangMLPAttack(GridMembershipAttack):
+    """Zhang et al. (CCS 2021): an MLP on the shadow part's difference vectors."""
+
+    Config = ZhangMLPAttackConfig
+    classifier_type = ZhangMLP
+    classifier_config = ZhangMLPConfig
+
+
+@register_attack("zhang_kmeans")
+class ZhangKMeansAttack(GridMembershipAttack):
+    """Zhang et al.'s unsupervised variant: two k-means clusters of the target's vectors."""
+
+    Config = ZhangKMeansAttackConfig
+    classifier_type = ZhangKMeans
+    classifier_config = ZhangKMeansConfig
+
+
+@register_attack("dlmia")
+class DLMIAAttack(GridMembershipAttack):
+    """Wang et al. (KDD 2022): debiased by a disentangling VAE and per-vector trust weights."""
+
+    Config = DLMIAAttackConfig
+    classifier_type = DLMIA
+    classifier_config = DLMIAConfig
