@@ -82,7 +82,7 @@ def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model
     utility.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
     payload = {
         "users": torch.from_numpy(users), "labels": torch.from_numpy(labels),
-        "history": _pack(history), "future": _pack(future), "popularity": torch.from_numpy(popularity),
+        "history": pack_csr(history), "future": pack_csr(future), "popularity": torch.from_numpy(popularity),
         "item_vectors": torch.from_numpy(items.vectors), "item_known": torch.from_numpy(items.known),
     }
     params = {"part": part, "dataset": data.name, "n_members": len(members), "n_nonmembers": len(users) - len(members),
@@ -134,7 +134,7 @@ class ServedPart:
     def __init__(self, record: TargetRecord):
         p = record.payload
         self.users, self.labels = p["users"].numpy(), p["labels"].numpy()
-        self.history, self.future = _unpack(p["history"]), _unpack(p["future"])
+        self.history, self.future = unpack_csr(p["history"]), unpack_csr(p["future"])
         self.popularity = p["popularity"].numpy()
         self.items = ItemVectors(p["item_vectors"].numpy(), p["item_known"].numpy())
         self.lists = record.lists.astype(np.int64)
@@ -189,14 +189,14 @@ def _is_sequential(model_name: str) -> bool:
     return getattr(model_class(model_name), "input_kind", "users") == "sequences"
 
 
-def _pack(matrix: sp.csr_matrix) -> dict:
+def pack_csr(matrix: sp.csr_matrix) -> dict:
     matrix = sp.csr_matrix(matrix)
     return {"indptr": torch.from_numpy(matrix.indptr.astype(np.int64)),
             "indices": torch.from_numpy(matrix.indices.astype(np.int64)),
             "shape": torch.tensor(matrix.shape)}
 
 
-def _unpack(packed: dict) -> sp.csr_matrix:
+def unpack_csr(packed: dict) -> sp.csr_matrix:
     indices = packed["indices"].numpy()
     return sp.csr_matrix((np.ones(len(indices), np.float32), indices, packed["indptr"].numpy()),
                          shape=tuple(packed["shape"].tolist()))
