@@ -1,0 +1,29 @@
+"""Targeted adversarial item images against visually-aware recommenders (TAaMR): FGSM and PGD on
+the CNN that gives the items' classes and features, origin/target class selection, and the
+protocol that re-ranks users with the attacked items' new features.
+
+The attacks have their own registry (`attacks.visual.registry`) until the harness runs visual
+cells; `create_visual_attack("pgd", eps=4)` builds one.
+"""
+
+from attacks.visual.base import SPACES, ImageAttack
+from attacks.visual.fgsm import FGSM, FGSMConfig  # registers fgsm
+from attacks.visual.pgd import PGD, PGDConfig  # registers pgd
+from attacks.visual.registry import create_visual_attack, visual_attack_class, visual_attack_names
+from attacks.visual.selection import choose_classes
+from attacks.visual.taamr import TAaMROutcome, run_taamr
+
+__all__ = [
+    "FGSM",
+    "FGSMConfig",
+    "ImageAttack",
+    "PGD",
+    "PGDConfig",
+    "SPACES",
+    "TAaMROutcome",
+    "choose_classes",
+    "create_visual_attack",
+    "run_taamr",
+    "visual_attack_class",
+    "visual_attack_names",
+]

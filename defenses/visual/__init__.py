@@ -1,0 +1,29 @@
+"""Input defenses of visually-aware recommenders, placed before the feature extractor: image
+purification (a trained denoiser), adversarial-image detection (a contrastive encoder and a
+classifier head), and the squeezing baselines JPEG re-compression and median filtering. AMR,
+the training-time defense, is a recommender (`models.visual.AMR`).
+
+They have their own registry (`defenses.visual.registry`) until the harness runs visual cells.
+"""
+
+from defenses.visual.base import ImageTransform
+from defenses.visual.detection import ContrastiveDetector, DetectorConfig  # registers detect
+from defenses.visual.jpeg import JPEGCompression, JPEGConfig  # registers jpeg
+from defenses.visual.median import MedianConfig, MedianFilter  # registers median
+from defenses.visual.purification import Purifier, PurifierConfig  # registers purify
+from defenses.visual.registry import create_input_defense, input_defense_class, input_defense_names
+
+__all__ = [
+    "ContrastiveDetector",
+    "DetectorConfig",
+    "ImageTransform",
+    "JPEGCompression",
+    "JPEGConfig",
+    "MedianConfig",
+    "MedianFilter",
+    "Purifier",
+    "PurifierConfig",
+    "create_input_defense",
+    "input_defense_class",
+    "input_defense_names",
+]

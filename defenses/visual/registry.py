@@ -1,0 +1,20 @@
+"""Input defenses by name (image transforms and detectors placed before the feature extractor): a
+registry of their own until the harness runs visual cells, since the main defense registry's
+entries are output or training defenses that every grid may name."""
+
+from __future__ import annotations
+
+from models.registry import Registry
+
+INPUT_DEFENSES = Registry("input defense")
+register_input_defense = INPUT_DEFENSES.register
+input_defense_class = INPUT_DEFENSES.get
+
+
+def input_defense_names() -> list[str]:
+    return INPUT_DEFENSES.names()
+
+
+def create_input_defense(name: str, **params):
+    cls = input_defense_class(name)
+    return cls(cls.Config(**params))

@@ -1,0 +1,42 @@
+"""Visually-aware recommenders by name: a registry of their own.
+
+They need item features to be built (`cls(n_users, n_items, config, features=...)`), so they
+cannot sit in the main model registry, whose entries every grid, clone and conformance test builds
+from (n_users, n_items, config) alone. Wiring them into grids is the harness's job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from models.registry import Registry
+
+if TYPE_CHECKING:
+    from models.visual.vbpr import VBPR
+
+VISUAL_MODELS = Registry("visual recommender")
+register_visual_model = VISUAL_MODELS.register
+visual_model_class = VISUAL_MODELS.get
+
+
+def visual_model_names() -> list[str]:
+    return VISUAL_MODELS.names()
+
+
+def create_visual_model(name: str, n_users: int, features: torch.Tensor | np.ndarray, **params: Any) -> "VBPR":
+    """An untrained model over items with these features [n_items, d]; `params` are config fields."""
+    cls = visual_model_class(name)
+    features = torch.as_tensor(features, dtype=torch.float32)
+    return cls(n_users, features.shape[0], cls.Config(**params), features=features)
+
+
+def visual_model_from_payload(payload: dict) -> "VBPR":
+    """Inverse of `model.to_payload()` (plain tensors and primitives: loadable with weights_only)."""
+    cls = visual_model_class(payload["model"])
+    features = torch.zeros(payload["n_items"], payload["feature_dim"])
+    model = cls(payload["n_users"], payload["n_items"], cls.Config(**payload["config"]), features=features)
+    model.load_state_dict(payload["state"])
+    return model
