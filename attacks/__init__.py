@@ -9,5 +9,6 @@ from attacks.registry import attack_class, attack_names, register_attack
 from attacks.extraction import dfme  # noqa: F401,E402  (registration side effect)
 from attacks.stealing import pta, ptd, ptq, qsd  # noqa: F401,E402
 from attacks.membership import registered  # noqa: F401,E402
+from attacks.visual import registered as _visual  # noqa: F401,E402
 
 __all__ = ["attack_class", "attack_names", "register_attack"]

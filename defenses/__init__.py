@@ -5,5 +5,6 @@ from defenses.registry import create_defense, defense_class, defense_names, regi
 
 from defenses.output import identity, popular_mix, popularity_randomization, reorder  # noqa: F401,E402  (registration side effect)
 from defenses.training import gro  # noqa: F401,E402
+from defenses.visual import registered as _visual  # noqa: F401,E402
 
 __all__ = ["create_defense", "defense_class", "defense_names", "register_defense"]

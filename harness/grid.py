@@ -223,7 +223,7 @@ class Cell:
         out = {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
         if self.membership is not None:  # the target trains on its members and serves its part
             out["membership"] = self.membership.model_dump(exclude={"shadow_dataset"})
-        if self.training_defense:  # e.g. GRO: the defense shapes the target itself
+        if self.defense_shapes_target:  # e.g. GRO, or an image purifier before the features
             out["defense"] = self.defense.model_dump()
         return out
 
@@ -235,6 +235,12 @@ class Cell:
     @property
     def training_defense(self) -> bool:
         return getattr(defenses.defense_class(self.defense.name), "kind", "output") == "training"
+
+    @property
+    def defense_shapes_target(self) -> bool:
+        """A training defense trains the target; an input defense (visual) transforms the item
+        images the target's features come from. Either way each defense has its own target."""
+        return getattr(defenses.defense_class(self.defense.name), "kind", "output") in ("training", "input")
 
     def auxiliary_normalized(self) -> dict:
         """What the attacker's auxiliary model depends on: the clone's architecture and the
@@ -381,7 +387,7 @@ def _check_clones(grid: Grid, source: str) -> list[str]:
     return problems
 
 
-_KIND_WORDS = {"users": "user ids", "sequences": "item sequences"}
+_KIND_WORDS = {"users": "user ids", "sequences": "item sequences", "images": "item images (visual features)"}
 
 
 def _input_kind(model_name: str) -> str:
@@ -422,6 +428,9 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
         for family in sorted(attack_families - set(families or attack_families)):
             problems.append(f"{source}: matrix.defense[{j}]: {defense.name} defends against "
                             f"{', '.join(families)} attacks only, but the grid runs {family} attacks")
+        if "visual" in attack_families and defense.name != "none" and "visual" not in (families or ()):
+            problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend visual attacks; "
+                            f"they take none or an input defense ({', '.join(_input_defenses())})")
         if getattr(cls, "kind", "output") != "training":
             continue
         if "membership" in attack_families:
@@ -432,6 +441,10 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} trains only "
                                 f"{', '.join(getattr(cls, 'targets', ())) or 'no'} targets, not matrix.target[{i}] {target.name}")
     return problems
+
+
+def _input_defenses() -> list[str]:
+    return [n for n in defenses.defense_names() if getattr(defenses.defense_class(n), "kind", "output") == "input"]
 
 
 def _check_names_and_params(grid: Grid, source: str) -> None:

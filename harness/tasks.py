@@ -6,7 +6,7 @@ target consumes (user ids or item sequences); each returns a plain record the dr
 
 from __future__ import annotations
 
-from harness import membership, sequential, stealing
+from harness import membership, sequential, stealing, visual
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb, pick_device
@@ -18,6 +18,8 @@ __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "peak_rss_mb", "pick_dev
 def _runner(cell: Cell):
     if cell.membership is not None:
         return membership
+    if cell.family == "visual":
+        return visual
     return sequential if cell.sequential else stealing
 
 

@@ -16,5 +16,6 @@ from models.registry import (
 
 from models import bpr, itemcf, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
 from models import sequential  # noqa: F401,E402  (registers sasrec, bert4rec, narm, gru4rec, stamp)
+from models import visual  # noqa: F401,E402  (registers vbpr, amr: built from item features)
 
 __all__ = ["ModelSpec", "model_from_payload", "create_model", "load_model", "model_class", "model_names", "register_model"]

@@ -65,6 +65,10 @@ def save_model(model: "Recommender", path: Path) -> None:
 
 def model_from_payload(payload: dict) -> "Recommender":
     cls = model_class(payload["model"])
+    if getattr(cls, "input_kind", "users") == "images":
+        from models.visual.registry import visual_model_from_payload
+
+        return visual_model_from_payload(payload)
     model = construct(cls, payload.get("n_users", 0), payload["n_items"], cls.Config(**payload["config"]))
     model.load_state_dict(payload["state"])
     return model
@@ -74,6 +78,8 @@ def construct(cls, n_users: int, n_items: int, config) -> "Recommender":
     """Build a model of any input kind: sequential models have no user table (n_users unused)."""
     if getattr(cls, "input_kind", "users") == "sequences":
         return cls(n_items, config)
+    if getattr(cls, "input_kind", "users") == "images":
+        raise TypeError(f"{cls.name} is built from item features: use models.visual.create_visual_model")
     return cls(n_users, n_items, config)
 
 

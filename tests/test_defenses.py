@@ -114,7 +114,7 @@ def test_none_returns_lists_unchanged(context, lists):
 def test_registry_names_and_kinds():
     assert {"none", "popular_mix", "random", "reverse", "gro"} <= set(defenses.defense_names())
     kinds = {name: defenses.defense_class(name).kind for name in defenses.defense_names()}
-    assert set(kinds.values()) <= {"output", "training"}
+    assert set(kinds.values()) <= {"output", "training", "input"}
     assert kinds["gro"] == "training" and kinds["popular_mix"] == "output"
 
 

@@ -51,7 +51,7 @@ def train() -> sp.csr_matrix:
 
 
 # User-id models only; sequential models have their own suite (tests/test_sequential_models.py).
-USER_MODELS = [n for n in models.model_names() if getattr(models.model_class(n), "input_kind", "users") != "sequences"]
+USER_MODELS = [n for n in models.model_names() if getattr(models.model_class(n), "input_kind", "users") == "users"]
 
 
 @pytest.mark.parametrize("name", USER_MODELS)

@@ -8,6 +8,7 @@ input; tests of mechanics run it on the 80x80 images directly (`native_cnn`, abo
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,10 @@ from harness.data.visual import (
     load_fashion_images,
     load_taamr_dataset,
 )
-from harness.errors import DataError
+from harness.data import load_dataset
+from harness.errors import DataError, GridError
+from harness.grid import expand, load_grid, parse_grid
+from harness.tasks import run_cell, train_target
 from harness.metrics import recall_at_k
 from harness.splits import holdout
 from harness.visual_metrics import (
@@ -438,3 +442,61 @@ def test_registries_and_config_errors(small_world):
         create_visual_attack("cw")
     with pytest.raises(RuntimeError, match="fit"):
         create_input_defense("purify")(torch.zeros(1, 3, 8, 8))
+
+
+# --------------------------------------------------------------------------- as grid cells
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "grids" / "visual").glob("*.yaml")), ids=lambda p: p.name)
+def test_visual_grids_validate_and_plan(path):
+    cells = expand(load_grid(path))
+    assert cells and {cell.family for cell in cells} == {"visual"}
+    assert len({cell.cell_hash("d") for cell in cells}) == len(cells)
+    # An input defense shapes the target (the recommender trains on what it makes of the images).
+    by_defense = {cell.defense.name: cell.target_hash("d") for cell in cells if cell.target.name == "vbpr"
+                  and not cell.target.params.get("variant")}
+    assert len(set(by_defense.values())) == len(by_defense)
+
+
+def test_visual_grids_reject_defenses_of_other_families():
+    grid = {"name": "g", "dataset": {"name": "fashion-images"},
+            "matrix": {"target": ["vbpr"], "attack": ["pgd"], "defense": ["reverse"]}}
+    with pytest.raises(GridError, match="does not defend visual attacks"):
+        parse_grid(grid, source="g.yaml")
+    stealing = {"name": "g", "matrix": {"target": ["bpr"], "attack": ["ptd"], "defense": ["jpeg"]}}
+    with pytest.raises(GridError, match="jpeg defends against visual attacks only"):
+        parse_grid(stealing, source="g.yaml")
+    wrong_target = {"name": "g", "matrix": {"target": ["bpr"], "attack": ["pgd"]}}
+    with pytest.raises(GridError, match="pgd attacks recommenders of"):
+        parse_grid(wrong_target, source="g.yaml")
+
+
+@pytest.mark.slow
+def test_a_visual_cell_attacks_and_a_jpeg_defended_target_trains_on_squeezed_images(shared_data_dir, tmp_path,
+                                                                                    monkeypatch):
+    """Through the task functions: a PGD cell moves the origin class's items and grades it; the
+    JPEG cell's target is trained on its own (defended) features."""
+    monkeypatch.setenv("RECSEC_CACHE_DIR", str(tmp_path))
+    grid = {"name": "tiny-visual",
+            "dataset": {"name": "fashion-images", "params": {"n_users": 120, "limit": 60}, "min_item_interactions": 1},
+            "matrix": {"target": [{"name": "vbpr", "epochs": 10}],
+                       "attack": [{"name": "pgd", "eps": 8, "steps": 3, "min_items": 2}],
+                       "defense": ["none", "jpeg"], "list_length": [20]},
+            "metrics": {"k": [20]}}
+    cells = expand(parse_grid(grid))
+    data = load_dataset("fashion-images", data_dir=shared_data_dir, cache_dir=tmp_path,
+                        params={"n_users": 120, "limit": 60}, min_item_interactions=1)
+    got = {}
+    for cell in cells:
+        target = train_target(cell, data, cell.target_hash("d"))
+        got[cell.defense.name] = (target, run_cell(cell, data, target, "cell").metrics)
+    (plain_target, plain), (jpeg_target, jpeg) = got["none"], got["jpeg"]
+    assert plain["n_attacked_items"] >= 2 and plain["targeted_success_rate"] > 0.5
+    assert 0 <= plain["chr_at_20_clean"] <= 1 and 0 <= plain["chr_at_20_attacked"] <= 1
+    assert plain["psnr"] > 25 and 0 < plain["ssim"] < 1
+    assert "recall_at_20" in plain and "recall_at_20" in jpeg
+    # The JPEG target's item features are those of re-compressed images, not the clean ones.
+    assert not torch.equal(plain_target.payload["model"]["state"]["features"],
+                           jpeg_target.payload["model"]["state"]["features"])

@@ -98,6 +98,18 @@ class Purifier(ImageTransform):
         self.network.eval()
         return self
 
+    def state(self) -> dict:
+        """The trained denoiser's weights (plain tensors), for `load_state`."""
+        if self.network is None:
+            raise RuntimeError("purify: nothing to save before fit()")
+        return {key: value.detach().cpu() for key, value in self.network.state_dict().items()}
+
+    def load_state(self, state: dict) -> "Purifier":
+        self.network = Denoiser(self.config.channels, self.config.depth).to(self.device)
+        self.network.load_state_dict(state)
+        self.network.eval()
+        return self
+
     @torch.no_grad()
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         if self.network is None:

@@ -8,6 +8,8 @@ to a temp file and renamed, so a crash or a concurrent worker never sees half a 
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import os
@@ -88,7 +90,7 @@ def load_dataset(
     path = entry_path(cache_dir, digest)
     if path.exists():
         try:
-            return read_interactions(path)
+            return _with_source(read_interactions(path), data_dir)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             # A damaged entry is only a lost speed-up: rebuild it rather than fail the run.
             warnings.warn(f"ignoring unreadable cache entry {path}: {exc}", stacklevel=2)
@@ -103,7 +105,14 @@ def load_dataset(
               "files": [file.name for file in raw.files]},
     )
     write_interactions(interactions, path)
-    return interactions
+    return _with_source(interactions, data_dir)
+
+
+def _with_source(interactions: Interactions, data_dir: Path) -> Interactions:
+    """Where this run found the raw files (not stored in the cache entry, which any data_dir with
+    the same files may read): tasks that read more than interactions (item images) look there."""
+    meta = {**interactions.meta, "source_dir": str(Path(data_dir).resolve())}
+    return dataclasses.replace(interactions, meta=meta)
 
 
 def entry_path(cache_dir: Path, digest: str) -> Path:

@@ -324,3 +324,54 @@ def _file_digest(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- as a grid dataset
+
+
+def _locate_fashion(data_dir: Path) -> list[Path]:
+    path = Path(data_dir) / "fashion-images" / "styles.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (the fashion-images folder with styles.csv and images/)")
+    return [path]
+
+
+def fashion_cnn():
+    """The CNN whose features and classes the fashion dataset and the visual cells share."""
+    from models.visual import EfficientNetLite0
+
+    return EfficientNetLite0()
+
+
+def fashion_world(data_dir: Path, *, limit: int | None = None, cache_dir: Path | None = None):
+    """(images, CNN, features) of the fashion items: the dataset's generator and the visual cells
+    read the same cached features."""
+    from harness.settings import default_cache_dir
+
+    images = load_fashion_images(Path(data_dir) / "fashion-images", limit=limit)
+    cnn = fashion_cnn()
+    return images, cnn, item_features(images.images, cnn, cache_dir or default_cache_dir())
+
+
+def load_fashion_interactions(data_dir: Path, *, n_users: int = 1000, mean_items: int = 25, min_items: int = 10,
+                              limit: int | None = None, seed: int = 0):
+    """The `fashion-images` grid dataset: `generate_visual_interactions` over the real images
+    (semi-synthetic users; see the module docstring). Item ids are the products' ids."""
+    from harness.data.loaders import RawData
+
+    images, _, features = fashion_world(data_dir, limit=limit)
+    drawn = generate_visual_interactions(images.categories, features.features, n_users=n_users,
+                                         mean_items=mean_items, min_items=min_items, seed=seed)
+    coo = drawn.matrix.tocoo()
+    return RawData(coo.row.astype(np.int64), images.item_ids[coo.col], None, tuple(_locate_fashion(data_dir)))
+
+
+def _register() -> None:
+    from harness.data.loaders import register_dataset
+
+    register_dataset("fashion-images", locate=_locate_fashion,
+                     description="1,000 fashion product images with semi-synthetic users (visual family)"
+                     )(load_fashion_interactions)
+
+
+_register()

@@ -34,6 +34,7 @@ from torch import nn
 from models.base import EpochCallback, Recommender
 from models.losses import bpr_loss
 from models.sampling import InteractionSampler, make_generator
+from models.registry import register_model
 from models.visual.registry import register_visual_model
 
 VARIANTS = ("vbpr", "taamr")
@@ -74,10 +75,13 @@ class VBPRConfig:
             raise ValueError(f"{name}: adv_start must be in [0, 1), got {self.adv_start}")
 
 
+@register_model("vbpr")
 @register_visual_model("vbpr")
 class VBPR(Recommender):
     Config = VBPRConfig
     objective = "bpr"
+    # Grids may name it as a target; it is built from item features, which only visual cells have.
+    input_kind = "images"
 
     def __init__(self, n_users: int, n_items: int, config: VBPRConfig = VBPRConfig(), *,
                  features: torch.Tensor | np.ndarray):
@@ -226,6 +230,7 @@ class AMRConfig(VBPRConfig):
             raise ValueError(f"amr: adv_weight must be > 0 (0 is plain VBPR), got {self.adv_weight}")
 
 
+@register_model("amr")
 @register_visual_model("amr")
 class AMR(VBPR):
     """VBPR trained adversarially on its item features (a model, so that it is a grid target)."""

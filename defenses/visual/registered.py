@@ -1,0 +1,49 @@
+"""The input defenses as grid components (kind "input", visual family only): `jpeg`, `median`,
+`purify` transform item images before the feature extractor, so the recommender is trained on
+what they make of the clean images and they are part of the target's identity; `detect` flags
+adversarial uploads and is graded by detection accuracy and ROC AUC."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from defenses.registry import register_defense
+from defenses.visual.detection import ContrastiveDetector, DetectorConfig
+from defenses.visual.jpeg import JPEGCompression, JPEGConfig
+from defenses.visual.median import MedianConfig, MedianFilter
+from defenses.visual.purification import Purifier, PurifierConfig
+
+
+class GridInputDefense:
+    kind: ClassVar[str] = "input"
+    families: ClassVar[tuple[str, ...]] = ("visual",)
+    Config: ClassVar[type]
+    implementation: ClassVar[type]
+    transforms: ClassVar[bool] = True  # False: a detector, which leaves images as they are
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else type(self).Config()
+
+    def build(self):
+        return self.implementation(self.config)
+
+
+@register_defense("jpeg")
+class JPEGDefense(GridInputDefense):
+    Config, implementation = JPEGConfig, JPEGCompression
+
+
+@register_defense("median")
+class MedianDefense(GridInputDefense):
+    Config, implementation = MedianConfig, MedianFilter
+
+
+@register_defense("purify")
+class PurifyDefense(GridInputDefense):
+    Config, implementation = PurifierConfig, Purifier
+
+
+@register_defense("detect")
+class DetectDefense(GridInputDefense):
+    Config, implementation = DetectorConfig, ContrastiveDetector
+    transforms = False
