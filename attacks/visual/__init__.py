@@ -2,8 +2,7 @@
 the CNN that gives the items' classes and features, origin/target class selection, and the
 protocol that re-ranks users with the attacked items' new features.
 
-The attacks have their own registry (`attacks.visual.registry`) until the harness runs visual
-cells; `create_visual_attack("pgd", eps=4)` builds one.
+`create_visual_attack("pgd", eps=4)` builds one; grids name them through attacks/visual/registered.py.
 """
 
 from attacks.visual.base import SPACES, ImageAttack

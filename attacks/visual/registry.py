@@ -1,8 +1,6 @@
-"""Adversarial image attacks by name: a registry of their own until the harness runs visual cells.
-
-The main attack registry feeds grid validation and the task dispatcher, which have no visual
-family yet; a name registered there would pass validation and fail at run time.
-"""
+"""Image attacks by name, as a library builds them (`create_visual_attack("pgd", eps=4)`). The
+grid-facing `fgsm`/`pgd` of the main attack registry (attacks/visual/registered.py) wrap them
+with the TAaMR choice of classes."""
 
 from __future__ import annotations
 

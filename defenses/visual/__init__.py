@@ -3,7 +3,7 @@ purification (a trained denoiser), adversarial-image detection (a contrastive en
 classifier head), and the squeezing baselines JPEG re-compression and median filtering. AMR,
 the training-time defense, is a recommender (`models.visual.AMR`).
 
-They have their own registry (`defenses.visual.registry`) until the harness runs visual cells.
+Grids name them through defenses/visual/registered.py (kind "input").
 """
 
 from defenses.visual.base import ImageTransform

@@ -1,6 +1,6 @@
-"""Input defenses by name (image transforms and detectors placed before the feature extractor): a
-registry of their own until the harness runs visual cells, since the main defense registry's
-entries are output or training defenses that every grid may name."""
+"""Input defenses by name (image transforms and detectors placed before the feature extractor), as
+a library builds them. The main defense registry's `jpeg`, `median`, `purify`, `detect`
+(defenses/visual/registered.py, kind "input") wrap them for grids."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Visually-aware recommenders by name: a registry of their own.
-
-They need item features to be built (`cls(n_users, n_items, config, features=...)`), so they
-cannot sit in the main model registry, whose entries every grid, clone and conformance test builds
-from (n_users, n_items, config) alone. Wiring them into grids is the harness's job.
+"""Visually-aware recommenders by name, built from item features
+(`cls(n_users, n_items, config, features=...)`). They are also in the main model registry, as
+`input_kind = "images"` targets that only visual cells (harness/visual.py) build.
 """
 
 from __future__ import annotations
