@@ -9,6 +9,7 @@ from __future__ import annotations
 from harness import membership, sequential, stealing, visual
 from harness.data import Interactions
 from harness.grid import Cell
+from harness.plugins import load_plugins
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb, pick_device
 
 __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "peak_rss_mb", "pick_device",
@@ -16,6 +17,7 @@ __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "peak_rss_mb", "pick_dev
 
 
 def _runner(cell: Cell):
+    load_plugins()  # a plugin's attack must be known before its family picks the runner
     if cell.membership is not None:
         return membership
     if cell.family == "visual":
