@@ -74,13 +74,17 @@ def varying_axes(frame: pd.DataFrame) -> list[str]:
 
 
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The end-of-run table: agreement (membership: ROC AUC, balanced accuracy, TPR at 1% FPR) and
+    """The end-of-run table: agreement (membership: ROC AUC, balanced accuracy, TPR at 1% FPR;
+    visual: the attacked class's CHR before and after, and the CNN's targeted success) and
     the target's utility at k (recall for general recommenders, next-item hit ratio for sequential
     ones), per combination of the grid's varying axes."""
     utility = "recall" if f"metrics.recall_at_{k}" in frame else "hr"
     metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]
     if "metrics.roc_auc" in frame:  # membership inference: the attack's grades lead
         metrics = ["roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr"] + metrics[2:]
+    elif f"metrics.chr_at_{k}_attacked" in frame:  # visual: the origin class's visibility, then the rest
+        metrics = [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",
+                   f"recall_at_{k}"]
     if not any(f"metrics.{m}" in frame for m in metrics):
         raise RecsecError(f"the runs have none of {', '.join(metrics)}")
     by = varying_axes(frame)

@@ -54,3 +54,14 @@ def test_summary_of_sequential_cells_shows_hit_ratio_and_blanks_what_a_defense_d
                                    "defended_hr_at_20", "seeds"]
     gro = table[table.defense == "gro(lam=0.1)"].iloc[0]
     assert gro["agr_served_at_20"] == "" and gro["seeds"] == 2
+
+
+def test_summary_of_visual_cells_leads_with_the_attacked_class_hit_ratio():
+    rows = [{"tags.attack": "pgd(eps=8)", "tags.defense": defense, "tags.seed": "0", "tags.list_length": "20",
+             "metrics.chr_at_20_clean": 0.001, "metrics.chr_at_20_attacked": attacked,
+             "metrics.targeted_success_rate": 1.0, "metrics.recall_at_20": 0.49}
+            for defense, attacked in (("none", 0.02), ("jpeg", 0.0006))]
+    table = report.summary(pd.DataFrame(rows), 20)
+    assert list(table.columns) == ["attack", "defense", "chr_at_20_clean", "chr_at_20_attacked", "targeted_success_rate",
+                                   "recall_at_20", "seeds"]
+    assert table.set_index("defense").loc["jpeg", "chr_at_20_attacked"] == "0.0006"
