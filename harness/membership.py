@@ -73,7 +73,7 @@ def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model
         raise ValueError(f"list_length {k} needs more than {data.n_items} items")
     spec = ModelSpec.of(model_name, model_params)
     start = time.perf_counter()
-    if getattr(model_class(model_name), "input_kind", "users") == "sequences":
+    if _is_sequential(model_name):
         history, lists, utility, popularity, future = _serve_sequential(cell, data, spec, users, labels, device)
     else:
         history, lists, utility, popularity, future = _serve_general(cell, data, spec, users, labels, device)
@@ -174,7 +174,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     members = target_part.labels == 1
     if defense is not None:  # the defense's utility cost, on members' held-out items
         ks = [k for k in cell.metric_ks if k <= target_lists.shape[1]]
-        if _is_sequential(cell.target.name):
+        if cell.sequential:
             last = target_part.future[members].indices
             out.update(next_item_metrics(target_lists[members], last, ks, prefix="defended_"))
         else:

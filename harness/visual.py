@@ -79,14 +79,17 @@ def training_pairs(world: VisualWorld, exclude_class: int | None, seed: int) -> 
     return clean, PGD(PGDConfig(eps=8.0)).perturb(world.cnn, clean, targets, seed=seed)
 
 
+def grid_defense(cell: Cell):
+    """The cell's input defense as the grid names it (None for `none`)."""
+    return None if cell.defense.name == "none" else defenses.create_defense(cell.defense.name, **cell.defense.params)
+
+
 def input_transform(cell: Cell, world: VisualWorld, state: dict | None = None):
     """The cell's image transform (None for `none` and for a detector), fit or restored."""
-    if cell.defense.name == "none":
+    defense = grid_defense(cell)
+    if defense is None or not defense.transforms:
         return None
-    grid_defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
-    if not grid_defense.transforms:
-        return None
-    transform = grid_defense.build()
+    transform = defense.build()
     if transform.trainable:
         if state is not None:
             transform.load_state(state)
@@ -145,8 +148,9 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
 
     eval_start = time.perf_counter()
     out = taamr_metrics(outcome, world.classes, tuple(kk for kk in cell.metric_ks if kk <= k))
-    if cell.defense.name != "none" and not defenses.create_defense(cell.defense.name, **cell.defense.params).transforms:
-        detector = defenses.create_defense(cell.defense.name, **cell.defense.params).build()
+    defense = grid_defense(cell)
+    if defense is not None and not defense.transforms:
+        detector = defense.build()
         detector.fit(*training_pairs(world, origin, cell.seed), seed=cell.seed)
         scores = np.r_[detector.score(outcome.clean_images), detector.score(outcome.adversarial_images)]
         labels = np.r_[np.zeros(len(outcome.clean_images)), np.ones(len(outcome.adversarial_images))]

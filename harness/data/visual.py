@@ -37,6 +37,7 @@ simulated users; results on it say how an attack or defense behaves, not what a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -345,12 +346,18 @@ def fashion_cnn():
 
 def fashion_world(data_dir: Path, *, limit: int | None = None, cache_dir: Path | None = None):
     """(images, CNN, features) of the fashion items: the dataset's generator and the visual cells
-    read the same cached features."""
+    read the same cached features. Kept per process, so a worker running many cells decodes the
+    images and builds the CNN once."""
     from harness.settings import default_cache_dir
 
+    return _fashion_world(str(Path(data_dir).resolve()), limit, str(cache_dir or default_cache_dir()))
+
+
+@functools.lru_cache(maxsize=2)
+def _fashion_world(data_dir: str, limit: int | None, cache_dir: str):
     images = load_fashion_images(Path(data_dir) / "fashion-images", limit=limit)
     cnn = fashion_cnn()
-    return images, cnn, item_features(images.images, cnn, cache_dir or default_cache_dir())
+    return images, cnn, item_features(images.images, cnn, Path(cache_dir))
 
 
 def load_fashion_interactions(data_dir: Path, *, n_users: int = 1000, mean_items: int = 25, min_items: int = 10,
