@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from harness.records import TargetRecord
@@ -39,7 +40,8 @@ class TargetCache:
         path = self.path(record.target_hash)
         blob = {"payload": record.payload, "metrics": record.metrics, "params": record.params}
         if record.lists is not None:
-            blob["lists"] = torch.from_numpy(record.lists)
+            # A record from Ray's object store is read-only; torch.save only reads it, but warns.
+            blob["lists"] = torch.from_numpy(np.array(record.lists, copy=True))
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record.target_hash}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -25,8 +26,10 @@ from harness.data import dataset_digest, load_dataset  # noqa: E402
 from harness.data.sequences import sequences_from_interactions  # noqa: E402
 from harness.errors import ResourceError  # noqa: E402
 from harness.grid import Cell, Grid, Resources, expand, load_grid  # noqa: E402
+from harness.heartbeat import INTERVAL_S as HEARTBEAT_S  # noqa: E402
+from harness.heartbeat import Heartbeat  # noqa: E402
 from harness.planner import Plan, make_plan  # noqa: E402
-from harness.tracking import CELL_HASH, KIND, TARGET_HASH, Tracker, flatten  # noqa: E402
+from harness.tracking import CELL_HASH, FAMILY, KIND, NODE, TARGET_HASH, Tracker, flatten  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not: they fail
 # their cell, which is recorded, and the grid goes on.
@@ -42,6 +45,11 @@ class RunOptions:
     num_cpus: int | None = None  # local Ray only
     fresh: bool = False
     progress: bool = True
+
+    def __post_init__(self):
+        # Absolute: a detached driver, or a Ray job, may not share the caller's working directory.
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.cache_dir = Path(self.cache_dir).expanduser().resolve()
 
 
 @dataclass
@@ -164,20 +172,26 @@ def check_resources(grid: Grid, nodes: list[dict]) -> None:
             )
 
 
+def _stamped(record):
+    """The record, marked with the node that made it (a run's `recsec.node` tag)."""
+    record.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    return record
+
+
 @ray.remote
 def _train_task(cell: Cell, data, target_hash: str) -> tasks.TargetRecord:
-    return tasks.train_target(cell, data, target_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+    return _stamped(tasks.train_target(cell, data, target_hash, device=tasks.pick_device(ray.get_gpu_ids())))
 
 
 @ray.remote
 def _auxiliary_task(cell: Cell, data, auxiliary_hash: str) -> tasks.TargetRecord:
-    return tasks.train_auxiliary(cell, data, auxiliary_hash, device=tasks.pick_device(ray.get_gpu_ids()))
+    return _stamped(tasks.train_auxiliary(cell, data, auxiliary_hash, device=tasks.pick_device(ray.get_gpu_ids())))
 
 
 @ray.remote
 def _cell_task(cell: Cell, data, target: tasks.TargetRecord, cell_hash: str, auxiliary=None) -> tasks.CellRecord:
-    return tasks.run_cell(cell, data, target, cell_hash, device=tasks.pick_device(ray.get_gpu_ids()),
-                          auxiliary=auxiliary)
+    return _stamped(tasks.run_cell(cell, data, target, cell_hash, device=tasks.pick_device(ray.get_gpu_ids()),
+                                   auxiliary=auxiliary))
 
 
 def _options(res: Resources) -> dict:
@@ -232,9 +246,14 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
         pending[ref] = ("cell", pc.cell, pc)
 
     bar = tqdm(total=len(pending), desc=grid.name, unit="task", disable=not options.progress, file=sys.stderr)
+    total_tasks = len(pending)
+    heartbeat = Heartbeat(tracker, experiment_id, cells=len(plan.todo), tasks=total_tasks,
+                          ray_address=options.ray_address)
+    outcome = "interrupted"
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            # A timeout, so the heartbeat goes on while long tasks run.
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
             for ref in ready:
                 kind, cell, info = pending.pop(ref)
                 try:
@@ -263,8 +282,16 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     _log_cell(tracker, experiment_id, cell, info, plan.dataset_digest, record, None)
                 bar.update()
                 bar.set_postfix(failed=summary.failed, refresh=False)
+            heartbeat.beat(tasks_done=total_tasks - len(pending), finished=summary.finished, failed=summary.failed,
+                           force=not ready)
+        outcome = "finished"
     finally:
         bar.close()
+        try:
+            heartbeat.close(outcome, tasks_done=total_tasks - len(pending), finished=summary.finished,
+                            failed=summary.failed)
+        except Exception as exc:  # the tracking server went away: say so, but keep the real error
+            print(f"warning: could not record the driver's end in MLflow: {exc}", file=sys.stderr)
 
 
 def _describe(exc: BaseException) -> str:
@@ -285,13 +312,13 @@ def _common_tags(cell: Cell, digest: str) -> dict:
 
 def _log_target(tracker: Tracker, experiment_id: str, cell: Cell, record: tasks.TargetRecord, digest: str):
     tags = {**_common_tags(cell, digest), KIND: "target", TARGET_HASH: record.target_hash,
-            "target": cell.target.label(), "seed": cell.seed}
+            "target": cell.target.label(), "seed": cell.seed, **({NODE: record.node} if record.node else {})}
     params = {**flatten("", cell.target_normalized()), **record.params}
     tracker.log_run(experiment_id, f"target {cell.target.label()} seed={cell.seed}", tags, params, record.metrics)
 
 
 def _log_cell(tracker, experiment_id, cell: Cell, pc, digest: str, record, error: str | None):
     tags = {**_common_tags(cell, digest), KIND: "cell", CELL_HASH: pc.cell_hash, TARGET_HASH: pc.target_hash,
-            **cell.axes()}
+            FAMILY: cell.family, **cell.axes(), **({NODE: record.node} if record and record.node else {})}
     params = flatten("", cell.normalized())
     tracker.log_run(experiment_id, _label(cell), tags, params, record.metrics if record else {}, error)

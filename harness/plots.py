@@ -1,5 +1,7 @@
-"""PNG figures from MLflow runs: a metric against a swept axis (one line per value of another
-axis, mean ± std over seeds), and a heatmap over two axes (e.g. target x clone)."""
+"""Figures from MLflow runs: a metric against a swept axis (one line per value of another axis,
+mean ± std over seeds), a heatmap over two axes (e.g. target x clone), and a defense's protection
+against its utility cost. `*_figure` returns the figure (the HTML report inlines it);
+`line_plot`/`heatmap` write a PNG file."""
 
 from __future__ import annotations
 
@@ -22,6 +24,14 @@ def _ordered(values) -> list:
 
 
 def line_plot(frame: pd.DataFrame, metric: str, x: str, lines: str, output: Path, title: str = "") -> Path:
+    return save(line_figure(frame, metric, x, lines, title), output)
+
+
+def heatmap(frame: pd.DataFrame, metric: str, rows: str, cols: str, output: Path, title: str = "") -> Path:
+    return save(heatmap_figure(frame, metric, rows, cols, title), output)
+
+
+def line_figure(frame: pd.DataFrame, metric: str, x: str, lines: str, title: str = ""):
     agg = aggregate(frame, metric, [lines, x])
     xs = _ordered(agg[x])
     positions = {v: i for i, v in enumerate(xs)}
@@ -36,10 +46,10 @@ def line_plot(frame: pd.DataFrame, metric: str, x: str, lines: str, output: Path
     ax.set_title(title or f"{metric} against {x}")
     ax.grid(alpha=0.3)
     ax.legend(title=lines, fontsize="small")
-    return _save(fig, output)
+    return fig
 
 
-def heatmap(frame: pd.DataFrame, metric: str, rows: str, cols: str, output: Path, title: str = "") -> Path:
+def heatmap_figure(frame: pd.DataFrame, metric: str, rows: str, cols: str, title: str = ""):
     agg = aggregate(frame, metric, [rows, cols])
     row_values, col_values = _ordered(agg[rows]), _ordered(agg[cols])
     grid = np.full((len(row_values), len(col_values)), np.nan)
@@ -62,10 +72,39 @@ def heatmap(frame: pd.DataFrame, metric: str, rows: str, cols: str, output: Path
     ax.set_ylabel(rows)
     ax.set_title(title or metric)
     fig.colorbar(image, ax=ax, label=metric)
-    return _save(fig, output)
+    return fig
 
 
-def _save(fig, output: Path) -> Path:
+def pareto_figure(points: pd.DataFrame, protection: str, cost: str, title: str = ""):
+    """One point per defense (columns defense, protection, utility_cost, pareto_optimal, and the
+    two *_std): error bars over paired cells, the Pareto front joined by a line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for _, row in points.iterrows():
+        front = bool(row["pareto_optimal"])
+        ax.errorbar(row["utility_cost"], row["protection"], xerr=_zero_nan(row["utility_cost_std"]),
+                    yerr=_zero_nan(row["protection_std"]), marker="o" if front else "s", capsize=3,
+                    color="tab:green" if front else "tab:gray", alpha=0.9)
+        ax.annotate(str(row["defense"]), (row["utility_cost"], row["protection"]), textcoords="offset points",
+                    xytext=(5, 5), fontsize="small")
+    front = points[points["pareto_optimal"].astype(bool)].sort_values("utility_cost")
+    if len(front) > 1:
+        ax.plot(front["utility_cost"], front["protection"], color="tab:green", alpha=0.5, linestyle="--",
+                label="Pareto front")
+        ax.legend(fontsize="small")
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel(f"utility cost ({cost}; lower is better)")
+    ax.set_ylabel(f"protection ({protection}; higher is better)")
+    ax.set_title(title or "protection against utility cost")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _zero_nan(value) -> float:
+    return 0.0 if pd.isna(value) else float(value)
+
+
+def save(fig, output: Path) -> Path:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

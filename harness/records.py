@@ -22,6 +22,7 @@ class TargetRecord:
     # Every target user's top-`LISTS_WIDTH` list (training items excluded), ranked once at
     # training time so that cells never re-rank the whole target half.
     lists: np.ndarray | None = None
+    node: str = ""  # host/Ray node that trained it (set by the driver's task wrapper)
 
 
 LISTS_WIDTH = 100
@@ -31,6 +32,7 @@ LISTS_WIDTH = 100
 class CellRecord:
     cell_hash: str
     metrics: dict[str, float]
+    node: str = ""  # host/Ray node that ran it
 
 
 def pick_device(gpu_ids: list | None = None) -> str:

@@ -66,6 +66,18 @@ def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFram
     return table
 
 
+def main_k(frame: pd.DataFrame) -> int:
+    """The K the summary shows: the served list's length when agreement was measured there
+    (stealing), else the largest measured K within it (extraction measures K <= 20 of 100)."""
+    ks = sorted(int(c.split("_")[-1]) for c in frame if c.startswith("metrics.agr_at_"))
+    lengths = frame.get("tags.list_length")
+    if lengths is not None and lengths.nunique() == 1:
+        length = int(lengths.iloc[0])
+        within = [k for k in ks if k <= length]
+        return length if length in ks or not within else within[-1]
+    return ks[len(ks) // 2] if ks else 50
+
+
 def varying_axes(frame: pd.DataFrame) -> list[str]:
     """The axes (besides seed) that take more than one value in these runs; attack and defense
     always, so a summary never pools cells that differ in anything but the seed."""

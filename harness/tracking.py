@@ -7,6 +7,7 @@ run marks KILLED and does not count as done.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any, Iterable
@@ -23,9 +24,13 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from harness import __version__  # noqa: E402
+from harness.version import code_version, git_commit  # noqa: E402
 
 KIND = "recsec.kind"
+FAMILY = "recsec.family"
+NODE = "recsec.node"
+CODE_VERSION = "recsec.code_version"
+DRIVER = "recsec.driver"  # experiment tag: the live driver's heartbeat (JSON), read by `recsec status`
 CELL_HASH = "recsec.cell_hash"
 TARGET_HASH = "recsec.target_hash"
 ERROR = "recsec.error"
@@ -67,6 +72,13 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, "KILLED")
         return len(stale)
 
+    def set_driver_state(self, experiment_id: str, state: dict[str, Any]) -> None:
+        self.client.set_experiment_tag(experiment_id, DRIVER, json.dumps(state, sort_keys=True))
+
+    def driver_state(self, experiment_id: str) -> dict[str, Any] | None:
+        raw = self.client.get_experiment(experiment_id).tags.get(DRIVER)
+        return json.loads(raw) if raw else None
+
     def log_run(
         self,
         experiment_id: str,
@@ -76,7 +88,7 @@ class Tracker:
         metrics: dict[str, float],
         error: str | None = None,
     ) -> str:
-        tags = {**tags, "recsec.code_version": __version__}
+        tags = {**tags, CODE_VERSION: code_version(), "recsec.git_commit": git_commit() or ""}
         if error:
             tags[ERROR] = error[-_MAX_TAG:]
         run = self.client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
@@ -91,19 +103,24 @@ class Tracker:
         return run.info.run_id
 
 
-def runs_frame(tracking_uri: str, experiment: str, kind: str = "cell") -> pd.DataFrame:
-    """FINISHED runs of one kind as a DataFrame (`metrics.*`, `params.*`, `tags.*` columns)."""
+def runs_frame(tracking_uri: str, experiment: str | list[str] | None, kind: str = "cell") -> pd.DataFrame:
+    """FINISHED runs of one kind as a DataFrame (`metrics.*`, `params.*`, `tags.*` columns, plus
+    `run_id`, `experiment_id` and `experiment`), from one experiment, several, or (None) all."""
     tracker = Tracker(tracking_uri)
-    exp_id = tracker.experiment(experiment, create=False)
-    if exp_id is None:
-        return pd.DataFrame()
+    if experiment is None:
+        experiments = {e.experiment_id: e.name for e in tracker.client.search_experiments()}
+    else:
+        names = [experiment] if isinstance(experiment, str) else experiment
+        experiments = {i: n for n in names if (i := tracker.experiment(n, create=False)) is not None}
     rows = []
-    for run in tracker.runs(exp_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'"):
-        row = {"run_id": run.info.run_id, "start_time": run.info.start_time}
-        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-        row.update({f"params.{k}": v for k, v in run.data.params.items()})
-        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-        rows.append(row)
+    for exp_id, name in experiments.items():
+        for run in tracker.runs(exp_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'"):
+            row = {"run_id": run.info.run_id, "start_time": run.info.start_time,
+                   "experiment_id": exp_id, "experiment": name}
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            row.update({f"params.{k}": v for k, v in run.data.params.items()})
+            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

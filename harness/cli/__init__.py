@@ -7,7 +7,7 @@ import sys
 import typer
 
 from harness.cli import data as data_cli
-from harness.cli.grid_commands import plan, report, run, status
+from harness.cli.grid_commands import leaderboard, plan, report, run, status
 from harness.cli.listing import app as list_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command()(run)
 app.command()(plan)
 app.command()(status)
 app.command()(report)
+app.command()(leaderboard)
 app.add_typer(data_cli.app, name="data", help="Datasets: list, inspect, download.")
 app.add_typer(list_app, name="list", help="List registered models, attacks, defenses, datasets.")
 

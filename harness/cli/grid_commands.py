@@ -1,4 +1,4 @@
-"""`recsec run|plan|status|report`: the commands that work on a grid."""
+"""`recsec run|plan|status|report|leaderboard`: the commands that work on grids and their results."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def run(
     fresh: Annotated[bool, typer.Option("--fresh", help="Rerun cells that already finished (default: resume).")] = False,
     num_cpus: Annotated[Optional[int], typer.Option("--num-cpus", min=1, help="CPUs for a local Ray. Default: all.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Run in the background, outliving this shell; follow with `recsec status GRID`.")] = False,
+    log: Annotated[Optional[Path], typer.Option(
+        "--log", help="With --detach: the driver's log. Default: recsec-logs/GRID-TIME.log.")] = None,
 ):
     """Run every cell of GRID not yet finished, log each to MLflow, print a comparison table.
 
@@ -54,6 +58,9 @@ def run(
     from harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet)
+    if detach:
+        _detach(grid, options, log)
+        return
     with user_errors():
         summary = run_grid(grid, options)
     typer.echo(
@@ -69,7 +76,7 @@ def run(
         typer.echo(f"FAILED {label}: {error}", err=True)
     try:
         frame = report.cell_frame(options.tracking_uri, str(grid))
-        k = _main_k(frame)
+        k = report.main_k(frame)
         typer.echo("")
         typer.echo(report.to_markdown(report.summary(frame, k), index=False))
         typer.echo(f"\nMLflow: {options.tracking_uri} (experiment {summary.grid})")
@@ -78,16 +85,23 @@ def run(
     raise typer.Exit(EXIT_CELLS_FAILED if summary.failed else EXIT_OK)
 
 
-def _main_k(frame) -> int:
-    """The K the summary shows: the served list's length when agreement was measured there
-    (stealing), else the largest measured K within it (extraction measures K <= 20 of 100)."""
-    ks = sorted(int(c.split("_")[-1]) for c in frame if c.startswith("metrics.agr_at_"))
-    lengths = frame.get("tags.list_length")
-    if lengths is not None and lengths.nunique() == 1:
-        length = int(lengths.iloc[0])
-        within = [k for k in ks if k <= length]
-        return length if length in ks or not within else within[-1]
-    return ks[len(ks) // 2] if ks else 50
+def _detach(grid: Path, options, log: Path | None) -> None:
+    """Check the grid here (bad input fails in this shell), then hand the run to a background driver."""
+    from harness.cli import detach
+    from harness.grid import load_grid
+
+    with user_errors():
+        the_grid = load_grid(grid)
+    argv = ["run", str(grid.resolve()), "--tracking-uri", options.tracking_uri, "--data-dir", str(options.data_dir),
+            "--cache-dir", str(options.cache_dir), "--quiet"]
+    argv += ["--ray-address", options.ray_address] if options.ray_address else []
+    argv += ["--num-cpus", str(options.num_cpus)] if options.num_cpus else []
+    argv += ["--fresh"] if options.fresh else []
+    log = log or detach.default_log(the_grid.name)
+    pid = detach.launch(argv, log)
+    typer.echo(f"{the_grid.name}: driver started in the background, pid {pid}; log {log}")
+    typer.echo(f"follow it with: recsec status {grid} --tracking-uri {options.tracking_uri} "
+               f"--data-dir {options.data_dir} --watch")
 
 
 def plan(
@@ -117,12 +131,30 @@ def status(
     tracking: TrackingUri = None,
     data: DataDir = None,
     cache: CacheDir = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Print again every --interval seconds until the driver stops.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=1.0, help="Seconds between --watch updates.")] = 10.0,
 ):
-    """Count GRID's cells by state in MLflow: finished, failed, running, not started."""
+    """Count GRID's cells by state in MLflow (finished, failed, not started) and show its driver:
+    running where, how far, or lost. Works from any shell that reaches the tracking store."""
+    import time
+
+    from harness.heartbeat import STALE_AFTER_S
+
+    while True:
+        lines, driver = _status_lines(grid, tracking, data, cache)
+        typer.echo("\n".join(lines))
+        live = driver is not None and driver["state"] == "running" and time.time() - driver["updated"] < STALE_AFTER_S
+        if not watch or not live:
+            return
+        time.sleep(interval)
+        typer.echo("")
+
+
+def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | None]:
+    from harness.heartbeat import describe
     from harness.tracking import CELL_HASH, KIND
 
     the_plan, tracker, experiment_id = _read_only_plan(grid, tracking, data, cache)
-    the_grid = the_plan.grid
     wanted = {pc.cell_hash for pc in the_plan.cells}
     latest: dict[str, str] = {}
     runs = tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'") if experiment_id else []
@@ -132,15 +164,19 @@ def status(
             latest[h] = run_.info.status
     counts = Counter(latest.values())
     counts["NOT STARTED"] = len(wanted) - len(latest)
-    typer.echo(f"{the_grid.name}: {len(wanted)} cells")
+    lines = [f"{the_plan.grid.name}: {len(wanted)} cells"]
     for state in ("FINISHED", "FAILED", "RUNNING", "KILLED", "NOT STARTED"):
         if counts.get(state):
-            typer.echo(f"  {state.lower():12s} {counts[state]}")
+            lines.append(f"  {state.lower():12s} {counts[state]}")
+    driver = tracker.driver_state(experiment_id) if experiment_id else None
+    lines.append(describe(driver))
+    return lines, driver
 
 
 class Format(str, Enum):
     md = "md"
     csv = "csv"
+    html = "html"
 
 
 class Plot(str, Enum):
@@ -148,25 +184,54 @@ class Plot(str, Enum):
     heatmap = "heatmap"
 
 
+MlflowUrl = Annotated[Optional[str], typer.Option(
+    "--mlflow-url", help="MLflow UI that links point to. Default: the tracking URI when it is a server, "
+                         "else http://127.0.0.1:5000 (what `mlflow ui` serves).")]
+
+
+def _mlflow_url(value: str | None, uri: str) -> str:
+    return value or (uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + ("\n" if not text.endswith("\n") else ""))
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text)
+
+
 def report(
     grid: Annotated[str, typer.Option("--grid", help="Grid file or MLflow experiment name.")],
-    metric: Annotated[str, typer.Option("--metric", help="Metric, e.g. agr_at_50, recall_at_50.")],
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Metric to pivot, e.g. agr_at_50, recall_at_50. Without it: the run's summary table.")] = None,
     rows: Annotated[str, typer.Option("--rows", help="Axis along the rows.")] = "attack",
     cols: Annotated[str, typer.Option("--cols", help="Axis along the columns.")] = "defense",
-    fmt: Annotated[Format, typer.Option("--format", help="md or csv.")] = Format.md,
+    fmt: Annotated[Format, typer.Option(
+        "--format", help="md, csv, or html: one self-contained page with the summary, curves, heatmaps and "
+                         "the defenses' trade-off (and the --metric pivot if given).")] = Format.md,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     plot: Annotated[Optional[Plot], typer.Option(
         "--plot", help="Draw a PNG to --output instead: `line` (metric against --cols, one line per "
                        "--rows value) or `heatmap` (--rows x --cols).")] = None,
     tracking: TrackingUri = None,
+    mlflow_url: MlflowUrl = None,
 ):
-    """Pivot a metric over two axes from MLflow: mean ± std over seeds; or plot it."""
+    """Tables and figures of one grid from MLflow: mean ± std over seeds."""
     from harness import report as rep
 
-    if plot is not None and output is None:
-        raise fail("--plot needs --output FILE.png")
+    if plot is not None and (output is None or metric is None):
+        raise fail("--plot needs --metric and --output FILE.png")
+    uri = tracking_uri(tracking)
     with user_errors():
-        frame = rep.cell_frame(tracking_uri(tracking), grid)
+        if fmt is Format.html:
+            from harness.grid_report import grid_page
+
+            pivots = [(metric, rows, cols)] if metric else []
+            _write(grid_page(uri, grid, _mlflow_url(mlflow_url, uri), pivots), output)
+            return
+        frame = rep.cell_frame(uri, grid)
         if plot is not None:
             from harness import plots
 
@@ -174,12 +239,37 @@ def report(
             args = (frame, metric, cols, rows) if plot is Plot.line else (frame, metric, rows, cols)
             typer.echo(f"wrote {draw(*args, output)}")
             return
-        if fmt is Format.md:
+        if metric is None:
+            table = rep.summary(frame, rep.main_k(frame))
+            text = rep.to_markdown(table, index=False) if fmt is Format.md else table.to_csv(index=False)
+        elif fmt is Format.md:
             text = rep.to_markdown(rep.pivot(frame, metric, rows, cols))
         else:
             text = rep.aggregate(frame, metric, [rows, cols] if rows != cols else [rows]).to_csv(index=False)
-    if output:
-        output.write_text(text + ("\n" if not text.endswith("\n") else ""))
-        typer.echo(f"wrote {output}")
+    _write(text, output)
+
+
+def leaderboard(
+    grid: Annotated[Optional[list[str]], typer.Option(
+        "--grid", help="Grid file or experiment name; repeat for several. Default: every experiment.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="md, csv (one row per entry) or html.")] = Format.md,
+    k: Annotated[int, typer.Option("--k", min=1, help="K of Agr@K, CHR@K and the utility (nearest measured).")] = 10,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    tracking: TrackingUri = None,
+    mlflow_url: MlflowUrl = None,
+):
+    """Attacks x defenses per family, across grids: the attack's success under each defense, the
+    defense's utility cost and protection, the Pareto-optimal defenses, and links to every run."""
+    from harness import leaderboard as board
+    from harness import leaderboard_render as render
+
+    uri = tracking_uri(tracking)
+    with user_errors():
+        boards = board.build(board.load_cells(uri, grid), k=k, mlflow_url=_mlflow_url(mlflow_url, uri))
+    if fmt is Format.md:
+        text = render.to_markdown_text(boards)
+    elif fmt is Format.csv:
+        text = render.to_csv_text(boards)
     else:
-        typer.echo(text)
+        text = render.to_html_text(boards, source=uri)
+    _write(text, output)

@@ -1,0 +1,75 @@
+"""One grid's HTML report: its summary table, the curves along every swept knowledge or budget
+axis, heatmaps over the component axes that vary, and its own leaderboard (defenses' protection
+against utility cost), in one self-contained page."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness import leaderboard, plots, report
+from harness.html import Link, Page
+from harness.leaderboard_render import READING, pareto_table
+
+# Axes a grid sweeps to draw a curve: how much the attacker knows or may ask.
+CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_length")
+# Pairs of component axes worth a heatmap when both vary.
+HEATMAPS = (("target", "clone"), ("attack", "defense"), ("target", "defense"))
+
+
+def headline_metric(frame: pd.DataFrame, family: str, k: int) -> str:
+    """The metric a grid's curves and heatmaps show: the family's attack success."""
+    if family == "membership":
+        return "roc_auc"
+    if family == "visual":
+        return f"chr_at_{k}_attacked"
+    return f"agr_at_{k}"
+
+
+def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[str, str, str]] = ()) -> str:
+    frame = leaderboard.load_cells(tracking_uri, [grid])
+    name = frame["experiment"].iloc[0]
+    k = report.main_k(frame)
+    families = sorted(frame["family"].unique())
+    versions = ", ".join(sorted(frame.get("tags.recsec.code_version", pd.Series(["?"])).fillna("?").unique()))
+    page = Page(f"recsec grid: {name}", subtitle=(
+        f"{len(frame)} finished cells, {frame['tags.seed'].nunique()} seeds, family {', '.join(families)}; "
+        f"MLflow {tracking_uri}; code {versions}"))
+    experiment_id = frame["experiment_id"].iloc[0]
+    page.table(pd.DataFrame({"MLflow experiment": [Link(name, f"{mlflow_url.rstrip('/')}/#/experiments/{experiment_id}")]}))
+
+    page.heading(f"Summary at K={k}")
+    page.text("mean ± std over seeds; one row per combination of the axes the grid varies", css="meta")
+    page.table(report.summary(frame, k))
+    for metric, rows, cols in pivots:
+        page.heading(f"{metric}: {rows} x {cols}", level=3)
+        page.table(report.pivot(frame, metric, rows, cols), index=True)
+
+    varying = report.varying_axes(frame)
+    for family in families:
+        rows = frame[frame["family"] == family]
+        metric = headline_metric(rows, family, k)
+        if f"metrics.{metric}" not in rows:
+            continue
+        lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")
+        curves = [a for a in CURVE_AXES if a in varying and rows[f"tags.{a}"].nunique() > 1]
+        maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1]
+        if curves or maps:
+            page.heading(f"{family}: {metric}")
+        for axis in curves:
+            page.figure(plots.line_figure(rows, metric, axis, lines), caption=f"{metric} against {axis}, one line "
+                        f"per {lines}; mean ± std over seeds (other axes pooled)")
+        for r, c in maps:
+            page.figure(plots.heatmap_figure(rows, metric, r, c), caption=f"{metric}, {r} x {c}: mean over seeds "
+                        "(other axes pooled)")
+
+    boards = leaderboard.build(frame, k=k, mlflow_url=mlflow_url)
+    for board in boards:
+        if board.pareto.empty or len(board.pareto) < 2:
+            continue  # one defense: nothing to trade off
+        page.heading(f"Defenses ({board.family}): protection against utility cost")
+        page.text(READING, css="meta")
+        page.table(board.matrix, index=True)
+        page.figure(plots.pareto_figure(board.pareto, f"Δ{board.success}", f"Δ{board.utility}"),
+                    caption="one point per defense over its paired cells; green: Pareto-optimal")
+        page.table(pareto_table(board))
+    return page.render()

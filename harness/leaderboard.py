@@ -1,0 +1,237 @@
+"""The attacks-versus-defenses leaderboard, across grids and families, from MLflow.
+
+Each finished cell is one measurement of an attack's success under a defense. A defended cell is
+paired with the undefended cell that matches it in everything else (grid, target, clone, attack,
+knowledge, seed); the pair gives the defense's *protection* (how much the attack's success fell)
+and its *utility cost* (how much the target's recall or hit ratio fell). Matrices pool every
+setting of a family; the entry table keeps settings apart, one row per setting over its seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import RecsecError
+from harness.grid import AXES
+from harness.report import experiment_name, natural_key
+from harness.tracking import CELL_HASH, CODE_VERSION, FAMILY, runs_frame
+
+UNDEFENDED = "none"
+# Everything that names a setting, besides the defense: the pairing key of a defended cell.
+SETTING = ["experiment"] + [f"tags.{a}" for a in AXES if a != "defense"] + ["tags.seed"]
+ENTRY = ["family", "experiment", "tags.recsec.dataset"] + [f"tags.{a}" for a in AXES]
+
+
+@dataclass(frozen=True)
+class Success:
+    """How a family's attack success is read from a cell's metrics."""
+
+    label: str  # with {k}
+    meaning: str
+    uses_k: bool = True
+    # Membership: an AUC of 0.1 is as much leakage as 0.9 (flip the scores), so protection is
+    # measured on max(AUC, 1 - AUC); the matrix still shows the AUC as measured.
+    folded: bool = False
+
+    def value(self, frame: pd.DataFrame, k: int) -> pd.Series:
+        if self.label == "chr_shift_at_{k}":  # visual: how far the attack lifted the attacked items
+            return _column(frame, f"chr_at_{k}_attacked") - _column(frame, f"chr_at_{k}_clean")
+        return _column(frame, self.label.format(k=k))
+
+    def leakage(self, values: pd.Series) -> pd.Series:
+        return np.maximum(values, 1 - values) if self.folded else values
+
+
+SUCCESS = {
+    "stealing": Success("agr_at_{k}", "the clone's agreement with the target's top-K lists"),
+    "extraction": Success("agr_at_{k}", "the surrogate's agreement with the target's top-K next items"),
+    "membership": Success("roc_auc", "ROC AUC of the membership scores (protection on max(AUC, 1-AUC))",
+                          uses_k=False, folded=True),
+    "visual": Success("chr_shift_at_{k}", "rise of the attacked class's category hit ratio@K (attacked - clean)"),
+}
+
+
+@dataclass
+class FamilyBoard:
+    family: str
+    k: int
+    success: str  # column label, e.g. agr_at_10
+    utility: str  # e.g. recall_at_10
+    meaning: str
+    matrix: pd.DataFrame  # attack x defense: 'mean ± std (n)', last row the utility cost
+    pareto: pd.DataFrame  # per defense: protection, utility cost, pairs, on_front
+    entries: pd.DataFrame  # per setting: numbers, seeds, runs, hashes, code versions
+
+
+def load_cells(tracking_uri: str, grids: list[str] | None = None) -> pd.DataFrame:
+    """Finished cells of the named grids (files or experiment names), or of every experiment."""
+    names = [experiment_name(g) for g in grids] if grids else None
+    frame = runs_frame(tracking_uri, names, kind="cell")
+    if frame.empty:
+        where = f"experiments {', '.join(names)}" if names else "any experiment"
+        raise RecsecError(f"no finished cells in {where} at {tracking_uri}")
+    frame = frame.sort_values("start_time").drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last")
+    frame["family"] = _families(frame)
+    return frame.reset_index(drop=True)
+
+
+def build(frame: pd.DataFrame, k: int = 10, mlflow_url: str = "http://127.0.0.1:5000") -> list[FamilyBoard]:
+    boards = []
+    for family in sorted(frame["family"].unique(), key=lambda f: (f not in SUCCESS, f)):
+        if family not in SUCCESS:
+            continue
+        rows = frame[frame["family"] == family]
+        boards.append(_family_board(family, rows, k, mlflow_url.rstrip("/")))
+    if not boards:
+        raise RecsecError(f"none of these runs belongs to a known family ({', '.join(SUCCESS)})")
+    return boards
+
+
+def _family_board(family: str, rows: pd.DataFrame, k_wanted: int, mlflow_url: str) -> FamilyBoard:
+    success = SUCCESS[family]
+    k = _nearest_k(rows, family, k_wanted)
+    rows = rows.assign(success=success.value(rows, k), utility=_served_utility(rows, "recall", k))
+    has_recall = rows["utility"].notna()
+    # Next-item (sequential) targets have a hit ratio, not a recall. A pair shares its target,
+    # so its cost is in one unit either way.
+    rows["utility"] = rows["utility"].fillna(_served_utility(rows, "hr", k))
+    utility = "recall" if has_recall.all() else "hr" if not has_recall.any() else "recall|hr"
+    rows = rows.dropna(subset=["success"])
+    rows = rows.assign(leakage=success.leakage(rows["success"]))
+    rows = _paired(rows)
+    success_name = success.label.format(k=k)
+    return FamilyBoard(
+        family=family, k=k, success=success_name, utility=f"{utility}_at_{k}", meaning=success.meaning,
+        matrix=_matrix(rows, f"{utility}_at_{k}"), pareto=pareto(rows), entries=_entries(rows, mlflow_url),
+    )
+
+
+def _paired(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each cell with its undefended twin's leakage and utility: protection and utility cost."""
+    keys = [c for c in SETTING if c in rows]
+    base = (rows[rows["tags.defense"] == UNDEFENDED].groupby(keys, dropna=False)[["leakage", "utility"]]
+            .mean().rename(columns={"leakage": "base_leakage", "utility": "base_utility"}).reset_index())
+    out = rows.merge(base, on=keys, how="left")
+    return out.assign(protection=out["base_leakage"] - out["leakage"], utility_cost=out["base_utility"] - out["utility"])
+
+
+def _matrix(rows: pd.DataFrame, utility: str) -> pd.DataFrame:
+    attacks = sorted(rows["tags.attack"].unique(), key=natural_key)
+    defenses = _defense_order(rows["tags.defense"])
+    table = pd.DataFrame("", index=attacks, columns=defenses)
+    for (attack, defense), group in rows.groupby(["tags.attack", "tags.defense"]):
+        table.loc[attack, defense] = f"{_mean_std(group['success'])} ({len(group)})"
+    cost_row = {}
+    for defense, group in rows.groupby("tags.defense"):
+        cost = group["utility_cost"].dropna()
+        cost_row[defense] = _mean_std(cost) if len(cost) else "no undefended twin"
+    table.loc[f"utility cost (Δ{utility})"] = pd.Series(cost_row)
+    table.index.name = "attack \\ defense"
+    return table
+
+
+def pareto(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per defense: mean protection and utility cost over its paired cells, and whether no other
+    defense protects at least as much for at most its cost (strictly better in one)."""
+    paired = rows.dropna(subset=["protection", "utility_cost"])
+    if paired.empty:
+        return pd.DataFrame(columns=["defense", "protection", "protection_std", "utility_cost",
+                                     "utility_cost_std", "pairs", "pareto_optimal"])
+    out = paired.groupby("tags.defense").agg(
+        protection=("protection", "mean"), protection_std=("protection", "std"),
+        utility_cost=("utility_cost", "mean"), utility_cost_std=("utility_cost", "std"),
+        pairs=("protection", "size")).reset_index().rename(columns={"tags.defense": "defense"})
+    p, c = out["protection"].to_numpy(), out["utility_cost"].to_numpy()
+    dominated = [bool(np.any((p >= p[i]) & (c <= c[i]) & ((p > p[i]) | (c < c[i])))) for i in range(len(out))]
+    out["pareto_optimal"] = ~np.array(dominated)
+    order = _defense_order(out["defense"])
+    return out.set_index("defense").loc[order].reset_index()
+
+
+def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
+    keys = [c for c in ENTRY if c in rows]
+    out = []
+    for key, group in rows.groupby(keys, dropna=False, sort=False):
+        entry = dict(zip([c.removeprefix("tags.") for c in keys], key))
+        group = group.sort_values("tags.seed", key=lambda s: s.map(natural_key))
+        entry.update(
+            grid=group["tags.recsec.grid"].iloc[0] if "tags.recsec.grid" in group else entry["experiment"],
+            success_mean=group["success"].mean(), success_std=group["success"].std(),
+            utility_mean=group["utility"].mean(), utility_cost_mean=group["utility_cost"].mean(),
+            utility_cost_std=group["utility_cost"].std(), protection_mean=group["protection"].mean(),
+            seeds=group["tags.seed"].nunique(),
+            cell_hashes=" ".join(h[:12] for h in group[f"tags.{CELL_HASH}"]),
+            code_versions=" ".join(sorted(set(group.get(f"tags.{CODE_VERSION}", pd.Series(["?"])).fillna("?")))),
+            runs=[(seed, cell, f"{mlflow_url}/#/experiments/{e}/runs/{r}") for seed, cell, e, r in
+                  zip(group["tags.seed"], group[f"tags.{CELL_HASH}"], group["experiment_id"], group["run_id"])],
+        )
+        out.append(entry)
+    table = pd.DataFrame(out)
+    if "clone" in table:
+        table["clone"] = table["clone"].where(table["clone"] != table["target"], "same")
+    order = sorted(range(len(table)), key=lambda i: tuple(natural_key(table.iloc[i][c]) for c in
+                                                           ("experiment", "target", "attack", "defense")))
+    table = table.iloc[order].reset_index(drop=True)
+    # Axes that are the same for every entry of the family say nothing: drop them.
+    constant = [a for a in AXES if a in table and a not in ("attack", "defense", "target")
+                and table[a].nunique(dropna=False) <= 1]
+    return table.drop(columns=constant)
+
+
+def _families(frame: pd.DataFrame) -> pd.Series:
+    """The `recsec.family` tag; runs logged before it existed are resolved through the registry."""
+    from harness.plugins import load_plugins
+    from attacks import attack_class
+
+    tagged = frame.get(f"tags.{FAMILY}", pd.Series([None] * len(frame), index=frame.index))
+    missing = tagged.isna()
+    if missing.any():
+        load_plugins()
+
+        def family_of(name) -> str:
+            try:
+                return attack_class(str(name)).family
+            except Exception:  # an attack no longer registered
+                return "unknown"
+
+        tagged = tagged.where(~missing, frame.get("params.attack.name", pd.Series(index=frame.index)).map(family_of))
+    return tagged
+
+
+def _served_utility(rows: pd.DataFrame, name: str, k: int) -> pd.Series:
+    """What the served lists are worth: the defended lists where an output defense changed them,
+    else the (possibly defense-trained) target's own."""
+    return _column(rows, f"defended_{name}_at_{k}").fillna(_column(rows, f"{name}_at_{k}"))
+
+
+def _nearest_k(rows: pd.DataFrame, family: str, k: int) -> int:
+    success = SUCCESS[family]
+    pattern = "agr_at_" if success.label == "agr_at_{k}" else "chr_at_" if success.uses_k else "recall_at_"
+    ks = sorted({int(c.split("_")[2]) for c in rows if c.startswith(f"metrics.{pattern}")
+                 and c.split("_")[2].isdigit() and rows[c].notna().any()})
+    if not ks and not success.uses_k:
+        ks = sorted({int(c.split("_")[2]) for c in rows if c.startswith("metrics.hr_at_")
+                     and c.split("_")[2].isdigit()})
+    if not ks:
+        raise RecsecError(f"the {family} runs have no {pattern}K metrics")
+    return min(ks, key=lambda x: (abs(x - k), x))
+
+
+def _defense_order(values) -> list[str]:
+    names = sorted(set(values), key=natural_key)
+    return ([UNDEFENDED] if UNDEFENDED in names else []) + [n for n in names if n != UNDEFENDED]
+
+
+def _column(frame: pd.DataFrame, metric: str) -> pd.Series:
+    column = f"metrics.{metric}"
+    return frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+
+
+def _mean_std(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return ""
+    return f"{values.mean():.3f}" if len(values) < 2 else f"{values.mean():.3f} ± {values.std():.3f}"
