@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Every Ray a test starts (local, or the multi-node cluster of test_cluster.py) stays on the
+# loopback interface; Ray reads this once, when first imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -54,7 +54,14 @@ def run(
 
     Exit code 0: every cell finished; 1: some cells failed (the rest still ran); 2: invalid input.
     """
+    import os
+
     from harness import report
+
+    if not ray_address:
+        # A local Ray is one node: keep it on the loopback interface instead of the machine's
+        # network address (nothing exposed, no firewall prompts). Ray reads this when imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet)
@@ -140,17 +147,28 @@ def status(
 
     from harness.heartbeat import STALE_AFTER_S
 
+    watching_since = last_live = time.time()
     while True:
-        lines, driver = _status_lines(grid, tracking, data, cache)
+        lines, driver, all_finished = _status_lines(grid, tracking, data, cache)
         typer.echo("\n".join(lines))
-        live = driver is not None and driver["state"] == "running" and time.time() - driver["updated"] < STALE_AFTER_S
-        if not watch or not live:
+        if not watch:
+            return
+        now = time.time()
+        live = bool(driver) and driver["state"] == "running" and now - driver["updated"] < STALE_AFTER_S
+        if live:
+            last_live = now
+        elif driver and driver["state"] != "running" and driver["updated"] >= watching_since:
+            return  # it ended while we watched
+        elif all_finished:
+            return
+        elif now - last_live > STALE_AFTER_S:  # a detached driver takes seconds to start; not this long
+            typer.echo(f"no driver is running {grid}; `recsec run {grid}` resumes it")
             return
         time.sleep(interval)
         typer.echo("")
 
 
-def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | None]:
+def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | None, bool]:
     from harness.heartbeat import describe
     from harness.tracking import CELL_HASH, KIND
 
@@ -170,7 +188,7 @@ def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | 
             lines.append(f"  {state.lower():12s} {counts[state]}")
     driver = tracker.driver_state(experiment_id) if experiment_id else None
     lines.append(describe(driver))
-    return lines, driver
+    return lines, driver, counts.get("FINISHED", 0) == len(wanted)
 
 
 class Format(str, Enum):
