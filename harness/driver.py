@@ -22,6 +22,7 @@ from tqdm import tqdm  # noqa: E402
 
 from harness import tasks  # noqa: E402
 from harness.cache import TargetCache  # noqa: E402
+from harness.claims import TrainingClaims  # noqa: E402
 from harness.data import dataset_digest, load_dataset  # noqa: E402
 from harness.data.sequences import sequences_from_interactions  # noqa: E402
 from harness.errors import ResourceError  # noqa: E402
@@ -34,6 +35,8 @@ from harness.tracking import CELL_HASH, FAMILY, KIND, NODE, TARGET_HASH, Tracker
 # System failures (a worker process dying) are retried; Python exceptions are not: they fail
 # their cell, which is recorded, and the grid goes on.
 MAX_RETRIES = 2
+# How often a driver looks in the shared cache for a model another driver is training.
+AWAIT_POLL_S = 5.0
 
 
 @dataclass
@@ -201,61 +204,100 @@ def _options(res: Resources) -> dict:
 def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: RunOptions, summary: RunSummary):
     grid = plan.grid
     cache = TargetCache(options.cache_dir)
+    claims = TrainingClaims(options.cache_dir, owner=grid.name)
     logged_targets = set(tracker.finished(experiment_id, "target"))
     # Once each, shared by every task through the object store. A cross-dataset membership grid
     # also has a shadow dataset, which only the shadow recommender's (auxiliary) tasks read.
     datasets = data if isinstance(data, dict) else {"target": data}
     data_ref = ray.put(datasets["target"])
     shadow_ref = ray.put(datasets["shadow"]) if "shadow" in datasets else data_ref
-    pending: dict = {}
-    target_refs = {}
-    needed = {pc.target_hash for pc in plan.todo}
-    for target_hash in needed:
-        cell = plan.target_cells[target_hash]
-        record = cache.get(target_hash) if target_hash in plan.cached_targets else None
-        if record is not None:
-            target_refs[target_hash] = ray.put(record)
+    pending: dict = {}  # ObjectRef -> (kind, cell, info)
+    model_refs: dict[str, object] = {}  # target or auxiliary hash -> ObjectRef of its record
+    awaited: dict[str, tuple[str, Cell]] = {}  # hash -> (kind, cell): another driver is training it
+
+    def train(kind: str, cell: Cell, model_hash: str) -> None:
+        if kind == "target":
+            ref = _train_task.options(**_options(grid.resources.train)).remote(cell, data_ref, model_hash)
+        else:
+            aux_data = shadow_ref if cell.membership is not None else data_ref
+            ref = _auxiliary_task.options(**_options(grid.resources.train)).remote(cell, aux_data, model_hash)
+        model_refs[model_hash] = ref
+        pending[ref] = (kind, cell, model_hash)
+
+    def from_cache(kind: str, cell: Cell, record) -> None:
+        model_refs[record.target_hash] = ray.put(record)
+        if kind == "target":
             summary.targets_from_cache += 1
-            if target_hash not in logged_targets:  # cached by another grid: log it here too
+            if record.target_hash not in logged_targets:  # cached by another grid: log it here too
                 _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
         else:
-            ref = _train_task.options(**_options(grid.resources.train)).remote(cell, data_ref, target_hash)
-            target_refs[target_hash] = ref
-            pending[ref] = ("target", cell, target_hash)
-    auxiliary_refs = {}
-    for pc in plan.todo:
-        if not pc.cell.needs_auxiliary:
-            continue
-        aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
-        if aux_hash in auxiliary_refs:
-            continue
-        record = cache.get(aux_hash)
-        if record is not None:
-            auxiliary_refs[aux_hash] = ray.put(record)
             summary.auxiliary_from_cache += 1
-        else:
-            aux_data = shadow_ref if pc.cell.membership is not None else data_ref
-            ref = _auxiliary_task.options(**_options(grid.resources.train)).remote(pc.cell, aux_data, aux_hash)
-            auxiliary_refs[aux_hash] = ref
-            pending[ref] = ("auxiliary", pc.cell, aux_hash)
-    for pc in plan.todo:
-        auxiliary = auxiliary_refs.get(pc.cell.auxiliary_hash(plan.dataset_digest)) if pc.cell.needs_auxiliary else None
-        ref = _cell_task.options(**_options(grid.resources.attack)).remote(
-            pc.cell, data_ref, target_refs[pc.target_hash], pc.cell_hash, auxiliary
-        )
-        pending[ref] = ("cell", pc.cell, pc)
 
-    bar = tqdm(total=len(pending), desc=grid.name, unit="task", disable=not options.progress, file=sys.stderr)
-    total_tasks = len(pending)
+    def obtain(kind: str, cell: Cell, model_hash: str) -> None:
+        """Reuse the cached model, else train it, unless another driver is training it now."""
+        record = cache.get(model_hash)
+        if record is not None:
+            from_cache(kind, cell, record)
+        elif claims.acquire(model_hash):
+            train(kind, cell, model_hash)
+        else:
+            awaited[model_hash] = (kind, cell)
+
+    for target_hash in {pc.target_hash for pc in plan.todo}:
+        obtain("target", plan.target_cells[target_hash], target_hash)
+    for pc in plan.todo:
+        if pc.cell.needs_auxiliary:
+            aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
+            if aux_hash not in model_refs and aux_hash not in awaited:
+                obtain("auxiliary", pc.cell, aux_hash)
+
+    blocked = list(plan.todo)  # cells wait until their target (and auxiliary) has a ref
+
+    def submit_ready_cells() -> None:
+        nonlocal blocked
+        still = []
+        for pc in blocked:
+            aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest) if pc.cell.needs_auxiliary else None
+            if pc.target_hash not in model_refs or (aux_hash is not None and aux_hash not in model_refs):
+                still.append(pc)
+                continue
+            ref = _cell_task.options(**_options(grid.resources.attack)).remote(
+                pc.cell, data_ref, model_refs[pc.target_hash], pc.cell_hash,
+                model_refs[aux_hash] if aux_hash else None)
+            pending[ref] = ("cell", pc.cell, pc)
+        blocked = still
+
+    def check_awaited() -> None:
+        """Pick up what other drivers trained; train what they gave up (a released or stale claim)."""
+        for model_hash, (kind, cell) in list(awaited.items()):
+            record = cache.get(model_hash)
+            if record is not None:
+                from_cache(kind, cell, record)
+            elif claims.holder(model_hash) is None and claims.acquire(model_hash):
+                train(kind, cell, model_hash)
+            else:
+                continue
+            del awaited[model_hash]
+
+    submit_ready_cells()
+    total_tasks = len(pending) + len(awaited) + len(blocked)
+    done = 0
+    bar = tqdm(total=total_tasks, desc=grid.name, unit="task", disable=not options.progress, file=sys.stderr)
     heartbeat = Heartbeat(tracker, experiment_id, cells=len(plan.todo), tasks=total_tasks,
                           ray_address=options.ray_address)
     outcome = "interrupted"
     try:
-        while pending:
-            # A timeout, so the heartbeat goes on while long tasks run.
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
+        while pending or awaited:
+            # A timeout, so the heartbeat goes on while long tasks run (and awaited models are
+            # looked for every few seconds).
+            if pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=AWAIT_POLL_S if awaited else HEARTBEAT_S)
+            else:  # only waiting on other drivers
+                ready = []
+                time.sleep(AWAIT_POLL_S)
             for ref in ready:
                 kind, cell, info = pending.pop(ref)
+                done += 1
                 try:
                     record = ray.get(ref)
                 except Exception as exc:  # RayTaskError (the task raised) or a crashed worker
@@ -265,15 +307,19 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     if kind == "cell":
                         summary.failed += 1
                         _log_cell(tracker, experiment_id, cell, info, plan.dataset_digest, None, error)
+                    else:
+                        claims.release(info)  # another driver may try; this grid's cells fail
                     bar.update()
                     continue
                 if kind == "target":
                     cache.put(record)
+                    claims.release(info)
                     summary.targets_trained += 1
                     summary.task_seconds += record.metrics.get("train_seconds", 0.0)
                     _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
                 elif kind == "auxiliary":
                     cache.put(record)
+                    claims.release(info)
                     summary.auxiliary_trained += 1
                     summary.task_seconds += record.metrics.get("train_seconds", 0.0)
                 else:
@@ -282,14 +328,20 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     _log_cell(tracker, experiment_id, cell, info, plan.dataset_digest, record, None)
                 bar.update()
                 bar.set_postfix(failed=summary.failed, refresh=False)
-            heartbeat.beat(tasks_done=total_tasks - len(pending), finished=summary.finished, failed=summary.failed,
-                           force=not ready)
+            if awaited:
+                awaiting_before = len(awaited)
+                check_awaited()
+                done += awaiting_before - len(awaited)
+                bar.update(awaiting_before - len(awaited))
+            submit_ready_cells()
+            claims.refresh()
+            heartbeat.beat(tasks_done=done, finished=summary.finished, failed=summary.failed, force=not ready)
         outcome = "finished"
     finally:
         bar.close()
+        claims.release_all()
         try:
-            heartbeat.close(outcome, tasks_done=total_tasks - len(pending), finished=summary.finished,
-                            failed=summary.failed)
+            heartbeat.close(outcome, tasks_done=done, finished=summary.finished, failed=summary.failed)
         except Exception as exc:  # the tracking server went away: say so, but keep the real error
             print(f"warning: could not record the driver's end in MLflow: {exc}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ detached and followed with `recsec status` from another process."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -75,31 +76,36 @@ def test_a_detached_grid_on_a_multi_node_cluster_logs_to_an_mlflow_server_and_sh
     cluster = ["--ray-address", address, "--tracking-uri", mlflow_server, "--cache-dir", str(shared_cache)]
     grid = write_grid(tmp_path / "spread.yaml", "spread", seeds=(0, 1))  # 8 cells, 2 targets
 
+    other = write_grid(tmp_path / "reuse.yaml", "reuse", seeds=(0, 1), defenses=["none"])  # the same 2 targets
+
     submitted = recsec("run", str(grid), *cluster, "--detach", "--log", str(tmp_path / "driver.log"), cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     assert "driver started in the background" in submitted.stdout
+    # A second driver at once, on the same cluster and cache, needs the same targets.
+    second = recsec("run", str(other), *cluster, cwd=tmp_path, popen=True)
 
-    # Another shell follows it through the tracking server until its driver stops.
+    # Another shell follows the detached grid through the tracking server until its driver stops.
     watched = recsec("status", str(grid), "--tracking-uri", mlflow_server, "--cache-dir", str(shared_cache),
                      "--watch", "--interval", "2", cwd=tmp_path)
+    second_out, second_err = second.communicate(timeout=600)
     log = (tmp_path / "driver.log").read_text()
     assert watched.returncode == 0, watched.stderr + log
     assert "driver: running on" in watched.stdout  # it saw the grid while it ran...
     assert "finished     8" in watched.stdout.split("spread: 8 cells")[-1], watched.stdout + log  # ...and done
     assert "driver: finished" in watched.stdout
     assert "8 cells finished, 0 failed" in log
+    assert second.returncode == 0 and "4 cells finished, 0 failed" in second_out, second_out + second_err
+
+    # Each target was trained once, by whichever driver claimed it; the other took it from the cache.
+    counts = [re.search(r"targets trained (\d+), from cache (\d+)", text) for text in (log, second_out)]
+    trained, reused = (sum(int(m.group(i)) for m in counts) for i in (1, 2))
+    assert (trained, reused) == (2, 2), log + second_out
 
     # The cells ran on both worker nodes (the head has no CPU), and each run says where.
     tracker = Tracker(mlflow_server)
     runs = tracker.runs(tracker.experiment("spread", create=False), "tags.`recsec.kind` = 'cell'")
     nodes = {r.data.tags[NODE].split("/")[-1] for r in runs}
     assert len(runs) == 8 and nodes == worker_nodes, nodes
-
-    # A second grid, another driver, same shared cache: the targets the cluster trained are reused.
-    other = write_grid(tmp_path / "reuse.yaml", "reuse", seeds=(0, 1), defenses=["none"])
-    reused = recsec("run", str(other), *cluster, cwd=tmp_path)
-    assert reused.returncode == 0, reused.stderr
-    assert "targets trained 0, from cache 2" in reused.stdout
 
     # The leaderboard and a grid's report come from the server, with links into its UI.
     page = tmp_path / "leaderboard.html"
