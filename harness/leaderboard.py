@@ -61,7 +61,7 @@ class FamilyBoard:
     success: str  # column label, e.g. agr_at_10
     utility: str  # e.g. recall_at_10
     meaning: str
-    matrix: pd.DataFrame  # attack x defense: 'mean ± std (n)', last row the utility cost
+    matrix: pd.DataFrame  # attack x defense: 'mean ± std (cells, seeds)', last row the utility cost
     pareto: pd.DataFrame  # per defense: protection, utility cost, pairs, on_front
     entries: pd.DataFrame  # per setting: numbers, seeds, runs, hashes, code versions
 
@@ -123,7 +123,9 @@ def _matrix(rows: pd.DataFrame, utility: str) -> pd.DataFrame:
     defenses = _defense_order(rows["tags.defense"])
     table = pd.DataFrame("", index=attacks, columns=defenses)
     for (attack, defense), group in rows.groupby(["tags.attack", "tags.defense"]):
-        table.loc[attack, defense] = f"{_mean_std(group['success'])} ({len(group)})"
+        seeds = group["tags.seed"].nunique()
+        count = f"{seeds} seeds" if len(group) == seeds else f"{len(group)} cells, {seeds} seeds"
+        table.loc[attack, defense] = f"{_mean_std(group['success'])} ({count})"
     cost_row = {}
     for defense, group in rows.groupby("tags.defense"):
         cost = group["utility_cost"].dropna()

@@ -10,7 +10,7 @@ from harness.report import to_markdown
 
 READING = (
     "Each matrix entry is the attack's success under a defense: mean ± std over every finished cell of "
-    "the family (all grids, targets, knowledge settings and seeds; the count in brackets). The last row is "
+    "the family (all grids, targets, knowledge settings and seeds; how many in brackets). The last row is "
     "the defense's utility cost: how much the target's recall (hit ratio for next-item targets) at K fell "
     "against the undefended twin cell. Protection is how much the attack's success fell against that twin. "
     "A defense is Pareto-optimal when no other defense of the family protects at least as much for at most "

@@ -70,7 +70,7 @@ def test_defenses_are_paired_with_their_undefended_twin(store):
     assert pareto.loc["mix", "protection"] == pytest.approx(0.10)
     assert pareto.loc["mix", "utility_cost"] == pytest.approx(0.02)
     assert pareto.loc["strong", "pairs"] == 4  # 2 attacks x 2 seeds
-    assert board.matrix.loc["ptq", "none"] == "0.605 ± 0.007 (2)"
+    assert board.matrix.loc["ptq", "none"] == "0.605 ± 0.007 (2 seeds)"
     assert board.matrix.loc["utility cost (Δrecall_at_10)", "strong"] == "0.100 ± 0.000"
 
 
@@ -83,7 +83,7 @@ def test_the_pareto_front_drops_a_defense_that_protects_less_for_more(store):
 def test_membership_protection_counts_a_flipped_auc_as_leakage(store):
     board = boards_by_family(store)["membership"]
     assert board.success == "roc_auc"
-    assert board.matrix.loc["zhang_mlp", "popularity_randomization"] == "0.150 ± 0.000 (2)"
+    assert board.matrix.loc["zhang_mlp", "popularity_randomization"] == "0.150 ± 0.000 (2 seeds)"
     # AUC 0.15 leaks as much as 0.85: protection 0.9 - 0.85, not 0.9 - 0.15.
     protection = board.pareto.set_index("defense").loc["popularity_randomization", "protection"]
     assert protection == pytest.approx(0.05)

@@ -65,6 +65,8 @@ def run(
     from harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet)
+    if log is not None and not detach:
+        raise fail("--log is for --detach (a foreground run prints to this terminal)")
     if detach:
         _detach(grid, options, log)
         return
