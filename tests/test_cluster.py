@@ -130,3 +130,12 @@ def test_status_says_when_a_driver_is_lost(tmp_path):
     assert "run the grid again to resume" in describe(state, now)
     assert describe({**state, "updated": now - 1}, now).startswith("driver: running on h pid 1")
     assert describe(None) == "driver: none has run this grid yet"
+
+
+def test_status_from_a_machine_without_the_data_counts_what_mlflow_has(tmp_path):
+    grid = tmp_path / "elsewhere.yaml"
+    grid.write_text("name: elsewhere\ndataset: {name: ml-100k}\nmatrix: {target: [bpr], attack: [ptd]}\n")
+    shown = recsec("status", str(grid), "--data-dir", str(tmp_path / "no-data"), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "elsewhere: 1 cell (cells not started are not counted here:" in shown.stdout
+    assert "driver: none has run this grid yet" in shown.stdout

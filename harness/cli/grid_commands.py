@@ -171,26 +171,42 @@ def status(
 
 
 def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | None, bool]:
+    from harness.driver import prepare
+    from harness.errors import DataError
+    from harness.grid import expand, load_grid
     from harness.heartbeat import describe
-    from harness.tracking import CELL_HASH, KIND
+    from harness.tracking import CELL_HASH, KIND, Tracker
 
-    the_plan, tracker, experiment_id = _read_only_plan(grid, tracking, data, cache)
-    wanted = {pc.cell_hash for pc in the_plan.cells}
+    note = ""
+    with user_errors():
+        the_grid = load_grid(grid)
+        try:
+            grid_plan, tracker, experiment_id = prepare(the_grid, _options(tracking, None, data, cache))
+            wanted = {pc.cell_hash for pc in grid_plan.cells}
+        except DataError as exc:
+            # Watching a cluster's grid from a machine without its data: the cells' hashes need
+            # the dataset's digest, so count what MLflow has instead of matching the plan.
+            tracker = Tracker(tracking_uri(tracking))
+            experiment_id = tracker.experiment(the_grid.name, create=False)
+            wanted = None
+            note = f" (cells not started are not counted here: {exc})"
+    name = the_grid.name
     latest: dict[str, str] = {}
     runs = tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'") if experiment_id else []
     for run_ in sorted(runs, key=lambda r: r.info.start_time):
         h = run_.data.tags.get(CELL_HASH)
-        if h in wanted and latest.get(h) != "FINISHED":
+        if (wanted is None or h in wanted) and latest.get(h) != "FINISHED":
             latest[h] = run_.info.status
     counts = Counter(latest.values())
-    counts["NOT STARTED"] = len(wanted) - len(latest)
-    lines = [f"{the_plan.grid.name}: {len(wanted)} cells"]
+    total = len(wanted) if wanted is not None else len(expand(the_grid))
+    counts["NOT STARTED"] = len(wanted) - len(latest) if wanted is not None else 0
+    lines = [f"{name}: {total} cell{'' if total == 1 else 's'}" + note]
     for state in ("FINISHED", "FAILED", "RUNNING", "KILLED", "NOT STARTED"):
         if counts.get(state):
             lines.append(f"  {state.lower():12s} {counts[state]}")
     driver = tracker.driver_state(experiment_id) if experiment_id else None
     lines.append(describe(driver))
-    return lines, driver, counts.get("FINISHED", 0) == len(wanted)
+    return lines, driver, counts.get("FINISHED", 0) == total
 
 
 class Format(str, Enum):
