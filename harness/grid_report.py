@@ -13,7 +13,7 @@ from harness.leaderboard_render import READING, pareto_table
 # Axes a grid sweeps to draw a curve: how much the attacker knows or may ask.
 CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_length")
 # Pairs of component axes worth a heatmap when both vary.
-HEATMAPS = (("target", "clone"), ("attack", "defense"), ("target", "defense"))
+HEATMAPS = (("attack", "target"), ("target", "clone"), ("attack", "defense"), ("target", "defense"))
 
 
 def headline_metric(frame: pd.DataFrame, family: str, k: int) -> str:
@@ -52,7 +52,8 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
             continue
         lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")
         curves = [a for a in CURVE_AXES if a in varying and rows[f"tags.{a}"].nunique() > 1]
-        maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1]
+        maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1
+                and not (rows[f"tags.{r}"] == rows[f"tags.{c}"]).all()]  # clone `same` follows the target
         if curves or maps:
             page.heading(f"{family}: {metric}")
         for axis in curves:
