@@ -155,28 +155,35 @@ def pareto(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
     keys = [c for c in ENTRY if c in rows]
-    out = []
-    for key, group in rows.groupby(keys, dropna=False, sort=False):
-        entry = dict(zip([c.removeprefix("tags.") for c in keys], key))
-        group = group.sort_values("tags.seed", key=lambda s: s.map(natural_key))
-        entry.update(
-            grid=group["tags.recsec.grid"].iloc[0] if "tags.recsec.grid" in group else entry["experiment"],
-            success_mean=group["success"].mean(), success_std=group["success"].std(),
-            utility_mean=group["utility"].mean(), utility_cost_mean=group["utility_cost"].mean(),
-            utility_cost_std=group["utility_cost"].std(), protection_mean=group["protection"].mean(),
-            seeds=group["tags.seed"].nunique(),
-            cell_hashes=" ".join(h[:12] for h in group[f"tags.{CELL_HASH}"]),
-            code_versions=" ".join(sorted(set(group.get(f"tags.{CODE_VERSION}", pd.Series(["?"])).fillna("?")))),
-            runs=[(seed, cell, f"{mlflow_url}/#/experiments/{e}/runs/{r}") for seed, cell, e, r in
-                  zip(group["tags.seed"], group[f"tags.{CELL_HASH}"], group["experiment_id"], group["run_id"])],
-        )
-        out.append(entry)
-    table = pd.DataFrame(out)
+    rows = rows.assign(**{c: rows[c].fillna("") for c in keys})  # an axis a run lacks groups as ""
+    if "tags.recsec.grid" not in rows:
+        rows = rows.assign(**{"tags.recsec.grid": rows["experiment"]})
+    table = rows.groupby(keys, sort=False).agg(
+        grid=("tags.recsec.grid", "first"), success_mean=("success", "mean"), success_std=("success", "std"),
+        utility_mean=("utility", "mean"), utility_cost_mean=("utility_cost", "mean"),
+        utility_cost_std=("utility_cost", "std"), protection_mean=("protection", "mean"),
+        seeds=("tags.seed", "nunique"))
+    # Per entry, its runs in seed order: (seed, cell hash, link), and the code versions.
+    runs: dict[tuple, list] = {key: [] for key in table.index}
+    versions: dict[tuple, set] = {key: set() for key in table.index}
+    version = rows.get(f"tags.{CODE_VERSION}", pd.Series("?", index=rows.index)).fillna("?")
+    ordered = rows.assign(_version=version).iloc[
+        sorted(range(len(rows)), key=lambda i: natural_key(rows["tags.seed"].iat[i]))]
+    for key, seed, cell, exp, run, ver in zip(
+            ordered[keys].itertuples(index=False, name=None), ordered["tags.seed"], ordered[f"tags.{CELL_HASH}"],
+            ordered["experiment_id"], ordered["run_id"], ordered["_version"]):
+        key = key if len(keys) > 1 else key[0]
+        runs[key].append((seed, cell, f"{mlflow_url}/#/experiments/{exp}/runs/{run}"))
+        versions[key].add(ver)
+    table["cell_hashes"] = [" ".join(c[:12] for _, c, _ in runs[key]) for key in table.index]
+    table["code_versions"] = [" ".join(sorted(versions[key])) for key in table.index]
+    table["runs"] = [runs[key] for key in table.index]
+    table = table.reset_index()
+    table.columns = [c.removeprefix("tags.") for c in table.columns]
+    sort_keys = [[natural_key(v) for v in table[c]] for c in ("experiment", "target", "attack", "defense")]
+    table = table.iloc[sorted(range(len(table)), key=lambda i: tuple(k[i] for k in sort_keys))].reset_index(drop=True)
     if "clone" in table:
         table["clone"] = table["clone"].where(table["clone"] != table["target"], "same")
-    order = sorted(range(len(table)), key=lambda i: tuple(natural_key(table.iloc[i][c]) for c in
-                                                           ("experiment", "target", "attack", "defense")))
-    table = table.iloc[order].reset_index(drop=True)
     # Axes that are the same for every entry of the family say nothing: drop them.
     constant = [a for a in AXES if a in table and a not in ("attack", "defense", "target")
                 and table[a].nunique(dropna=False) <= 1]
