@@ -233,23 +233,35 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
         else:
             summary.auxiliary_from_cache += 1
 
-    def obtain(kind: str, cell: Cell, model_hash: str) -> None:
-        """Reuse the cached model, else train it, unless another driver is training it now."""
+    def obtain(kind: str, cell: Cell, model_hash: str) -> bool:
+        """Reuse the cached model, else train it, unless another driver is training it now
+        (then False: look again later)."""
         record = cache.get(model_hash)
+        if record is None and claims.acquire(model_hash):
+            record = cache.get(model_hash)  # finished by another driver between the look and the claim?
+            if record is None:
+                train(kind, cell, model_hash)
+                return True
+            claims.release(model_hash)
         if record is not None:
             from_cache(kind, cell, record)
-        elif claims.acquire(model_hash):
-            train(kind, cell, model_hash)
-        else:
-            awaited[model_hash] = (kind, cell)
+            return True
+        return False
 
     for target_hash in {pc.target_hash for pc in plan.todo}:
-        obtain("target", plan.target_cells[target_hash], target_hash)
+        if not obtain("target", plan.target_cells[target_hash], target_hash):
+            awaited[target_hash] = ("target", plan.target_cells[target_hash])
     for pc in plan.todo:
         if pc.cell.needs_auxiliary:
             aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
-            if aux_hash not in model_refs and aux_hash not in awaited:
-                obtain("auxiliary", pc.cell, aux_hash)
+            if aux_hash not in model_refs and aux_hash not in awaited and not obtain("auxiliary", pc.cell, aux_hash):
+                awaited[aux_hash] = ("auxiliary", pc.cell)
+
+    for model_hash, (kind, cell) in awaited.items():
+        holder = claims.holder(model_hash) or {}
+        print(f"{grid.name}: waiting for {kind} {cell.target.label() if kind == 'target' else cell.clone.label()} "
+              f"seed={cell.seed}, which grid {holder.get('owner', '?')} on {holder.get('host', '?')} is training",
+              file=sys.stderr)
 
     blocked = list(plan.todo)  # cells wait until their target (and auxiliary) has a ref
 
@@ -270,14 +282,8 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
     def check_awaited() -> None:
         """Pick up what other drivers trained; train what they gave up (a released or stale claim)."""
         for model_hash, (kind, cell) in list(awaited.items()):
-            record = cache.get(model_hash)
-            if record is not None:
-                from_cache(kind, cell, record)
-            elif claims.holder(model_hash) is None and claims.acquire(model_hash):
-                train(kind, cell, model_hash)
-            else:
-                continue
-            del awaited[model_hash]
+            if obtain(kind, cell, model_hash):
+                del awaited[model_hash]
 
     submit_ready_cells()
     total_tasks = len(pending) + len(awaited) + len(blocked)
