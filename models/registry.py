@@ -36,6 +36,12 @@ class Registry:
     def names(self, keep: Callable[[type], bool] | None = None) -> list[str]:
         return sorted(n for n, cls in self._classes.items() if keep is None or keep(cls))
 
+    def create(self, name: str, **params: Any):
+        """An instance of the named class, built from its `Config` dataclass (models, which also
+        need their sizes, use `create_model`)."""
+        cls = self.get(name)
+        return cls(cls.Config(**params))
+
     def get(self, name: str) -> type:
         try:
             return self._classes[name]

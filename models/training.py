@@ -6,6 +6,8 @@ here, so sampling, seeding, devices and progress are written once.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -45,18 +47,41 @@ def train_sampled(
 
     `reset=False` keeps the model's current weights as the starting point (e.g. item tables an
     attack initialized from an auxiliary model)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def batch_loss(epoch, sampler, users, pos, _):
+        neg = sampler.negatives(users, per_user=negatives).view(len(users), negatives)
+        return sampled_loss(objective, model.score_pairs(users, pos.unsqueeze(1)), model.score_pairs(users, neg))
+
+    return train_pairs(model, train, optimizer, batch_loss, epochs=epochs, batch_size=batch_size, seed=seed,
+                       on_epoch=on_epoch, reset=reset)
+
+
+def train_pairs(
+    model: Recommender,
+    train: sp.csr_matrix,
+    optimizer: torch.optim.Optimizer,
+    batch_loss: Callable[[int, InteractionSampler, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+    reset: bool = True,
+) -> Recommender:
+    """The epoch loop: every interaction once per epoch as (users, positives, one sampled negative)
+    batches; `batch_loss(epoch, sampler, users, pos, neg)` gives the loss to step on (the sampler
+    draws more negatives if the loss wants them)."""
     model.check_train_shape(train)
     generator = make_generator(seed, model.device)
     if reset:
-        model.reset_parameters(generator)
+        model.reset_parameters(generator)  # in place: the optimizer's parameters stay the same
     sampler = InteractionSampler(train, model.device, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
     for epoch in range(epochs):
         total, n_batches = torch.zeros((), device=model.device), 0
-        for users, pos, _ in sampler.batches(batch_size):
-            neg = sampler.negatives(users, per_user=negatives).view(len(users), negatives)
-            loss = sampled_loss(objective, model.score_pairs(users, pos.unsqueeze(1)), model.score_pairs(users, neg))
+        for users, pos, neg in sampler.batches(batch_size):
+            loss = batch_loss(epoch, sampler, users, pos, neg)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -9,12 +9,8 @@ from models.registry import Registry
 VISUAL_ATTACKS = Registry("visual attack")
 register_visual_attack = VISUAL_ATTACKS.register
 visual_attack_class = VISUAL_ATTACKS.get
+create_visual_attack = VISUAL_ATTACKS.create
 
 
 def visual_attack_names() -> list[str]:
     return VISUAL_ATTACKS.names()
-
-
-def create_visual_attack(name: str, **params):
-    cls = visual_attack_class(name)
-    return cls(cls.Config(**params))

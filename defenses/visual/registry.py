@@ -9,12 +9,8 @@ from models.registry import Registry
 INPUT_DEFENSES = Registry("input defense")
 register_input_defense = INPUT_DEFENSES.register
 input_defense_class = INPUT_DEFENSES.get
+create_input_defense = INPUT_DEFENSES.create
 
 
 def input_defense_names() -> list[str]:
     return INPUT_DEFENSES.names()
-
-
-def create_input_defense(name: str, **params):
-    cls = input_defense_class(name)
-    return cls(cls.Config(**params))

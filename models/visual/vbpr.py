@@ -33,7 +33,8 @@ from torch import nn
 
 from models.base import EpochCallback, Recommender
 from models.losses import bpr_loss
-from models.sampling import InteractionSampler, make_generator
+from models.sampling import make_generator
+from models.training import train_pairs
 from models.registry import register_model
 from models.visual.registry import register_visual_model
 
@@ -165,29 +166,15 @@ class VBPR(Recommender):
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        self.check_train_shape(train)
         cfg = self.config
-        generator = make_generator(seed, self.device)
-        self.reset_parameters(generator)
-        sampler = InteractionSampler(train, self.device, generator)
-        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr)
         scaled_all = self.scaled_features()
         adv_from = int(round(cfg.adv_start * cfg.epochs)) if cfg.adv_weight > 0 else cfg.epochs
-        self.train()
-        for epoch in range(cfg.epochs):
-            total = torch.zeros((), device=self.device)
-            n_batches = 0
-            for users, pos, neg in sampler.batches(cfg.batch_size):
-                loss = self._batch_loss(users, pos, neg, scaled_all, adversarial=epoch >= adv_from)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-                n_batches += 1
-            if on_epoch is not None:
-                on_epoch(epoch, float(total) / max(1, n_batches))
-        self.eval()
-        return self
+
+        def batch_loss(epoch, sampler, users, pos, neg):
+            return self._batch_loss(users, pos, neg, scaled_all, adversarial=epoch >= adv_from)
+
+        return train_pairs(self, train, torch.optim.Adam(self.parameters(), lr=cfg.lr), batch_loss,
+                           epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed, on_epoch=on_epoch)
 
     def _batch_loss(self, users, pos, neg, scaled_all, *, adversarial: bool) -> torch.Tensor:
         cfg = self.config
