@@ -16,7 +16,7 @@ CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_
 HEATMAPS = (("attack", "target"), ("target", "clone"), ("attack", "defense"), ("target", "defense"))
 
 
-def headline_metric(frame: pd.DataFrame, family: str, k: int) -> str:
+def headline_metric(family: str, k: int) -> str:
     """The metric a grid's curves and heatmaps show: the family's attack success."""
     if family == "membership":
         return "roc_auc"
@@ -47,7 +47,7 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
     varying = report.varying_axes(frame)
     for family in families:
         rows = frame[frame["family"] == family]
-        metric = headline_metric(rows, family, k)
+        metric = headline_metric(family, k)
         if f"metrics.{metric}" not in rows:
             continue
         lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")

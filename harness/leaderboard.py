@@ -16,8 +16,8 @@ import pandas as pd
 
 from harness.errors import RecsecError
 from harness.grid import AXES
-from harness.report import experiment_name, natural_key
-from harness.tracking import CELL_HASH, CODE_VERSION, FAMILY, runs_frame
+from harness.report import cell_frame, natural_key
+from harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
 
 UNDEFENDED = "none"
 # Everything that names a setting, besides the defense: the pairing key of a defended cell.
@@ -67,15 +67,10 @@ class FamilyBoard:
 
 
 def load_cells(tracking_uri: str, grids: list[str] | None = None) -> pd.DataFrame:
-    """Finished cells of the named grids (files or experiment names), or of every experiment."""
-    names = [experiment_name(g) for g in grids] if grids else None
-    frame = runs_frame(tracking_uri, names, kind="cell")
-    if frame.empty:
-        where = f"experiments {', '.join(names)}" if names else "any experiment"
-        raise RecsecError(f"no finished cells in {where} at {tracking_uri}")
-    frame = frame.sort_values("start_time").drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last")
-    frame["family"] = _families(frame)
-    return frame.reset_index(drop=True)
+    """Finished cells (the latest run of each) of the named grids (files or experiment names), or
+    of every experiment, with their family."""
+    frame = cell_frame(tracking_uri, grids or None)
+    return frame.assign(family=_families(frame))
 
 
 def build(frame: pd.DataFrame, k: int = 10, mlflow_url: str = "http://127.0.0.1:5000") -> list[FamilyBoard]:

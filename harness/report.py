@@ -20,13 +20,16 @@ def experiment_name(grid: str) -> str:
     return load_grid(path).name if path.suffix in (".yaml", ".yml") or path.is_file() else grid
 
 
-def cell_frame(tracking_uri: str, grid: str) -> pd.DataFrame:
-    name = experiment_name(grid)
-    frame = runs_frame(tracking_uri, name, kind="cell")
+def cell_frame(tracking_uri: str, grids: str | list[str] | None) -> pd.DataFrame:
+    """The latest finished run of each cell of a grid, of several, or (None) of every experiment."""
+    names = None if grids is None else [experiment_name(g) for g in ([grids] if isinstance(grids, str) else grids)]
+    frame = runs_frame(tracking_uri, names, kind="cell")
     if frame.empty:
-        raise RecsecError(f"no finished cells in MLflow experiment {name!r} at {tracking_uri}")
+        where = ("any experiment" if names is None else f"MLflow experiment {names[0]!r}" if isinstance(grids, str)
+                 else f"experiments {', '.join(names)}")
+        raise RecsecError(f"no finished cells in {where} at {tracking_uri}")
     # A cell rerun with --fresh has several finished runs: the latest one counts.
-    latest = frame.sort_values("start_time").drop_duplicates(f"tags.{CELL_HASH}", keep="last")
+    latest = frame.sort_values("start_time").drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last")
     return latest.reset_index(drop=True)
 
 
