@@ -254,6 +254,16 @@ class Cell:
         out["auxiliary_data"] = {"aux_share": self.knowledge.aux_share, "item_overlap": self.knowledge.item_overlap}
         return out
 
+    def attack_instance(self, **init):
+        """The cell's attack, configured; `init` adds constructor arguments (a clone's spec)."""
+        cls = attacks.attack_class(self.attack.name)
+        return cls(cls.Config(**self.attack.params), **init)
+
+    def defense_instance(self):
+        """The cell's defense, configured; None for `none`."""
+        return None if self.defense.name == "none" else defenses.create_defense(self.defense.name,
+                                                                                **self.defense.params)
+
     @property
     def family(self) -> str:
         return attacks.attack_class(self.attack.name).family

@@ -27,8 +27,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-import attacks
-import defenses
 from attacks.membership import ItemVectors, PartFeatures, difference_vectors, factorize_items, run_attack, serve_lists
 from attacks.membership.recommendations import MembershipServingContext
 from harness.data import Interactions
@@ -157,9 +155,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     if auxiliary is None:
         raise ValueError("a membership cell needs the shadow recommender's record (the auxiliary task)")
     start = time.perf_counter()
-    attack_cls = attacks.attack_class(cell.attack.name)
-    attack = attack_cls(attack_cls.Config(**cell.attack.params))
-    defense = None if cell.defense.name == "none" else defenses.create_defense(cell.defense.name, **cell.defense.params)
+    attack, defense = cell.attack_instance(), cell.defense_instance()
     target_part, shadow_part = ServedPart(target), ServedPart(auxiliary)
     target_lists = target_part.served(defense, np.random.default_rng([cell.seed, 0xDEF]))
     shadow_lists = shadow_part.served(defense if attack.config.knows_defense else None,

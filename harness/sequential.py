@@ -16,7 +16,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-import attacks
 import defenses
 from attacks.oracle import Oracle, SequenceServingContext
 from attacks.threat import SequenceView
@@ -181,8 +180,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
     output_defense = None if cell.training_defense else defense
     context = SequenceServingContext(data.item_popularity(), pad=model.pad)
-    attack_cls = attacks.attack_class(cell.attack.name)
-    attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
     view, budget = attacker_view(cell, split, data.n_items, attack, auxiliary_model)
     oracle = Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, k, budget, output_defense,
                     np.random.default_rng([cell.seed, 0x0C]))

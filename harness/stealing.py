@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 
-import attacks
 import defenses
 from attacks.oracle import Oracle, ServingContext
 from attacks.stealing.base import StealingResult
@@ -122,8 +121,7 @@ def run_cell(
         return model.recommend(users, kk, exclude=split.target_train)
 
     oracle = Oracle(recommend, context, k, knowledge.query_budget, defense, np.random.default_rng([cell.seed, 0x0C]))
-    attack_cls = attacks.attack_class(cell.attack.name)
-    attack = attack_cls(attack_cls.Config(**cell.attack.params), clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
     attack_start = time.perf_counter()
     result = attack.run(view, oracle, seed=cell.seed, device=device)
     attack_seconds = time.perf_counter() - attack_start

@@ -26,15 +26,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-import attacks
-import defenses
 from attacks.visual import PGD, PGDConfig, choose_classes, run_taamr
 from harness.data import Interactions
-from harness.data.visual import ItemImages, fashion_world
+from harness.data.visual import ItemImages, fashion_world, item_features
 from harness.grid import Cell
 from harness.plugins import load_plugins
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
-from harness.settings import default_data_dir
+from harness.settings import default_cache_dir, default_data_dir
 from harness.splits import holdout
 from harness.stealing import utility_metrics
 from harness.visual_metrics import class_hit_ratios, detection_metrics, taamr_metrics
@@ -79,14 +77,9 @@ def training_pairs(world: VisualWorld, exclude_class: int | None, seed: int) -> 
     return clean, PGD(PGDConfig(eps=8.0)).perturb(world.cnn, clean, targets, seed=seed)
 
 
-def grid_defense(cell: Cell):
-    """The cell's input defense as the grid names it (None for `none`)."""
-    return None if cell.defense.name == "none" else defenses.create_defense(cell.defense.name, **cell.defense.params)
-
-
 def input_transform(cell: Cell, world: VisualWorld, state: dict | None = None):
     """The cell's image transform (None for `none` and for a detector), fit or restored."""
-    defense = grid_defense(cell)
+    defense = cell.defense_instance()
     if defense is None or not defense.transforms:
         return None
     transform = defense.build()
@@ -105,8 +98,8 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     start = time.perf_counter()
     transform = input_transform(cell, world)
     features = world.features
-    if transform is not None:
-        features = world.cnn.extract(transform(world.images.images))[0].numpy()
+    if transform is not None:  # cached by image content, like the clean features
+        features = item_features(transform(world.images.images), world.cnn, default_cache_dir()).features
     model = create_visual_model(cell.target.name, data.n_users, features, **cell.target.params).to(device)
     model.fit(world.train, seed=cell.seed)
     train_seconds = time.perf_counter() - start
@@ -133,8 +126,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     start = time.perf_counter()
     world = world_for(cell, data)
     model = model_from_payload(target.payload["model"])
-    grid_attack = attacks.attack_class(cell.attack.name)(
-        attacks.attack_class(cell.attack.name).Config(**cell.attack.params))
+    grid_attack = cell.attack_instance()
     choice = grid_attack.config
     k = min(cell.knowledge.list_length, data.n_items)
     clean_lists = target.lists[:, :k].astype(np.int64)
@@ -143,12 +135,12 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     transform = input_transform(cell, world, target.payload.get("transform"))
     outcome = run_taamr(model, world.cnn, world.images.images, world.classes, grid_attack.image_attack(),
                         origin=origin, target=target_class, users=np.arange(data.n_users), k=k,
-                        exclude=world.train, transform=transform, seed=cell.seed)
+                        exclude=world.train, transform=transform, seed=cell.seed, clean_lists=clean_lists)
     attack_seconds = time.perf_counter() - start
 
     eval_start = time.perf_counter()
     out = taamr_metrics(outcome, world.classes, tuple(kk for kk in cell.metric_ks if kk <= k))
-    defense = grid_defense(cell)
+    defense = cell.defense_instance()
     if defense is not None and not defense.transforms:
         detector = defense.build()
         detector.fit(*training_pairs(world, origin, cell.seed), seed=cell.seed)

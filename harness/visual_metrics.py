@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.metrics import accuracy
 from models.evaluation import roc_auc
 
 
@@ -131,7 +132,7 @@ def detection_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float =
     if scores.shape != labels.shape:
         raise ValueError(f"{len(scores)} scores but {len(labels)} labels")
     return {
-        "detection_accuracy": float(np.mean((scores >= threshold) == (labels == 1))) if len(labels) else float("nan"),
+        "detection_accuracy": accuracy((scores >= threshold).astype(np.int64), labels) if len(labels) else float("nan"),
         "detection_roc_auc": roc_auc(scores, labels),
     }
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
 if TYPE_CHECKING:
     from models.base import Recommender
+
+
+class Configured:
+    """A registered component (attack, defense, transform) built from its frozen `Config`
+    dataclass; without one, the defaults."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else type(self).Config()
 
 
 class Registry:

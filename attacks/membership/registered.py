@@ -16,6 +16,7 @@ from attacks.membership.dlmia import DLMIA, DLMIAConfig
 from attacks.membership.features import WEIGHTS
 from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from attacks.registry import register_attack
+from models.registry import Configured
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class AttackerOptions:
             raise ValueError(f"{name}: weights must be one of {WEIGHTS}, got {self.weights!r}")
 
 
-class GridMembershipAttack:
+class GridMembershipAttack(Configured):
     """A membership attack the harness runs: `classifier()` builds the library's attack."""
 
     family: ClassVar[str] = "membership"
@@ -36,12 +37,8 @@ class GridMembershipAttack:
     needs_auxiliary: ClassVar[bool] = True
     fine_tunes_clone: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
-    Config: ClassVar[type]
     classifier_type: ClassVar[type[MembershipAttack]]
     classifier_config: ClassVar[type]  # the library classifier's own config (a base of Config)
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else type(self).Config()
 
     def classifier(self) -> MembershipAttack:
         own = {name: getattr(self.config, name) for name in self.classifier_config.__dataclass_fields__}

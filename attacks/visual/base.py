@@ -20,6 +20,7 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
 
+from models.registry import Configured
 from models.sampling import make_generator
 from models.visual.efficientnet_lite import as_float_images
 
@@ -38,15 +39,10 @@ def check_common(name: str, eps: float, space: str, batch_size: int) -> None:
         raise ValueError(f"{name}: batch_size must be >= 1, got {batch_size}")
 
 
-class ImageAttack:
+class ImageAttack(Configured):
     """A configured targeted attack; `perturb` is its one verb."""
 
     family: ClassVar[str] = "visual"
-    name: ClassVar[str]
-    Config: ClassVar[type]
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else self.Config()
 
     def perturb(self, cnn, images: torch.Tensor, target: int | torch.Tensor, *, seed: int = 0) -> torch.Tensor:
         """Adversarial versions of `images` pushed toward class `target` (one id, or one per image),

@@ -15,6 +15,7 @@ from attacks.registry import register_attack
 from attacks.visual.base import ImageAttack
 from attacks.visual.fgsm import FGSM, FGSMConfig
 from attacks.visual.pgd import PGD, PGDConfig
+from models.registry import Configured
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,13 @@ class ClassChoice:
             raise ValueError(f"{name}: min_items must be >= 1, got {self.min_items}")
 
 
-class GridImageAttack:
+class GridImageAttack(Configured):
     family: ClassVar[str] = "visual"
     needs_auxiliary: ClassVar[bool] = False
     fine_tunes_clone: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("images",)
-    Config: ClassVar[type]
     attack_type: ClassVar[type[ImageAttack]]
     attack_config: ClassVar[type]
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else type(self).Config()
 
     def image_attack(self) -> ImageAttack:
         own = {name: getattr(self.config, name) for name in self.attack_config.__dataclass_fields__}

@@ -58,9 +58,11 @@ def run_taamr(
     transform: ImageTransform | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    clean_lists: np.ndarray | None = None,
 ) -> TAaMROutcome:
     """`recommender` is a visual model (`with_features`, `features`) over the items of `images`;
-    `item_classes` the CNN's classes of the clean images; `exclude` each user's training items."""
+    `item_classes` the CNN's classes of the clean images; `exclude` each user's training items;
+    `clean_lists` the recommender's top-k lists of `users` when the caller already has them."""
     item_classes = np.asarray(item_classes, dtype=np.int64)
     if len(item_classes) != len(images) or len(images) != recommender.n_items:
         raise ValueError(f"taamr: {len(images)} images, {len(item_classes)} classes, "
@@ -82,7 +84,8 @@ def run_taamr(
     new_features = clean_features.clone()
     new_features[rows] = features_seen.to(new_features.dtype)
     attacked_model = recommender.with_features(new_features)
-    clean_lists = recommender.recommend(users, k, exclude)
+    if clean_lists is None:
+        clean_lists = recommender.recommend(users, k, exclude)
     attacked_lists = attacked_model.recommend(users, k, exclude)
     return TAaMROutcome(
         origin=int(origin),

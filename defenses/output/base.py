@@ -7,14 +7,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from models.registry import Configured
 
-class OutputDefense:
+
+class OutputDefense(Configured):
     kind: ClassVar[str] = "output"
-    name: ClassVar[str]
-    Config: ClassVar[type]
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else self.Config()
 
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError

@@ -8,17 +8,13 @@ from typing import ClassVar
 
 import torch
 
+from models.registry import Configured
 from models.visual.efficientnet_lite import as_float_images
 
 
-class ImageTransform:
+class ImageTransform(Configured):
     kind: ClassVar[str] = "input"
-    name: ClassVar[str]
-    Config: ClassVar[type]
     trainable: ClassVar[bool] = False
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else self.Config()
 
     def fit(self, clean: torch.Tensor, perturbed: torch.Tensor, *, seed: int = 0) -> "ImageTransform":
         return self

@@ -12,17 +12,14 @@ from defenses.visual.detection import ContrastiveDetector, DetectorConfig
 from defenses.visual.jpeg import JPEGCompression, JPEGConfig
 from defenses.visual.median import MedianConfig, MedianFilter
 from defenses.visual.purification import Purifier, PurifierConfig
+from models.registry import Configured
 
 
-class GridInputDefense:
+class GridInputDefense(Configured):
     kind: ClassVar[str] = "input"
     families: ClassVar[tuple[str, ...]] = ("visual",)
-    Config: ClassVar[type]
     implementation: ClassVar[type]
     transforms: ClassVar[bool] = True  # False: a detector, which leaves images as they are
-
-    def __init__(self, config=None):
-        self.config = config if config is not None else type(self).Config()
 
     def build(self):
         return self.implementation(self.config)
