@@ -51,6 +51,7 @@ def recsec(*args: str, cwd: Path, plugins: bool = False, **popen) -> subprocess.
     if plugins:
         env["RECSEC_PLUGINS"] = "failing_attack"
         env["RECSEC_TEST_CRASH_MARKER"] = str(cwd / "crashed-once")
+        env["RECSEC_TEST_GATE_DIR"] = str(cwd)
         env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "harness.cli", *args]
     if popen:
@@ -127,22 +128,24 @@ def test_a_failing_cell_is_recorded_and_a_crashed_worker_is_retried(tmp_path):
 
 
 def test_a_killed_grid_resumes_and_logs_each_cell_once(tmp_path):
-    grid = write_grid(tmp_path / "resume.yaml", "resume", seeds=(0, 1))  # 8 cells, 2 targets
-    proc = recsec("run", str(grid), "--num-cpus", "1", cwd=tmp_path, popen=True)
-    deadline = time.time() + 300
+    # 8 cells, 2 targets. One `gate` cell holds its worker until released, so the grid cannot
+    # finish before the kill, whatever the machine's speed; the other CPU finishes cells meanwhile.
+    grid = write_grid(tmp_path / "resume.yaml", "resume", seeds=(0, 1), attacks=("ptd", "gate"))
+    proc = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path, plugins=True, popen=True)
+    hang_guard = time.time() + 600  # only against a hung driver; the outcome never depends on it
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if count_finished_cells_readonly(tmp_path) >= 1:
-                break
+        while not ((tmp_path / "claimed").exists() and count_finished_cells_readonly(tmp_path) >= 1):
+            assert proc.poll() is None, "the grid stopped before it could be killed: " + proc.stderr.read()
+            assert time.time() < hang_guard, "no cell finished in 10 minutes"
             time.sleep(0.3)
-        assert proc.poll() is None, "the grid finished before it could be killed: " + proc.stderr.read()
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     done_before = finished_hashes(cell_runs(tmp_path, "resume"))
     assert 1 <= len(done_before) < 8
 
-    result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path)
+    (tmp_path / "release").touch()
+    result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path, plugins=True)
     assert result.returncode == 0, result.stderr
     assert f"{8 - len(done_before)} cells finished" in result.stdout
     done = finished_hashes(cell_runs(tmp_path, "resume"))

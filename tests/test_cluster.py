@@ -101,11 +101,12 @@ def test_a_detached_grid_on_a_multi_node_cluster_logs_to_an_mlflow_server_and_sh
     trained, reused = (sum(int(m.group(i)) for m in counts) for i in (1, 2))
     assert (trained, reused) == (2, 2), log + second_out
 
-    # The cells ran on both worker nodes (the head has no CPU), and each run says where.
+    # Each run says where it ran: on a worker node, never on the head, which has no CPU. (Ray does
+    # not promise to spread 8 small tasks over both workers, so neither does this test.)
     tracker = Tracker(mlflow_server)
     runs = tracker.runs(tracker.experiment("spread", create=False), "tags.`recsec.kind` = 'cell'")
     nodes = {r.data.tags[NODE].split("/")[-1] for r in runs}
-    assert len(runs) == 8 and nodes == worker_nodes, nodes
+    assert len(runs) == 8 and nodes and nodes <= worker_nodes, (nodes, worker_nodes)
 
     # The leaderboard and a grid's report come from the server, with links into its UI.
     page = tmp_path / "leaderboard.html"

@@ -1,6 +1,8 @@
-"""Test plugins: an attack that always raises, and one that crashes its worker once."""
+"""Test plugins: an attack that always raises, one that crashes its worker once, and one that
+holds the grid open until the test releases it."""
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,5 +42,33 @@ class CrashOnce(StealingAttack):
         if not marker.exists():
             marker.write_text("crashed once")
             os._exit(1)
+        clone = self.pretrained_clone(view, seed, device)
+        return StealingResult(clone, queried_rows=np.empty(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class GateConfig(CloneTraining):
+    pass
+
+
+@register_attack("gate")
+class Gate(StealingAttack):
+    """Holds the grid open at a known point, so a test can kill it there without racing a clock.
+
+    The first cell of this attack to start claims `$RECSEC_TEST_GATE_DIR/claimed` and waits until
+    the test creates `release` there; every other one (and the claimer once released) runs as PTD.
+    """
+
+    Config = GateConfig
+
+    def run(self, view, oracle, *, seed, device="cpu"):
+        gate = Path(os.environ["RECSEC_TEST_GATE_DIR"])
+        try:
+            os.close(os.open(gate / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            claimed = True
+        except FileExistsError:
+            claimed = False
+        while claimed and not (gate / "release").exists():
+            time.sleep(0.1)
         clone = self.pretrained_clone(view, seed, device)
         return StealingResult(clone, queried_rows=np.empty(0, dtype=np.int64))
