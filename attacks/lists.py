@@ -34,7 +34,7 @@ class ListLossConfig:
         for part in ("ranking_loss", "item_loss"):
             if getattr(self, part) not in PAIRWISE_LOSSES:
                 raise ValueError(f"{part} must be one of {PAIRWISE_LOSSES}, got {getattr(self, part)!r}")
-        if self.negatives < 1 or self.epochs < 0 or self.batch_users < 1:
+        if self.negatives < 1 or (self.epochs is not None and self.epochs < 0) or self.batch_users < 1:
             raise ValueError("negatives and batch_users must be >= 1, epochs >= 0")
         if self.lr <= 0 or self.margin < 0:
             raise ValueError("lr must be > 0 and margin >= 0")

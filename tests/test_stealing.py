@@ -143,3 +143,48 @@ def test_run_cell_is_deterministic(data, cells, target, results):
     first = results[("ptq", "none", BUDGET)]
     for name in ("agr_at_10", "agr_at_50", "queries", "items_returned", "defended_recall_at_50"):
         assert again[name] == first[name], name
+
+
+def test_the_clone_schedule_is_stated_in_steps_so_it_adapts_to_how_much_is_known():
+    """1,000 steps are 50 epochs of 20 batches but 334 epochs of 3 batches: a small known set
+    trains as many steps as a large one. `clone_epochs`, when given, is taken as it is."""
+    from attacks.stealing.base import CloneTraining
+
+    schedule = CloneTraining(clone_steps=1000)
+    assert schedule.clone_epochs_for(20 * 2048, 2048) == 50
+    assert schedule.clone_epochs_for(3 * 2048 - 1, 2048) == 334
+    assert schedule.clone_epochs_for(10, 2048) == 1000
+    assert CloneTraining(clone_epochs=7).clone_epochs_for(10, 2048) == 7
+    with pytest.raises(ValueError, match="clone_steps"):
+        CloneTraining(clone_steps=0)
+
+
+def test_list_learning_has_the_same_step_budget_in_every_recipe():
+    """QSD and PTQ's fine-tuning learn lists for the same number of steps, whatever the number of
+    queried users; explicit `epochs` wins."""
+    from attacks.stealing.ptq import PTQConfig
+    from attacks.stealing.qsd import QSDConfig
+
+    for config in (PTQConfig(), QSDConfig()):
+        assert config.steps == 600
+        assert config.list_epochs_for(302) == 300  # 2 batches of 256 lists
+        assert config.list_epochs_for(1302) == 100  # 6 batches
+    assert PTQConfig(epochs=3).list_epochs_for(10_000) == 3
+    with pytest.raises(ValueError, match="ranking_loss"):  # the list part's checks still run
+        PTQConfig(ranking_loss="squared")
+
+
+def test_a_ptd_clone_trains_for_the_schedule_of_its_known_interactions(data):
+    """The clone the PTD stage builds carries the epochs the step schedule gives for the view."""
+    import numpy as np
+
+    from attacks.stealing.ptd import PTD, PTDConfig
+    from attacks.threat import AttackerView, Knowledge
+    from harness.splits import choose_known
+    from models import ModelSpec
+
+    known, rows = choose_known(data.matrix, 0.05, "users", np.random.default_rng(0))
+    view = AttackerView(n_items=data.n_items, known_users=known, known_interactions=rows, knowledge=Knowledge())
+    attack = PTD(PTDConfig(clone_steps=500), clone=ModelSpec.of("bpr", {"batch_size": 1024, "epochs": 30}))
+    batches = -(-rows.nnz // 1024)
+    assert attack.new_clone(view, "cpu").config.epochs == -(-500 // batches)

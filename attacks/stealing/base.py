@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 import numpy as np
 
+from attacks.lists import ListLossConfig, finetune_on_lists
 from attacks.oracle import Oracle
 from attacks.threat import AttackerView
 from models import ModelSpec
@@ -17,20 +18,63 @@ from models.training import train_sampled
 
 @dataclass(frozen=True)
 class CloneTraining:
-    """How long the clone trains on the known interactions. The known users are a small share of
-    the target's, so an epoch is a handful of batches: the target's epoch count would leave the
-    clone almost untrained, and many more epochs overfit the few known users. On ML-1M (10% of
-    target users known, seed 0) Agr@50 at 25/50/100/200 epochs was: PTD on BPR .364/.441/.464/.426,
-    PTD on NCF .432/.473/.435/.393, PTD on LMF .405/.493/.496/.433; PTA on BPR .649 at 50 vs .549
-    at 200. 50 is near the best for every architecture and a quarter of the cost of 200. What
-    matters is the number of steps (50 epochs x ~20 batches there): a grid on smaller data, whose
-    known users fill fewer batches, should raise it (the quickstart uses 200)."""
+    """How long the clone trains on the known interactions (the PTD stage of every recipe).
 
-    clone_epochs: int = 50
+    The schedule is stated in optimizer steps (batches of the clone's batch size), not epochs,
+    because the known data is a small share of the target's and its size varies by two orders of
+    magnitude across datasets: 50 epochs are 1,000 steps on ML-1M (10% of target users known,
+    about 20 batches an epoch) but 150 on Steam (3 batches), where the PTD clone of BPR-MF stayed
+    near its random start (Agr@50 .079 at 50 epochs, .478 at 200, .475 at 500; seed 0). On ML-1M
+    the epoch sweep (Agr@50 at 25/50/100/200 epochs: BPR .364/.441/.464/.426, NCF .432/.473/.435/
+    .393, LMF .405/.493/.496/.433) put the best near 1,000 steps, hence the default.
+    `clone_epochs` states the schedule in epochs instead (it wins when given)."""
+
+    clone_steps: int = 1000
+    clone_epochs: int | None = None
 
     def __post_init__(self):
-        if self.clone_epochs < 1:
+        if hasattr(super(), "__post_init__"):  # a recipe's other config part (its list losses)
+            super().__post_init__()
+        if self.clone_steps < 1:
+            raise ValueError(f"clone_steps must be >= 1, got {self.clone_steps}")
+        if self.clone_epochs is not None and self.clone_epochs < 1:
             raise ValueError(f"clone_epochs must be >= 1, got {self.clone_epochs}")
+
+    def clone_epochs_for(self, n_examples: int, batch_size: int) -> int:
+        """Epochs over `n_examples` (interactions, or next-item pairs) that make the schedule."""
+        if self.clone_epochs is not None:
+            return self.clone_epochs
+        batches_per_epoch = max(1, -(-n_examples // batch_size))
+        return max(1, -(-self.clone_steps // batches_per_epoch))
+
+
+@dataclass(frozen=True)
+class ListTraining(ListLossConfig):
+    """How long a clone learns the served lists (PTQ's and PTAQ's fine-tuning, all of QSD), in
+    optimizer steps of `batch_users` lists, the same budget for every recipe so that QSD and the
+    fine-tuning recipes are compared at equal effort. Epochs over the queried users would tie the
+    budget to how many users were queried: 30 epochs were 60 steps on ML-1M (302 known users) and
+    30 on Steam (186), where PTQ stayed near its PTD start. On ML-1M (BPR-MF, seed 0) PTQ's Agr@50
+    was .474/.570/.756 after 60/200/600 steps. `epochs` states the schedule in epochs instead."""
+
+    epochs: int | None = None
+    steps: int = 600
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+    def list_epochs_for(self, n_lists: int) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        return max(1, -(-self.steps // max(1, -(-n_lists // self.batch_users))))
+
+
+def learn_lists(clone: Recommender, contexts, lists: np.ndarray, config: ListTraining, *, seed: int) -> Recommender:
+    """Train `clone` on the list losses for the recipe's schedule."""
+    schedule = replace(config, epochs=config.list_epochs_for(len(lists)))
+    return finetune_on_lists(clone, contexts, lists, schedule, seed=seed)
 
 
 @dataclass
@@ -66,10 +110,11 @@ class StealingAttack:
 
     def new_clone(self, view: AttackerView, device: str) -> Recommender:
         spec = self.clone_spec
-        if view.sequential:  # its own training length: clone_epochs counts epochs over user rows
+        if view.sequential:  # its own training length: the schedule counts user rows' interactions
             return spec.build(0, view.n_items).to(device)
-        if "epochs" in {f.name for f in fields(spec.config())} and hasattr(self.config, "clone_epochs"):
-            spec = ModelSpec.of(spec.name, {**dict(spec.params), "epochs": self.config.clone_epochs})
+        if "epochs" in {f.name for f in fields(spec.config())} and isinstance(self.config, CloneTraining):
+            epochs = self.config.clone_epochs_for(view.known_interactions.nnz, spec.config().batch_size)
+            spec = ModelSpec.of(spec.name, {**dict(spec.params), "epochs": epochs})
         return spec.build(view.n_known, view.n_items).to(device)
 
     def pretrained_clone(self, view: AttackerView, seed: int, device: str) -> Recommender:
@@ -85,13 +130,16 @@ class StealingAttack:
                 return clone.fit(view.known_sequences, seed=seed)
             # Fused or Pre-initialized: BPR on (prefix, next item) through the clone's own scores.
             cfg = clone.config
-            return train_next_item_pairs(clone, view.known_sequences, epochs=self.config.clone_epochs,
+            pairs = int(np.maximum(view.known_sequences.lengths() - 1, 0).sum())
+            epochs = self.config.clone_epochs_for(pairs, cfg.batch_size)
+            return train_next_item_pairs(clone, view.known_sequences, epochs=epochs,
                                          batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len,
                                          pad=clone.pad, seed=seed)
         spec = self.clone_spec.config()
         if reset and getattr(clone, "objective", None) in ("bpr", None):
             return clone.fit(view.known_interactions, seed=seed)
-        return train_sampled(clone, view.known_interactions, objective="bpr", epochs=self.config.clone_epochs,
+        epochs = self.config.clone_epochs_for(view.known_interactions.nnz, spec.batch_size)
+        return train_sampled(clone, view.known_interactions, objective="bpr", epochs=epochs,
                              batch_size=spec.batch_size, lr=spec.lr, seed=seed, reset=reset)
 
     def auxiliary_tables(self, view: AttackerView) -> dict:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.registry import register_attack
-from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult, query_known_users
-from attacks.lists import ListLossConfig, finetune_on_lists
+from attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
 from attacks.stealing.fusion import FusedItemClone
 from models.sampling import make_generator
 
@@ -26,7 +25,7 @@ class PTAConfig(CloneTraining):
 
 
 @dataclass(frozen=True)
-class PTAQConfig(CloneTraining, ListLossConfig):
+class PTAQConfig(CloneTraining, ListTraining):
     pass
 
 
@@ -48,7 +47,7 @@ class _AuxiliaryStealing(StealingAttack):
         rows = np.empty(0, dtype=np.int64)
         if self.query:
             rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-            finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
+            learn_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
 
 

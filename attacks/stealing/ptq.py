@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.registry import register_attack
-from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult, query_known_users
-from attacks.lists import ListLossConfig, finetune_on_lists
+from attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
 
 
 @dataclass(frozen=True)
-class PTQConfig(CloneTraining, ListLossConfig):
+class PTQConfig(CloneTraining, ListTraining):
     pass
 
 
@@ -29,5 +28,5 @@ class PTQ(StealingAttack):
     def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
         clone = self.pretrained_clone(view, seed, device)
         rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-        finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
+        learn_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)

@@ -10,16 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.registry import register_attack
-from attacks.stealing.base import StealingAttack, StealingResult, query_known_users
-from attacks.lists import ListLossConfig, finetune_on_lists
+from attacks.stealing.base import ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
 from models.sampling import make_generator
 
 
 @dataclass(frozen=True)
-class QSDConfig(ListLossConfig):
+class QSDConfig(ListTraining):
     ranking_loss: str = "hinge"
     item_loss: str = "hinge"
-    epochs: int = 200  # from a random clone, lists are the only signal
 
 
 @register_attack("qsd")
@@ -30,5 +28,5 @@ class QSD(StealingAttack):
         clone = self.new_clone(view, device)
         clone.reset_parameters(make_generator(seed, clone.device))
         rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-        finetune_on_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
+        learn_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
