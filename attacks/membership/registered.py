@@ -1,8 +1,9 @@
 """The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans` and `dlmia`.
 
 Each grid attack is one of the library's classifiers plus what the attacker does around it: how
-the difference vectors weight the served list (`weights`), and whether the attacker, knowing the
-target's output defense, serves its shadow part the same way (`knows_defense`). The harness
+the difference vectors weight the served list (`weights`), whether the attacker, knowing the
+target's output defense, serves its shadow part the same way (`knows_defense`), and which
+serving protocol the experiment reproduces (`protocol`: "published", the default, or "deployed"). The harness
 (harness/membership.py) trains the recommenders, serves the lists and grades the scores.
 """
 
@@ -14,6 +15,7 @@ from typing import ClassVar
 from attacks.membership.base import MembershipAttack
 from attacks.membership.dlmia import DLMIA, DLMIAConfig
 from attacks.membership.features import WEIGHTS
+from attacks.membership.recommendations import PROTOCOLS
 from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from attacks.registry import register_attack
 from models.registry import Configured
@@ -23,10 +25,15 @@ from models.registry import Configured
 class AttackerOptions:
     weights: str = "uniform"  # of the served list's items in its centre: "uniform" or "rank"
     knows_defense: bool = False  # serve the shadow part through the target's output defense too
+    # Which lists the shadow and target parts are served (attacks.membership.recommendations):
+    # "published" as the published code writes them, "deployed" as a recommender in service would.
+    protocol: str = "published"
 
     def check_options(self, name: str) -> None:
         if self.weights not in WEIGHTS:
             raise ValueError(f"{name}: weights must be one of {WEIGHTS}, got {self.weights!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"{name}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
 
 class GridMembershipAttack(Configured):
