@@ -466,3 +466,13 @@ def test_a_published_dlmia_split_is_a_grid_dataset_with_its_own_members(shared_d
     filtered = load_dataset("dl-mia-beauty", data_dir=shared_data_dir, cache_dir=tmp_path)
     with pytest.raises(DataError, match="min_user_interactions and dataset.min_item_interactions must be 1"):
         partition_for(cell, filtered)
+
+
+def test_difference_norm_calls_short_vectors_members_with_a_threshold_from_the_shadow_part():
+    from attacks.membership.baseline import DifferenceNorm
+    # Shadow: members' vectors have length 1, non-members' length 3; the cut lies between.
+    shadow_x = np.array([[1.0, 0], [0, 1], [3, 0], [0, -3]])
+    attack = DifferenceNorm().fit(shadow_x, np.array([1, 1, 0, 0]), None)
+    assert -3 < attack.threshold_ < -1
+    target = attack.score(np.array([[0.5, 0], [0, 4.0]]))
+    np.testing.assert_array_equal(target >= attack.threshold_, [True, False])

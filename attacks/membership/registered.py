@@ -1,4 +1,5 @@
-"""The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans` and `dlmia`.
+"""The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans`, `dlmia`, and the
+one-feature baseline `difference_norm`.
 
 Each grid attack is one of the library's classifiers plus what the attacker does around it: how
 the difference vectors weight the served list (`weights`), whether the attacker, knowing the
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attacks.membership.base import MembershipAttack
+from attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
 from attacks.membership.dlmia import DLMIA, DLMIAConfig
 from attacks.membership.features import WEIGHTS
 from attacks.membership.recommendations import PROTOCOLS
@@ -73,6 +75,12 @@ class DLMIAAttackConfig(DLMIAConfig, AttackerOptions):
         self.check_options("dlmia")
 
 
+@dataclass(frozen=True)
+class DifferenceNormAttackConfig(DifferenceNormConfig, AttackerOptions):
+    def __post_init__(self):
+        self.check_options("difference_norm")
+
+
 @register_attack("zhang_mlp")
 class ZhangMLPAttack(GridMembershipAttack):
     """Zhang et al. (CCS 2021): an MLP on the shadow part's difference vectors."""
@@ -98,3 +106,12 @@ class DLMIAAttack(GridMembershipAttack):
     Config = DLMIAAttackConfig
     classifier_type = DLMIA
     classifier_config = DLMIAConfig
+
+
+@register_attack("difference_norm")
+class DifferenceNormAttack(GridMembershipAttack):
+    """Baseline: the difference vector's length alone (a short one: member)."""
+
+    Config = DifferenceNormAttackConfig
+    classifier_type = DifferenceNorm
+    classifier_config = DifferenceNormConfig
