@@ -1,12 +1,13 @@
 """Membership-inference cells (Zhang et al., CCS 2021; DL-MIA, KDD 2022): plain functions that
 tasks.py dispatches to; no Ray, no MLflow.
 
-One seeded partition of a dataset's users (vectorization / shadow / target parts, members and
-non-members in shadow and target) serves both sides:
+One partition of a dataset's users (vectorization / shadow / target parts, members and
+non-members in shadow and target; seeded, or as published for the `dl-mia-*` datasets) serves
+both sides:
 - the target task trains the target recommender on the target part's members and records what it
-  serves to every user of that part (members their top-k, non-members by the grid's `nonmember`
-  option; sequential models score anyone's sequence), with the part's histories and the
-  attacker's item vectors (factorized from the vectorization part);
+  serves to every user of that part under both serving protocols (`published` and `deployed`,
+  see attacks.membership.recommendations; the cell's attack picks one), with the part's
+  histories and the attacker's item vectors (factorized from the vectorization part);
 - the auxiliary task does the same for the attacker's shadow recommender (the grid's clone axis)
   on the shadow part of the shadow dataset (the grid's unless `membership.shadow_dataset` crosses
   it);
