@@ -18,9 +18,9 @@ Two serving protocols (`PROTOCOLS`), chosen per cell by the attack's `protocol` 
 - "published": the lists as the published code (DL-MIA, KDD 2022, and MIARS before it) writes
   them. Members get the recommender's top-k with their history NOT excluded. Non-members get
   popularity lists counted over the part's non-members' own interactions: one list shared by
-  every non-member for general recommenders (`lfm_recommendations.py`, `ml-1m_ncf_popular.py`:
-  own items not skipped), and per user, skipping their own items, for sequential ones
-  (DL-MIA-SR `popularity.py`). `published_lists` builds them.
+  every non-member for general recommenders (`lfm_recommendations.py`: own items not skipped;
+  its NCF variant also counts members, not modelled), and per user, skipping their own items,
+  for sequential ones (DL-MIA-SR `popularity.py`). `published_lists` builds them.
 - "deployed": what a recommender in service returns: history excluded for everyone; non-members
   of a general recommender per `nonmember` below, of a sequential one the model's own list.
 """
