@@ -1,12 +1,13 @@
 """Membership-inference cells (Zhang et al., CCS 2021; DL-MIA, KDD 2022): plain functions that
 tasks.py dispatches to; no Ray, no MLflow.
 
-One seeded partition of a dataset's users (vectorization / shadow / target parts, members and
-non-members in shadow and target) serves both sides:
+One partition of a dataset's users (vectorization / shadow / target parts, members and
+non-members in shadow and target; seeded, or as published for the `dl-mia-*` datasets) serves
+both sides:
 - the target task trains the target recommender on the target part's members and records what it
-  serves to every user of that part (members their top-k, non-members by the grid's `nonmember`
-  option; sequential models score anyone's sequence), with the part's histories and the
-  attacker's item vectors (factorized from the vectorization part);
+  serves to every user of that part under both serving protocols (`published` and `deployed`,
+  see attacks.membership.recommendations; the cell's attack picks one), with the part's
+  histories and the attacker's item vectors (factorized from the vectorization part);
 - the auxiliary task does the same for the attacker's shadow recommender (the grid's clone axis)
   on the shadow part of the shadow dataset (the grid's unless `membership.shadow_dataset` crosses
   it);
@@ -28,12 +29,13 @@ import scipy.sparse as sp
 import torch
 
 from attacks.membership import ItemVectors, PartFeatures, difference_vectors, factorize_items, run_attack, serve_lists
-from attacks.membership.recommendations import MembershipServingContext
+from attacks.membership.recommendations import MembershipServingContext, published_lists
 from harness.data import Interactions
 from harness.data.sequences import leave_one_out, sequences_from_interactions
 from harness.errors import DataError
 from harness.grid import Cell
-from harness.membership_splits import MembershipPartition, keep_rows, membership_partition
+from harness.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows, membership_partition,
+                                       published_partition)
 from harness.metrics import membership_metrics
 from harness.plugins import load_plugins
 from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
@@ -44,9 +46,20 @@ from models import ModelSpec, model_class
 
 
 def partition_for(cell: Cell, data: Interactions) -> MembershipPartition:
+    """The published partition for a DL-MIA dataset (`dl-mia-*`), else a seeded one."""
+    if data.name in DLMIA_DATASETS:
+        return published_partition(data)
     m = cell.membership
     return membership_partition(data.n_users, seed=cell.seed, vector_share=m.vector_share,
                                 shadow_share=m.shadow_share, member_share=m.member_share)
+
+
+def vectorization_rows(partition: MembershipPartition) -> np.ndarray:
+    """Whose interactions learn the item vectors: the vectorization part, or where a published
+    split ships none usable (DL-MIA's), the shadow part, which the attacker holds anyway."""
+    if len(partition.vector):
+        return partition.vector
+    return np.concatenate([partition.shadow_members, partition.shadow_nonmembers])
 
 
 def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
@@ -71,16 +84,17 @@ def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model
         raise ValueError(f"list_length {k} needs more than {data.n_items} items")
     spec = ModelSpec.of(model_name, model_params)
     start = time.perf_counter()
-    if _is_sequential(model_name):
-        history, lists, utility, popularity, future = _serve_sequential(cell, data, spec, users, labels, device)
-    else:
-        history, lists, utility, popularity, future = _serve_general(cell, data, spec, users, labels, device)
+    serve = _serve_sequential if _is_sequential(model_name) else _serve_general
+    history, lists, published, utility, popularity, future = serve(cell, data, spec, users, labels, device)
     train_seconds = time.perf_counter() - start
-    items = factorize_items(data.matrix[partition.vector], dim=m.item_dim, seed=cell.seed)
+    items = factorize_items(data.matrix[vectorization_rows(partition)], dim=m.item_dim, seed=cell.seed)
     utility.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    nonmember_popularity = np.asarray(history[labels == 0].sum(axis=0)).ravel().astype(np.float32)
     payload = {
         "users": torch.from_numpy(users), "labels": torch.from_numpy(labels),
         "history": pack_csr(history), "future": pack_csr(future), "popularity": torch.from_numpy(popularity),
+        "nonmember_popularity": torch.from_numpy(nonmember_popularity),
+        "published_lists": torch.from_numpy(published.astype(np.int32)),
         "item_vectors": torch.from_numpy(items.vectors), "item_known": torch.from_numpy(items.known),
     }
     params = {"part": part, "dataset": data.name, "n_members": len(members), "n_nonmembers": len(users) - len(members),
@@ -96,11 +110,13 @@ def _serve_general(cell, data, spec, users, labels, device):
     members = users[labels == 1]
     model = spec.build(data.n_users, data.n_items).to(device)
     model.fit(keep_rows(observed, members), seed=cell.seed)
-    served = serve_lists(model, observed, users, labels, k=cell.knowledge.list_length, nonmember=cell.membership.nonmember)
+    k = cell.knowledge.list_length
+    served = serve_lists(model, observed, users, labels, k=k, nonmember=cell.membership.nonmember)
+    published = published_lists(model.recommend(members, k), observed[users], labels, shared=True)
     ks = [k for k in cell.metric_ks if k <= served.lists.shape[1]]
     utility = utility_metrics(served.lists[labels == 1], future[members], ks)
     popularity = np.asarray(observed[members].sum(axis=0)).ravel().astype(np.float32)
-    return observed[users], served.lists, utility, popularity, future[users]
+    return observed[users], served.lists, published, utility, popularity, future[users]
 
 
 def _serve_sequential(cell, data, spec, users, labels, device):
@@ -117,12 +133,15 @@ def _serve_sequential(cell, data, spec, users, labels, device):
     part = observed.take(users)
     history = part.to_matrix()
     lists = model.recommend(part, cell.knowledge.list_length, exclude=history)
+    # Published: members' lists after their training sequence, history kept (DL-MIA-SR).
+    published = published_lists(model.recommend(observed.take(members), cell.knowledge.list_length),
+                                history, labels, shared=False)
     ks = [k for k in cell.metric_ks if k <= lists.shape[1]]
     utility = next_item_metrics(lists[labels == 1], loo.test_target[members], ks)
     popularity = np.asarray(history[labels == 1].sum(axis=0)).ravel().astype(np.float32)
     last = loo.test_target[users]
     future = sp.csr_matrix((np.ones(len(users), np.float32), (np.arange(len(users)), last)), shape=history.shape)
-    return history, lists, utility, popularity, future
+    return history, lists, published, utility, popularity, future
 
 
 class ServedPart:
@@ -135,14 +154,21 @@ class ServedPart:
         self.history, self.future = unpack_csr(p["history"]), unpack_csr(p["future"])
         self.popularity = p["popularity"].numpy()
         self.items = ItemVectors(p["item_vectors"].numpy(), p["item_known"].numpy())
-        self.lists = record.lists.astype(np.int64)
+        self.lists = record.lists.astype(np.int64)  # the deployed protocol's
+        self.published_lists = p["published_lists"].numpy().astype(np.int64)
+        self.nonmember_popularity = p["nonmember_popularity"].numpy()
 
-    def served(self, defense, rng: np.random.Generator) -> np.ndarray:
-        """The lists the part's users see behind `defense` (rows = positions in the part)."""
+    def served(self, defense, rng: np.random.Generator, protocol: str = "deployed") -> np.ndarray:
+        """The lists the part's users see under `protocol` behind `defense` (rows = positions in
+        the part). Under the published protocol a defense draws its popular pool from the
+        non-members' interactions, as the published code's `recommend_defense` does."""
+        published = protocol == "published"
+        lists = self.published_lists if published else self.lists
         if defense is None:
-            return self.lists
-        context = MembershipServingContext(self.history, self.popularity, self.labels == 1)
-        return defense(self.lists, np.arange(len(self.users)), context, rng)
+            return lists
+        popularity = self.nonmember_popularity if published else self.popularity
+        context = MembershipServingContext(self.history, popularity, self.labels == 1)
+        return defense(lists, np.arange(len(self.users)), context, rng)
 
     def features(self, lists: np.ndarray, weights: str) -> PartFeatures:
         return PartFeatures(self.users, difference_vectors(self.items, self.history, lists, weights), self.labels)
@@ -157,9 +183,10 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     start = time.perf_counter()
     attack, defense = cell.attack_instance(), cell.defense_instance()
     target_part, shadow_part = ServedPart(target), ServedPart(auxiliary)
-    target_lists = target_part.served(defense, np.random.default_rng([cell.seed, 0xDEF]))
+    protocol = attack.config.protocol
+    target_lists = target_part.served(defense, np.random.default_rng([cell.seed, 0xDEF]), protocol)
     shadow_lists = shadow_part.served(defense if attack.config.knows_defense else None,
-                                      np.random.default_rng([cell.seed, 0xDEF, 1]))
+                                      np.random.default_rng([cell.seed, 0xDEF, 1]), protocol)
     weights = attack.config.weights
     result = run_attack(attack.classifier(), shadow_part.features(shadow_lists, weights),
                         target_part.features(target_lists, weights), seed=cell.seed)

@@ -167,7 +167,7 @@ def load_dlmia_split(name: str, data_dir: Path) -> PublishedSplit:
 _BEAUTY_COLUMNS = ["SessionID", "ItemID", "Rating", "Time"]
 
 
-def _load_beauty(folder: Path) -> PublishedSplit:
+def _beauty_parts(folder: Path) -> dict:
     parts = {}
     for part in PARTS:
         frame = read_table(folder / f"beauty_{part}", header=True, columns=_BEAUTY_COLUMNS,
@@ -175,6 +175,11 @@ def _load_beauty(folder: Path) -> PublishedSplit:
                            integer_columns=("SessionID", "ItemID", "Time"))
         parts[part] = (frame["SessionID"].to_numpy(np.int64), frame["ItemID"].to_numpy(np.int64),
                        frame["Time"].to_numpy(np.int64))
+    return parts
+
+
+def _load_beauty(folder: Path) -> PublishedSplit:
+    parts = _beauty_parts(folder)
     vector = read_table(folder / "beauty_vector", sep="\t", header=True, columns=_BEAUTY_COLUMNS[:3],
                         expected="tab-separated with header SessionID ItemID Rating",
                         integer_columns=("SessionID", "ItemID"))
@@ -189,13 +194,18 @@ def _load_beauty(folder: Path) -> PublishedSplit:
     return dataclasses.replace(split, unaligned_vector=unaligned, notes=notes)
 
 
-def _load_digital_music(folder: Path) -> PublishedSplit:
+def _music_parts(folder: Path) -> dict:
     parts = {}
     for part in PARTS:
         frame = read_table(folder / f"amazon_music_{part}", sep="\t", columns=["user", "item", "value"],
                            expected="3 tab-separated columns (user item 1)",
                            integer_columns=("user", "item"))
         parts[part] = (frame["user"].to_numpy(np.int64), frame["item"].to_numpy(np.int64), None)
+    return parts
+
+
+def _load_digital_music(folder: Path) -> PublishedSplit:
+    parts = _music_parts(folder)
     split = _assemble("dl-mia-digital-music", parts, first_half=lambda n: n // 2,
                       files=tuple(folder / f"amazon_music_{p}" for p in PARTS))
     notes = ("members: ids < n // 2 in each part's file (MIARS convention)",
@@ -204,8 +214,9 @@ def _load_digital_music(folder: Path) -> PublishedSplit:
     return dataclasses.replace(split, notes=notes)
 
 
-def _assemble(name, parts, *, first_half, files) -> PublishedSplit:
-    """Stack the parts' users (shadow rows first, then target) into one `Interactions`."""
+def _stack(name, parts, *, first_half, files) -> tuple[RawData, dict]:
+    """The parts' rows stacked (shadow users first, then target) and each part's
+    (start, stop, first non-member) in the stacked ids."""
     users, items, times, bounds, offset = [], [], [], {}, 0
     for part in PARTS:
         part_users, part_items, part_times = parts[part]
@@ -220,6 +231,12 @@ def _assemble(name, parts, *, first_half, files) -> PublishedSplit:
     timed = all(t is not None for t in times)
     raw = RawData(np.concatenate(users), np.concatenate(items),
                   np.concatenate(times) if timed else None, files)
+    return raw, bounds
+
+
+def _assemble(name, parts, *, first_half, files) -> PublishedSplit:
+    """Stack the parts' users (shadow rows first, then target) into one `Interactions`."""
+    raw, bounds = _stack(name, parts, first_half=first_half, files=files)
     interactions = build_interactions(raw, name=name, min_user_interactions=1, min_item_interactions=1,
                                       meta={"parts": {p: list(bounds[p][:2]) for p in PARTS}})
     # Row ids equal the stacked ids (every user keeps >= 1 interaction and remap sorts them).
@@ -233,3 +250,44 @@ def _assemble(name, parts, *, first_half, files) -> PublishedSplit:
         target_members=np.arange(start_t, mid_t), target_nonmembers=np.arange(mid_t, stop_t),
     )
     return PublishedSplit(interactions, partition, None, ())
+
+
+# --------------------------------------------------------------------------- as grid datasets
+
+# Grid dataset name -> (folder under dl-mia/, file prefix, parts reader, first non-member id).
+_PUBLISHED = {
+    "dl-mia-beauty": ("beauty", "beauty", _beauty_parts, lambda n: round(n / 2)),
+    "dl-mia-digital-music": ("digital-music", "amazon_music", _music_parts, lambda n: n // 2),
+}
+DLMIA_DATASETS = tuple(_PUBLISHED)
+
+
+def published_files(name: str, data_dir: Path) -> list[Path]:
+    folder, prefix, _, _ = _PUBLISHED[name]
+    files = [Path(data_dir) / "dl-mia" / folder / f"{prefix}_{part}" for part in PARTS]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"{name}: missing {', '.join(missing)} (the DL-MIA published splits)")
+    return files
+
+
+def published_raw(name: str, data_dir: Path) -> RawData:
+    """A published split's shadow and target parts as one dataset's rows (shadow users first):
+    what the grid datasets `dl-mia-beauty` and `dl-mia-digital-music` load."""
+    folder, _, read_parts, first_half = _PUBLISHED[name]
+    files = tuple(published_files(name, data_dir))
+    raw, _ = _stack(name, read_parts(Path(data_dir) / "dl-mia" / folder), first_half=first_half, files=files)
+    return raw
+
+
+def published_partition(data: Interactions) -> MembershipPartition:
+    """The published members and non-members of a `dl-mia-*` dataset loaded by a grid. Its rows
+    must be the files' users unfiltered, so the grid's dataset needs min_user_interactions and
+    min_item_interactions of 1."""
+    folder, _, _, _ = _PUBLISHED[data.name]
+    split = load_dlmia_split(folder, Path(data.meta["source_dir"]))
+    if split.interactions.matrix.shape != data.matrix.shape:
+        raise DataError(f"{data.name}: dataset.min_user_interactions and dataset.min_item_interactions must be 1 "
+                        f"(the published parts are used as published); got {data.n_users} users x "
+                        f"{data.n_items} items instead of {split.interactions.n_users} x {split.interactions.n_items}")
+    return split.partition

@@ -11,15 +11,17 @@ import torch
 
 import defenses
 import models
-from attacks.membership import (DLMIA, ItemVectors, MembershipServingContext, ZhangKMeans, ZhangKMeansConfig,
+from attacks.membership import (DLMIA, DLMIAConfig, ItemVectors, PartFeatures, MembershipServingContext, ZhangKMeans, ZhangKMeansConfig,
                                 ZhangMLP, difference_vectors, factorize_items, part_features, run_attack,
                                 serve_lists)
 from attacks.membership.base import single_threaded
 from attacks.membership.features import rank_weights
+from attacks.membership.recommendations import published_lists
 from attacks.oracle import ServingContext
 from harness.data import load_dataset
-from harness.errors import GridError
+from harness.errors import DataError, GridError
 from harness.grid import expand, parse_grid
+from harness.membership import partition_for
 from harness.membership_splits import load_dlmia_split, membership_partition
 from harness.membership import unpack_csr
 from harness.tasks import run_cell, train_auxiliary, train_target
@@ -317,7 +319,8 @@ def mia_grid(**overrides) -> dict:
         "seeds": [0],
         "matrix": {
             "target": ["itemcf"],
-            "attack": [{"name": "zhang_mlp", "epochs": 30}, {"name": "zhang_mlp", "epochs": 30, "knows_defense": True}],
+            "attack": [{"name": "zhang_mlp", "epochs": 30, "protocol": "deployed"},
+                       {"name": "zhang_mlp", "epochs": 30, "knows_defense": True, "protocol": "deployed"}],
             "defense": ["none", "popularity_randomization"],
             "list_length": [100],
         },
@@ -380,15 +383,96 @@ def test_a_sequential_target_serves_everyone_and_is_attacked(shared_data_dir, tm
     next-item hit ratio, and the cell is graded. (A lightly trained GRU4Rec generalizes: the
     attack sits near chance here, so no AUC threshold is asserted.)"""
     grid = mia_grid(matrix={"target": [{"name": "gru4rec", "hidden": 32, "max_len": 30, "epochs": 8, "lr": 0.005}],
-                            "attack": [{"name": "zhang_mlp", "epochs": 30}], "list_length": [100]})
+                            "attack": [{"name": "zhang_mlp", "epochs": 30, "protocol": "deployed"},
+                                       {"name": "zhang_mlp", "epochs": 30}], "list_length": [100]})
     data = load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path)
     digest = data.meta["digest"]
-    (cell,) = expand(parse_grid(grid))
-    target = train_target(cell, data, cell.target_hash(digest))
-    shadow = train_auxiliary(cell, data, cell.auxiliary_hash(digest))
+    deployed_cell, published_cell = expand(parse_grid(grid))
+    target = train_target(deployed_cell, data, deployed_cell.target_hash(digest))
+    shadow = train_auxiliary(deployed_cell, data, deployed_cell.auxiliary_hash(digest))
     assert "hr_at_10" in target.metrics and target.lists.shape[1] == 100
     history = unpack_csr(target.payload["history"])
     assert len(target.lists) == history.shape[0] == target.params["n_members"] + target.params["n_nonmembers"]
     assert not any(set(target.lists[r]) & set(history[r].indices) for r in range(len(target.lists)))
-    got = run_cell(cell, data, target, "cell", auxiliary=shadow).metrics
+    got = run_cell(deployed_cell, data, target, "cell", auxiliary=shadow).metrics
     assert 0 <= got["roc_auc"] <= 1 and got["queries"] == len(target.lists)
+
+    # The published protocol (DL-MIA-SR): members' lists keep their history, non-members get the
+    # non-members' most popular items minus their own, and that alone gives members away.
+    published, labels = target.payload["published_lists"].numpy(), target.payload["labels"].numpy()
+    overlap = [len(set(published[r]) & set(history[r].indices)) for r in range(len(published))]
+    assert max(overlap[r] for r in np.flatnonzero(labels == 1)) > 0
+    assert all(overlap[r] == 0 for r in np.flatnonzero(labels == 0))
+    assert published_cell.target_hash(digest) == deployed_cell.target_hash(digest)  # one target serves both
+    faithful = run_cell(published_cell, data, target, "cell", auxiliary=shadow).metrics
+    assert faithful["roc_auc"] > max(0.75, got["roc_auc"] + 0.15)
+
+
+# --------------------------------------------------------------------------- the published protocol
+
+
+def test_published_lists_of_a_general_recommender_by_hand():
+    # Users 0, 1 are members, 2, 3 non-members; 6 items. Item 0 is the most popular overall but
+    # only members have it: non-members' popularity (item 3: 2, items 4 and 5: 1) leaves it out.
+    histories = csr([[0, 1], [0, 2], [3, 4], [3, 5]], 6)
+    labels = np.array([1, 1, 0, 0])
+    member_lists = np.array([[1, 0], [0, 5]])  # the model's top-2, member 0's history kept in it
+    lists = published_lists(member_lists, histories, labels, shared=True)
+    np.testing.assert_array_equal(lists[:2], member_lists)
+    # One list for every non-member, own items not skipped (3 and 4 are user 2's own).
+    np.testing.assert_array_equal(lists[2:], [[3, 4], [3, 4]])
+
+
+def test_published_lists_of_a_sequential_recommender_skip_each_nonmembers_own_items():
+    histories = csr([[0, 1], [0, 2], [3, 4], [3, 5]], 6)
+    labels = np.array([1, 1, 0, 0])
+    lists = published_lists(np.array([[0, 1], [2, 0]]), histories, labels, shared=False)
+    # Non-members' popularity order: 3, 4, 5, then unseen 0, 1, 2 by id; each skips their own.
+    np.testing.assert_array_equal(lists[2:], [[5, 0], [4, 0]])
+    np.testing.assert_array_equal(lists[:2], [[0, 1], [2, 0]])
+
+
+def test_a_bad_protocol_is_a_one_line_error_naming_the_key():
+    grid = mia_grid(matrix={"target": ["itemcf"], "attack": [{"name": "dlmia", "protocol": "paper"}]})
+    with pytest.raises(GridError, match="protocol must be one of"):
+        parse_grid(grid, source="g.yaml")
+
+
+def test_strict_dlmia_never_reads_target_labels():
+    """Checkpoint selection and training see the shadow labels only: shuffling the target part's
+    labels (which `run_attack` keeps to grade) changes no score."""
+    rng = np.random.default_rng(0)
+    shadow_y, target_y = np.r_[np.ones(60), np.zeros(60)], np.r_[np.ones(50), np.zeros(50)]
+    shadow_x = rng.normal(0, 1, (120, 6)) + shadow_y[:, None]
+    target_x = rng.normal(0, 1, (100, 6)) + 0.8 * target_y[:, None]
+    attack = DLMIA(DLMIAConfig(epochs=4))
+    results = [run_attack(attack, PartFeatures(np.arange(120), shadow_x, shadow_y),
+                          PartFeatures(np.arange(100), target_x, labels), seed=0)
+               for labels in (target_y, rng.permutation(target_y))]
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+    assert roc_auc(results[0].scores, target_y) > 0.6  # and it learned something
+
+
+def test_a_published_dlmia_split_is_a_grid_dataset_with_its_own_members(shared_data_dir, tmp_path):
+    grid = mia_grid(dataset={"name": "dl-mia-beauty", "min_user_interactions": 1, "min_item_interactions": 1})
+    (cell, *_) = expand(parse_grid(grid))
+    data = load_dataset("dl-mia-beauty", data_dir=shared_data_dir, cache_dir=tmp_path,
+                        min_user_interactions=1, min_item_interactions=1)
+    published = load_dlmia_split("beauty", shared_data_dir).partition
+    got = partition_for(cell, data)
+    for part in ("shadow", "target"):
+        np.testing.assert_array_equal(got.members(part), published.members(part))
+        np.testing.assert_array_equal(got.nonmembers(part), published.nonmembers(part))
+    filtered = load_dataset("dl-mia-beauty", data_dir=shared_data_dir, cache_dir=tmp_path)
+    with pytest.raises(DataError, match="min_user_interactions and dataset.min_item_interactions must be 1"):
+        partition_for(cell, filtered)
+
+
+def test_difference_norm_calls_short_vectors_members_with_a_threshold_from_the_shadow_part():
+    from attacks.membership.baseline import DifferenceNorm
+    # Shadow: members' vectors have length 1, non-members' length 3; the cut lies between.
+    shadow_x = np.array([[1.0, 0], [0, 1], [3, 0], [0, -3]])
+    attack = DifferenceNorm().fit(shadow_x, np.array([1, 1, 0, 0]), None)
+    assert -3 < attack.threshold_ < -1
+    target = attack.score(np.array([[0.5, 0], [0, 4.0]]))
+    np.testing.assert_array_equal(target >= attack.threshold_, [True, False])

@@ -1,16 +1,28 @@
 """The lists a membership attacker observes from a general (user-id based) recommender.
 
-A member is in the recommender's training data and gets its top-k list (history excluded). A
-non-member has no trained user representation, so what they are served is a protocol choice:
+Under the deployed protocol (below) a member is in the recommender's training data and gets its
+top-k list (history excluded). A non-member has no trained user representation, so what they
+are served is a choice (`nonmember`):
 
-- "popular" (the published protocol, faithful): the k most popular items not in their history.
-  Popularity here is the recommender's training data's; the DL-MIA code counts it over the
-  non-members' own interactions instead, which the recommender could not know.
+- "popular": the k most popular items not in their history, popularity counted over the
+  recommender's training data (what a service could know; the published protocol counts it
+  over the non-members' own interactions instead, see `published_lists`).
 - "fold_in" (realistic): the recommender folds the new user in from their history and ranks
   for them as for anyone: item-based models score the history directly (`score_histories`);
   factor models solve for a user vector with the item table frozen (`fold_in_vectors`).
 
 An output defense, when given, transforms every served list, as an oracle would.
+
+Two serving protocols (`PROTOCOLS`), chosen per cell by the attack's `protocol` option:
+
+- "published": the lists as the published code (DL-MIA, KDD 2022, and MIARS before it) writes
+  them. Members get the recommender's top-k with their history NOT excluded. Non-members get
+  popularity lists counted over the part's non-members' own interactions: one list shared by
+  every non-member for general recommenders (`lfm_recommendations.py`: own items not skipped;
+  its NCF variant also counts members, not modelled), and per user, skipping their own items,
+  for sequential ones (DL-MIA-SR `popularity.py`). `published_lists` builds them.
+- "deployed": what a recommender in service returns: history excluded for everyone; non-members
+  of a general recommender per `nonmember` below, of a sequential one the model's own list.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from models.base import Recommender
 from models.ranking import recommend_top_k
 
 NONMEMBER_OPTIONS = ("popular", "fold_in")
+PROTOCOLS = ("published", "deployed")
 
 
 @dataclass(frozen=True)
@@ -137,4 +150,48 @@ def fold_in_vectors(items: torch.Tensor, histories: sp.csr_matrix, *, unobserved
         q = items[torch.from_numpy(index)] * torch.from_numpy(mask).unsqueeze(2)  # [b, width, d]
         a = gram + (1 - unobserved_weight) * q.transpose(1, 2) @ q
         out[start : start + len(lengths)] = torch.linalg.solve(a, q.sum(1))
+    return out
+
+
+# --------------------------------------------------------------------------- the published protocol
+
+
+def published_lists(member_lists: np.ndarray, histories: sp.csr_matrix, labels: np.ndarray, *,
+                    shared: bool) -> np.ndarray:
+    """The part's lists under the published protocol, rows in the order of `labels`.
+
+    `member_lists` [n_members, k] are the recommender's top-k for the members (rows in order),
+    made with their history NOT excluded. `histories` holds the part's rows in the order of
+    `labels`. Non-members get the k items most often in the non-members' histories (members'
+    interactions are not counted): the same list for all (`shared`, general recommenders) or,
+    per non-member, the most popular items not in their own history (sequential recommenders).
+    Ties go to the lower item id.
+    """
+    labels = np.asarray(labels)
+    member_lists = np.asarray(member_lists, dtype=np.int64)
+    k = member_lists.shape[1]
+    own = sp.csr_matrix(histories)[np.flatnonzero(labels == 0)]
+    counts = np.asarray(own.sum(axis=0)).ravel()
+    order = np.argsort(-counts, kind="stable")  # most popular first, ties by item id
+    lists = np.empty((len(labels), k), dtype=np.int64)
+    lists[labels == 1] = member_lists
+    lists[labels == 0] = order[:k] if shared else popular_skipping_own(order, own, k)
+    return lists
+
+
+def popular_skipping_own(order: np.ndarray, histories: sp.csr_matrix, k: int) -> np.ndarray:
+    """Per history row: the first k items of `order` not in that row."""
+    out = np.empty((histories.shape[0], k), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    for row in range(histories.shape[0]):  # one pass over `order` per user, not per item
+        seen = histories.indices[histories.indptr[row]: histories.indptr[row + 1]]
+        skipped = np.sort(rank[seen])
+        candidates = order[: k + len(skipped)]
+        keep = np.ones(len(candidates), dtype=bool)
+        keep[skipped[skipped < len(candidates)]] = False
+        picked = candidates[keep][:k]
+        if len(picked) < k:
+            raise ValueError(f"only {len(picked)} items left to recommend after skipping a history of {len(seen)}")
+        out[row] = picked
     return out

@@ -1,8 +1,10 @@
-"""The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans` and `dlmia`.
+"""The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans`, `dlmia`, and the
+one-feature baseline `difference_norm`.
 
 Each grid attack is one of the library's classifiers plus what the attacker does around it: how
-the difference vectors weight the served list (`weights`), and whether the attacker, knowing the
-target's output defense, serves its shadow part the same way (`knows_defense`). The harness
+the difference vectors weight the served list (`weights`), whether the attacker, knowing the
+target's output defense, serves its shadow part the same way (`knows_defense`), and which
+serving protocol the experiment reproduces (`protocol`: "published", the default, or "deployed"). The harness
 (harness/membership.py) trains the recommenders, serves the lists and grades the scores.
 """
 
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from attacks.membership.base import MembershipAttack
+from attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
 from attacks.membership.dlmia import DLMIA, DLMIAConfig
 from attacks.membership.features import WEIGHTS
+from attacks.membership.recommendations import PROTOCOLS
 from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from attacks.registry import register_attack
 from models.registry import Configured
@@ -23,10 +27,15 @@ from models.registry import Configured
 class AttackerOptions:
     weights: str = "uniform"  # of the served list's items in its centre: "uniform" or "rank"
     knows_defense: bool = False  # serve the shadow part through the target's output defense too
+    # Which lists the shadow and target parts are served (attacks.membership.recommendations):
+    # "published" as the published code writes them, "deployed" as a recommender in service would.
+    protocol: str = "published"
 
     def check_options(self, name: str) -> None:
         if self.weights not in WEIGHTS:
             raise ValueError(f"{name}: weights must be one of {WEIGHTS}, got {self.weights!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"{name}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
 
 class GridMembershipAttack(Configured):
@@ -66,6 +75,12 @@ class DLMIAAttackConfig(DLMIAConfig, AttackerOptions):
         self.check_options("dlmia")
 
 
+@dataclass(frozen=True)
+class DifferenceNormAttackConfig(DifferenceNormConfig, AttackerOptions):
+    def __post_init__(self):
+        self.check_options("difference_norm")
+
+
 @register_attack("zhang_mlp")
 class ZhangMLPAttack(GridMembershipAttack):
     """Zhang et al. (CCS 2021): an MLP on the shadow part's difference vectors."""
@@ -91,3 +106,12 @@ class DLMIAAttack(GridMembershipAttack):
     Config = DLMIAAttackConfig
     classifier_type = DLMIA
     classifier_config = DLMIAConfig
+
+
+@register_attack("difference_norm")
+class DifferenceNormAttack(GridMembershipAttack):
+    """Baseline: the difference vector's length alone (a short one: member)."""
+
+    Config = DifferenceNormAttackConfig
+    classifier_type = DifferenceNorm
+    classifier_config = DifferenceNormConfig
