@@ -166,6 +166,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     ranks = sampled_ranks(model, split.test_prefix, split.test_target, negatives)
     record = next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
     record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    record.update(getattr(defense, "stats", {}))  # what a training-time defense measured (GRO's tie share)
     params = {"n_users": len(split.train), "n_eval_users": len(split.users), "n_items": data.n_items,
               "n_train_interactions": int(split.train.lengths().sum()), "device": device}
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))

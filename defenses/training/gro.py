@@ -109,6 +109,8 @@ class SwapRegularizer:
         self.student, self.cfg = student, cfg
         self.optimizer = make_optimizer(student)
         self.generator = make_generator(seed + 1, student.device)
+        self.ranks, self.tied_ranks = 0, 0  # how often the tie rule decides the swap
+
 
     def __call__(self, target, batch) -> torch.Tensor:
         cfg = self.cfg
@@ -124,6 +126,8 @@ class SwapRegularizer:
         student_loss.backward()
         clip_gradients(self.student.parameters(), self.student.config.clip_norm, cfg.clip)
         self.optimizer.step()
+        self.ranks += g.numel()
+        self.tied_ranks += int((g == 0).sum())
         return cfg.lam * swap_loss(target_logits, listed, swap_targets(g, student_scores.detach(), cfg.ties))
 
     def logits(self, target, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,5 +173,9 @@ class GRO:
         student.reset_parameters(make_generator(seed + 7, student.device))
         if cfg.pretrained:
             train_next_item(model, train, seed=seed, valid=valid)
-        return train_next_item(model, train, seed=seed, extra_loss=SwapRegularizer(student, cfg, seed),
-                               epochs=cfg.epochs, reset=not cfg.pretrained, clip=cfg.clip)
+        regularizer = SwapRegularizer(student, cfg, seed)
+        train_next_item(model, train, seed=seed, extra_loss=regularizer, epochs=cfg.epochs,
+                        reset=not cfg.pretrained, clip=cfg.clip)
+        # Logged with the target: the share of ranks where the tie rule, not the student, chose the swap.
+        self.stats = {"gro_tied_share": regularizer.tied_ranks / max(regularizer.ranks, 1)}
+        return model
