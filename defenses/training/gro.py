@@ -44,9 +44,9 @@ from typing import ClassVar
 
 import torch
 
+from attacks.extraction.distill import NEGATIVE_RULES, draw_negatives, list_loss
 from defenses.registry import register_defense
 from models import ModelSpec, model_class
-from attacks.extraction.distill import NEGATIVE_RULES, draw_negatives, list_loss
 from models.sampling import make_generator
 from models.sequential.training import CLIP_MODES, clip_gradients, make_optimizer, train_next_item
 
