@@ -4,7 +4,8 @@ dispatches here by the target's input kind): no Ray, no MLflow.
 
 Evaluation follows the extraction paper's protocol: the test prefix (a user's sequence without
 its last item) is ranked over all items, history not excluded; `*_sampled100` metrics rank the
-test item among 100 items drawn uniformly from those the user never had.
+test item among 100 distinct items drawn uniformly from those the user never had (the code's
+random negative sampler), the same 100 for the target and the surrogate.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 import defenses
@@ -27,7 +27,7 @@ from harness.plugins import load_plugins
 from harness.splits import choose_known_users, split_users
 from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from models import ModelSpec, model_from_payload
-from models.sampling import InteractionSampler, make_generator
+
 
 LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target
 SAMPLED_NEGATIVES = 100
@@ -89,17 +89,38 @@ def rank_sequences(model, sequences: np.ndarray, k: int, batch: int = 512) -> np
     return out
 
 
+def sampled_negatives(prefixes: Sequences, targets: np.ndarray, seed: int) -> np.ndarray:
+    """[len(targets), SAMPLED_NEGATIVES] items per user, drawn as the extraction code's random
+    negative sampler does: uniform draws, skipping items the user had (prefix or target) and
+    items already drawn, so without replacement. The same seed gives the same negatives, which
+    rank the target's and the surrogate's test items alike."""
+    rng = np.random.default_rng([seed, 0x5A3])
+    n_items = prefixes.n_items
+    out = np.empty((len(targets), SAMPLED_NEGATIVES), dtype=np.int64)
+    for row, target in enumerate(targets):
+        seen = set(prefixes.sequence(row).tolist())
+        seen.add(int(target))
+        if n_items - len(seen) < SAMPLED_NEGATIVES:
+            raise ValueError(f"user {row} leaves {n_items - len(seen)} unseen items, fewer than "
+                             f"{SAMPLED_NEGATIVES} sampled negatives")
+        drawn: list[int] = []
+        while len(drawn) < SAMPLED_NEGATIVES:
+            for item in rng.integers(n_items, size=2 * SAMPLED_NEGATIVES).tolist():
+                if item not in seen:
+                    seen.add(item)
+                    drawn.append(item)
+                    if len(drawn) == SAMPLED_NEGATIVES:
+                        break
+        out[row] = drawn
+    return out
+
+
 @torch.no_grad()
-def sampled_ranks(model, prefixes: Sequences, targets: np.ndarray, seed: int, batch: int = 512) -> np.ndarray:
-    """0-based rank of each target among itself and SAMPLED_NEGATIVES items drawn uniformly
-    (with replacement) from those neither in the user's prefix nor the target."""
+def sampled_ranks(model, prefixes: Sequences, targets: np.ndarray, negatives: np.ndarray,
+                  batch: int = 512) -> np.ndarray:
+    """0-based rank of each target among itself and its row of `negatives` (sampled_negatives)."""
     model.eval()
-    rows = np.arange(len(targets))
-    history = prefixes.to_matrix() + sp.csr_matrix((np.ones(len(targets), dtype=np.float32), (rows, targets)),
-                                                   shape=(len(targets), model.n_items))
-    history.data[:] = 1.0
-    sampler = InteractionSampler(history.tocsr(), torch.device("cpu"), make_generator(seed, torch.device("cpu")))
-    negatives = sampler.negatives(torch.arange(len(targets)), per_user=SAMPLED_NEGATIVES)
+    negatives = torch.from_numpy(negatives)
     ranks = np.empty(len(targets), dtype=np.int64)
     for start in range(0, len(targets), batch):
         rows = np.arange(start, min(start + batch, len(targets)))
@@ -132,16 +153,20 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     start = time.perf_counter()
     model = spec.build(0, data.n_items).to(device)
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+    # `select: best_valid` keeps the epoch best on the validation items (the papers' targets).
+    valid = (split.valid_prefix, split.valid_target) if model.config.select == "best_valid" else None
     if cell.training_defense:
-        defense.train(model, split.train, seed=cell.seed)
+        defense.train(model, split.train, seed=cell.seed, valid=valid)
     else:
-        model.fit(split.train, seed=cell.seed)
+        model.fit(split.train, seed=cell.seed, valid=valid)
     train_seconds = time.perf_counter() - start
     width = min(LISTS_WIDTH, data.n_items)
     lists = model.recommend(split.test_prefix, width)
-    ranks = sampled_ranks(model, split.test_prefix, split.test_target, cell.seed)
+    negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)
+    ranks = sampled_ranks(model, split.test_prefix, split.test_target, negatives)
     record = next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
     record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    record.update(getattr(defense, "stats", {}))  # what a training-time defense measured (GRO's tie share)
     params = {"n_users": len(split.train), "n_eval_users": len(split.users), "n_items": data.n_items,
               "n_train_interactions": int(split.train.lengths().sum()), "device": device}
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
@@ -203,7 +228,9 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     k_max = max(ks)
     surrogate_lists = result.surrogate.recommend(split.test_prefix, k_max)
     out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists(k_max), surrogate_lists, kk) for kk in ks}
-    out.update(next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_"))
+    negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)  # the target's, redrawn
+    surrogate_ranks = sampled_ranks(result.surrogate, split.test_prefix, split.test_target, negatives)
+    out.update(next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
     if output_defense is not None:  # what real users are served: the defense's utility cost
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()

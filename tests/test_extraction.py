@@ -170,7 +170,9 @@ GRID = {
     "split": {"target_share": 1.0},
     "matrix": {
         "target": [{"name": "sasrec", "epochs": 20, "lr": 0.005, **SMALL}],
-        "attack": [{"name": "dfme", "length": 10, "epochs": 4},
+        # select last: at this size (4 epochs, 150 sequences of 10) the held-out last prefixes
+        # favour the first epoch, whose surrogate only ranks popular items first (NOTES-extraction.md).
+        "attack": [{"name": "dfme", "length": 10, "epochs": 4, "select": "last"},
                    {"name": "dfme", "length": 10, "epochs": 0}],  # an untrained surrogate: the baseline
         "defense": ["none", "reverse"],
         "query_budget": [150],
@@ -266,3 +268,153 @@ def test_stealing_attacks_run_against_a_sequential_target_in_any_clone_pairing(s
     ptaq = out[("ptaq", "sasrec")]
     assert ptaq["queries"] == ptaq["n_known_users"] > 0  # every known user's sequence queried once
     assert out[("ptd", "sasrec")]["queries"] == 0
+
+
+# --------------------------------------------------------------------------- faithful options (issue 13)
+
+def explicit_swap_rows(student_scores, listed, outside_scores, margin=0.5):
+    """GRO's code: the one-hot swap tensor S, the student loss through it, argmax of dLoss/dS."""
+    m, k = listed.shape
+    swap = torch.zeros(m, k, student_scores.shape[1])
+    swap[torch.arange(m)[:, None], torch.arange(k)[None, :], listed] = 1
+    swap.requires_grad_(True)
+    listed_scores = torch.bmm(swap, student_scores.unsqueeze(-1)).squeeze(-1)
+    loss = (pairwise_loss("hinge", listed_scores[:, :-1], listed_scores[:, 1:], margin)
+            + pairwise_loss("hinge", listed_scores, outside_scores, margin))
+    (grad,) = torch.autograd.grad(loss, swap)
+    return swap.detach(), grad.argmax(-1)
+
+
+def test_gro_ties_first_item_swaps_with_item_zero_as_the_swap_tensor_argmax_does():
+    """A hand-made student: rank 0's hinges hold (its gradient is zero), rank 1 should rise and
+    rank 2 fall. GRO's code's argmax picks item 0 for the tied rank; `skip` swaps nothing."""
+    from defenses.training.gro import swap_loss, swap_targets
+
+    scores = torch.tensor([[2.5, 5.0, 4.0, 1.0, 3.0, 0.5]])
+    listed = torch.tensor([[1, 4, 2]])  # student scores 5, 3, 4: the pair (4, 2) is out of order
+    outside = torch.full((1, 3), -10.0)  # listed items far above their sampled items
+    swap, explicit = explicit_swap_rows(scores, listed, outside)
+    listed_leaf = scores.gather(1, listed).requires_grad_(True)
+    loss = (pairwise_loss("hinge", listed_leaf[:, :-1], listed_leaf[:, 1:], 0.5)
+            + pairwise_loss("hinge", listed_leaf, outside, 0.5))
+    (g,) = torch.autograd.grad(loss, listed_leaf)
+    assert g[0, 0] == 0 and g[0, 1] < 0 < g[0, 2]
+    assert explicit.tolist() == [[0, 5, 1]]
+    assert swap_targets(g, scores, "first_item").tolist() == [[0, 5, 1]]
+    assert swap_targets(g, scores, "skip").tolist() == [[-1, 5, 1]]
+
+    z = torch.tensor([[1.0, 3.0, 2.5, 0.0, 2.0, 1.5]])  # the target's logits
+    code = swap.clone()
+    code[0, torch.arange(3), explicit[0]] -= 1  # S' = S - onehot(argmax)
+    code_loss = torch.bmm(code, z.unsqueeze(-1)).clamp(min=0).mean()
+    first = swap_loss(z, listed, swap_targets(g, scores, "first_item"))
+    assert float(first) == pytest.approx(float(code_loss))
+    assert float(first) == pytest.approx(((3.0 - 1.0) + (2.0 - 1.5) + 0.0) / 3)  # z1-z0, z4-z5, relu(z2-z1)
+    assert float(swap_loss(z, listed, swap_targets(g, scores, "skip"))) == pytest.approx((2.0 - 1.5) / 3)
+
+
+def test_per_parameter_clipping_clips_each_tensor_on_its_own():
+    from models.sequential.training import clip_gradients
+
+    def params():
+        a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+        a.grad, b.grad = torch.tensor([6.0, 8.0]), torch.tensor([1.0])  # norms 10 and 1
+        return a, b
+
+    a, b = params()
+    clip_gradients([a, b], 5.0, "per_parameter")
+    assert a.grad.norm().item() == pytest.approx(5.0) and b.grad.item() == pytest.approx(1.0)
+    a, b = params()
+    clip_gradients([a, b], 5.0, "global")
+    scale = 5.0 / 101**0.5
+    assert a.grad.norm().item() == pytest.approx(10 * scale, rel=1e-4) and b.grad.item() == pytest.approx(scale, rel=1e-4)
+
+
+def test_softmax_negatives_still_draw_listed_items_e_times_less_often():
+    from attacks.extraction.distill import softmax_negatives
+
+    listed = torch.tensor([[0, 1]]).expand(20000, 2)
+    drawn = softmax_negatives(listed, 4, make_generator(0, torch.device("cpu"))).flatten()
+    share = torch.bincount(drawn, minlength=4).float() / drawn.numel()
+    e = float(np.e)
+    assert share[:2].tolist() == pytest.approx([1 / (2 + 2 * e)] * 2, abs=0.01)
+    assert share[2:].tolist() == pytest.approx([e / (2 + 2 * e)] * 2, abs=0.01)
+
+
+def test_distillation_keeps_the_best_held_out_epoch_and_never_trains_on_it(monkeypatch):
+    """select best_last_prefix: each epoch is scored on the last prefix of every sequence, which
+    no batch trains on, and the weights of the best-scoring epoch (not the last) are returned."""
+    import attacks.extraction.distill as distill_module
+    from attacks.extraction.dfme import DFMEConfig
+
+    length, n_items = 4, 12
+    sequences = np.arange(6 * length).reshape(6, length) % n_items
+    lists = np.stack([(np.arange(5) + e) % n_items for e in range(6 * length)])
+    model = ModelSpec.of("sasrec", {"hidden": 8, "blocks": 1, "heads": 1, "max_len": length}).build(0, n_items)
+    prefixes = Prefixes(sequences, model.pad)
+    trained_on, states, scripted = [], [], iter([0.2, 0.9, 0.4])
+    real_score_pairs = model.score_pairs
+
+    def held_out(model_, prefixes_, lists_, examples, ranking):
+        assert (examples % length == length - 1).all() and len(examples) == 6
+        states.append({k: v.clone() for k, v in model_.state_dict().items()})
+        return next(scripted)
+
+    def recording(contexts, items):
+        trained_on.append(contexts)
+        return real_score_pairs(contexts, items)
+
+    monkeypatch.setattr(distill_module, "held_out_ndcg", held_out)
+    monkeypatch.setattr(model, "score_pairs", recording)
+    distill_module.distill(model, prefixes, lists, DFMEConfig(epochs=3, batch_users=5), seed=0)
+    assert len(states) == 3
+    assert all(torch.equal(v, states[1][k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, states[2][k]) for k, v in model.state_dict().items())
+    full_sequences = torch.from_numpy(sequences)
+    for contexts in trained_on:  # no trained prefix is a whole sequence (the held-out one)
+        assert not (contexts.unsqueeze(1) == full_sequences.unsqueeze(0)).all(-1).any()
+
+
+def test_sampled_negatives_are_distinct_unseen_and_the_same_for_a_seed():
+    from harness.sequential import SAMPLED_NEGATIVES, sampled_negatives
+
+    n_items = SAMPLED_NEGATIVES + 3
+    prefixes = Sequences.from_lists([[0, 1], [5, 5, 7]], n_items)  # a repeated item counts once
+    targets = np.array([2, 9])
+    negatives = sampled_negatives(prefixes, targets, seed=0)
+    assert negatives.shape == (2, SAMPLED_NEGATIVES)
+    # Exactly the 100 items each user never had, each once.
+    assert sorted(negatives[0].tolist()) == list(range(3, n_items))
+    assert sorted(negatives[1].tolist()) == sorted(set(range(n_items)) - {5, 7, 9})
+    assert np.array_equal(negatives, sampled_negatives(prefixes, targets, seed=0))
+    with pytest.raises(ValueError, match="fewer than"):
+        sampled_negatives(Sequences.from_lists([[0, 1, 3, 4]], n_items), np.array([2]), seed=0)
+
+
+def test_gro_reads_the_targets_own_cloze_draw():
+    """BERT4Rec under GRO: the swap loss covers exactly the positions the target's loss masked
+    in this batch (GRO's code: the same batch), and runs on that forward pass."""
+    params = {"hidden": 8, "blocks": 1, "heads": 1, "max_len": 6}
+    sequences = Sequences.from_lists([[1, 2, 3, 4, 5, 6, 7], [8, 9, 10], [2, 4, 6, 8]], 12)
+    target, student = (ModelSpec.of("bert4rec", params).build(0, 12) for _ in range(2))
+    sampler = WindowSampler(sequences, unit="sequences", length=7, pad=target.pad, device="cpu",
+                            generator=make_generator(0, torch.device("cpu")))
+    batch = next(sampler.batches(8))
+    target.training_loss(batch)
+    chosen = batch.cache["cloze"][0]
+    target.cloze = None  # a second draw would fail
+    target_logits, _ = SwapRegularizer(student, GROConfig(k=4), seed=0).logits(target, batch)
+    assert target_logits.shape[0] == int(chosen.sum()) >= 1
+
+
+@pytest.mark.parametrize("params, key", [({"clip": "norm"}, "clip"), ({"select": "best"}, "select")])
+def test_bad_sequential_training_options_name_the_key(params, key):
+    with pytest.raises(ValueError, match=f"{key} must be one of"):
+        ModelSpec.of("sasrec", params).build(0, 10)
+
+
+@pytest.mark.parametrize("params, key", [({"ties": "last"}, "ties"), ({"negatives": "all"}, "negatives"),
+                                         ({"clip": "l2"}, "clip")])
+def test_bad_gro_options_name_the_key(params, key):
+    with pytest.raises(ValueError, match=f"gro: {key} must be one of"):
+        GROConfig(**params)

@@ -1,6 +1,6 @@
 """Data-free model extraction (Yue et al., RecSys 2021): synthesize query sequences against the
-target (synthesis.py), then distill a surrogate from every (prefix, answer) pair with the margin
-ranking losses shared with the stealing family (attacks/lists.py).
+target (synthesis.py), then distill a surrogate from the (prefix, answer) pairs with margin
+ranking losses, as the official code does (distill.py).
 
 The threat model's `query_budget` counts synthetic sequences; each costs `length` oracle queries,
 and the oracle is given exactly that many.
@@ -13,8 +13,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from attacks.extraction.distill import NEGATIVE_RULES, OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
 from attacks.extraction.synthesis import MODES, Prefixes, synthesize
-from attacks.lists import ListLossConfig, finetune_on_lists
+from attacks.lists import ListLossConfig
+from models.sequential.training import CLIP_MODES
 from attacks.registry import register_attack
 from attacks.threat import Knowledge, SequenceView
 from models import ModelSpec
@@ -28,15 +30,33 @@ class DFMEConfig(ListLossConfig):
     synthesis: str = "autoregressive"  # or "random"
     length: int = 50  # items per synthetic sequence (the paper: the target's maximum length)
     sequences: int = 3000  # synthetic sequences when the grid sets no query_budget (GRO's code)
-    epochs: int = 10
-    batch_users: int = 128  # prefixes per distillation batch
+    # Distillation as the code runs it (distill.py): an epoch budget (GRO's distill_gro.py: 200),
+    # the best epoch on the held-out last prefixes, AdamW, clipping per parameter, and the
+    # sampled item from a softmax that still allows listed items. Ours: select last, adam,
+    # clip none, negative_sampling outside.
+    epochs: int = 200
+    batch_users: int = 128  # prefixes per distillation batch (the code's batch size)
+    select: str = "best_last_prefix"
+    select_ranking: str = "listed"  # Yue et al.'s validation; "all": GRO's distill_gro.py --rankall
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    clip: str = "per_parameter"
+    clip_norm: float = 5.0
+    negative_sampling: str = "softmax"
 
     def __post_init__(self):
         super().__post_init__()
-        if self.synthesis not in MODES:
-            raise ValueError(f"synthesis must be one of {MODES}, got {self.synthesis!r}")
+        for name, allowed in (("synthesis", MODES), ("select", SELECTIONS), ("select_ranking", SELECTION_RANKINGS),
+                              ("optimizer", OPTIMIZERS),
+                              ("clip", CLIP_MODES), ("negative_sampling", NEGATIVE_RULES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"dfme: {name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.length < 1 or self.sequences < 1:
-            raise ValueError("length and sequences must be >= 1")
+            raise ValueError("dfme: length and sequences must be >= 1")
+        if self.negatives != 1:
+            raise ValueError(f"dfme: negatives must be 1 (one sampled item per listed item), got {self.negatives}")
+        if self.weight_decay < 0 or self.clip_norm <= 0:
+            raise ValueError("dfme: weight_decay must be >= 0 and clip_norm > 0")
 
 
 @dataclass
@@ -71,6 +91,6 @@ class DataFreeExtraction:
         n = self.sequence_budget(view.knowledge)
         data = synthesize(oracle, n, cfg.length, view.n_items, surrogate.pad, cfg.synthesis,
                           np.random.default_rng([seed, 0xDF]))
-        finetune_on_lists(surrogate, Prefixes(data.sequences, surrogate.pad, surrogate.device),
-                          data.flat_lists(), cfg, seed=seed)
+        distill(surrogate, Prefixes(data.sequences, surrogate.pad, surrogate.device), data.flat_lists(), cfg,
+                seed=seed)
         return ExtractionResult(surrogate, synthetic_sequences=n)

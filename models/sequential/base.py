@@ -25,7 +25,9 @@ from models.base import EpochCallback
 from models.config import check_fields
 from models.ranking import recommend_top_k
 from models.sampling import make_generator
-from models.sequential.training import Batch, next_item_cross_entropy, train_next_item
+from models.sequential.training import CLIP_MODES, Batch, next_item_cross_entropy, train_next_item
+
+SELECTIONS = ("last", "best_valid")
 
 
 @torch.no_grad()
@@ -63,7 +65,11 @@ class SequentialConfig:
     batch_size: int = 128
     lr: float = 1e-3  # AdamW
     weight_decay: float = 0.01  # on weight matrices and embeddings, not on biases or norms
-    clip_norm: float = 5.0  # gradient clipping, over all parameters
+    clip_norm: float = 5.0  # gradient clipping at this norm...
+    clip: str = "global"  # ...over all parameters together, or "per_parameter" (the papers' code)
+    # Which epoch's weights training keeps: the "last", or the "best_valid" by NDCG@10 on the
+    # validation items (the papers' code: their targets are best_acc_model.pth).
+    select: str = "last"
     init_std: float = 0.02  # truncated normal for every weight matrix
 
     def __post_init__(self):
@@ -71,6 +77,10 @@ class SequentialConfig:
                      positive=("lr", "clip_norm", "init_std"), non_negative=("weight_decay",))
         if not 0 <= self.dropout < 1:
             raise ValueError(f"{self.model}: dropout must be in [0, 1), got {self.dropout}")
+        if self.clip not in CLIP_MODES:
+            raise ValueError(f"{self.model}: clip must be one of {CLIP_MODES}, got {self.clip!r}")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"{self.model}: select must be one of {SELECTIONS}, got {self.select!r}")
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ class BERT4Rec(SequentialRecommender):
     def training_loss(self, batch: Batch) -> torch.Tensor:
         items = batch.window[:, 1:]  # the latest max_len items: a cloze task needs no shifted pairs
         chosen, replaced = self.cloze(items, batch.generator)
-        return next_item_cross_entropy(self, self.encode(replaced)[chosen], items[chosen])
+        hidden = self.encode(replaced)
+        batch.cache["cloze"] = (chosen, replaced, hidden)
+        return next_item_cross_entropy(self, hidden[chosen], items[chosen])
 
     def cloze(self, items: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Which positions to predict [b, L] (bool), and the input with them replaced [b, L]."""

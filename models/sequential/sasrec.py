@@ -47,4 +47,6 @@ class SASRec(SequentialRecommender):
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         negatives = batch.negatives(per_user=batch.targets.shape[1])
-        return sampled_binary_cross_entropy(self, self.encode(batch.inputs), batch.targets, negatives)
+        hidden = self.encode(batch.inputs)
+        batch.cache["hidden"] = hidden  # every position's output, for a defense's loss on the same pass
+        return sampled_binary_cross_entropy(self, hidden, batch.targets, negatives)

@@ -5,7 +5,7 @@ two losses the papers use (softmax cross-entropy, and SASRec's sampled binary cr
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from models.sequential.base import SequentialRecommender
 
 TRAINING_UNITS = ("prefixes", "sequences")
+CLIP_MODES = ("global", "per_parameter", "none")
+
+
+def clip_gradients(parameters, max_norm: float, mode: str) -> None:
+    """"global": one norm over all gradients (torch's usual); "per_parameter": each tensor's
+    gradient clipped on its own, as the extraction and GRO code does (a loop of clip_grad_norm_)."""
+    if mode == "global":
+        torch.nn.utils.clip_grad_norm_(list(parameters), max_norm)
+    elif mode == "per_parameter":
+        for p in parameters:
+            torch.nn.utils.clip_grad_norm_(p, max_norm)
+    elif mode != "none":
+        raise ValueError(f"clip must be one of {CLIP_MODES}, got {mode!r}")
 
 
 class WindowSampler:
@@ -82,6 +95,10 @@ class Batch:
     users: torch.Tensor  # [b], rows of the training Sequences
     window: torch.Tensor  # [b, max_len + 1], left-padded
     sampler: WindowSampler
+    # What the model's training loss computed on this batch and a training-time defense reuses
+    # (BERT4Rec's cloze draw and encoder output): GRO's code puts its swap loss on the same
+    # masked positions and forward pass as the target's own loss.
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def inputs(self) -> torch.Tensor:
@@ -119,13 +136,15 @@ def sampled_binary_cross_entropy(model: "SequentialRecommender", hidden: torch.T
     return -(F.logsigmoid(positive) + F.logsigmoid(-negative)).mean()
 
 
-def make_optimizer(model: "SequentialRecommender") -> torch.optim.AdamW:
-    """AdamW; decay only on matrices and embeddings, not biases or norms (BERT4Rec's code)."""
+def make_optimizer(model, lr: float | None = None, weight_decay: float | None = None) -> torch.optim.AdamW:
+    """AdamW; decay only on matrices and embeddings, not biases or norms (BERT4Rec's code).
+    lr and weight_decay default to the model's config."""
     cfg = model.config
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    weight_decay = cfg.weight_decay if weight_decay is None else weight_decay
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr if lr is None else lr)
 
 
 def validation_ndcg(lists: np.ndarray, targets: np.ndarray) -> float:
@@ -146,13 +165,15 @@ def train_next_item(
     extra_loss: Callable[["SequentialRecommender", "Batch"], torch.Tensor] | None = None,
     epochs: int | None = None,
     reset: bool = True,
+    clip: str | None = None,
 ) -> "SequentialRecommender":
     """`model.training_loss` on `model.train_on` windows for `epochs` (default: the config's)
     epochs; returns the model.
 
     `extra_loss(model, batch)`, when given, is added to each batch's loss: the hook a
     training-time defense uses (e.g. GRO's swap loss, defenses/training/gro.py). `reset=False`
-    continues from the model's current weights (fine-tuning a trained model)."""
+    continues from the model's current weights (fine-tuning a trained model). `clip` overrides
+    the config's clipping mode. With `valid`, the best epoch's weights are kept, else the last."""
     cfg = model.config
     if train.n_items != model.n_items:
         raise ValueError(f"{model.name}: training sequences are over {train.n_items} items, "
@@ -178,7 +199,7 @@ def train_next_item(
                     loss = loss + extra_loss(model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                clip_gradients(model.parameters(), cfg.clip_norm, clip or cfg.clip)
                 optimizer.step()
                 total += loss.detach()
                 n_batches += 1

@@ -1,0 +1,116 @@
+"""Distilling a surrogate from the target's answers to synthetic prefixes, as the extraction code
+(Yue et al.; GRO's distill_gro.py) runs it:
+
+- the loss: margin ranking (0.5) between consecutive list items, and between each list item and
+  one sampled item (`list_loss`); the sampled item is drawn from a softmax over all items whose
+  logit is 0 for listed items and 1 for the others (`softmax_negatives`), so listed items are
+  still drawn, e times less often; `outside` draws only unlisted items (our earlier rule);
+- the data: every prefix but the last of each synthetic sequence trains; the last (the whole
+  sequence) is held out, and after each epoch the surrogate is scored there by NDCG@10 of the
+  target's top item, ranked among the target's 100 listed items (`select_ranking: listed`, Yue et
+  al.'s code) or among all items (`all`, GRO's distill_gro.py with --rankall); the best epoch's
+  weights are kept (`select: best_last_prefix`), or the last epoch's (`select: last`, then every
+  prefix trains). Full ranking favours the first epochs: a barely trained surrogate puts the
+  popular items first, and those are the target's top items for most synthetic prefixes;
+- AdamW (weight decay 0.01 on matrices and embeddings), gradients clipped at 5 per parameter.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from models.losses import pairwise_loss
+from models.sampling import make_generator, sample_outside
+from models.sequential.training import clip_gradients, make_optimizer
+
+NEGATIVE_RULES = ("softmax", "outside")
+SELECTIONS = ("best_last_prefix", "last")
+SELECTION_RANKINGS = ("listed", "all")
+OPTIMIZERS = ("adamw", "adam")
+
+
+def softmax_negatives(listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    """One item per listed item [m, k], drawn with replacement from softmax(w) over all items,
+    w = 0 for the row's listed items and 1 for the rest (the code's Categorical(softmax(weight)))."""
+    weight = torch.ones(listed.shape[0], n_items, device=listed.device)
+    weight.scatter_(1, listed, 0.0)
+    return torch.multinomial(torch.softmax(weight, 1), listed.shape[1], replacement=True, generator=generator)
+
+
+def draw_negatives(rule: str, listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    if rule == "softmax":
+        return softmax_negatives(listed, n_items, generator)
+    if rule == "outside":
+        return sample_outside(listed, n_items, 1, generator).squeeze(-1)
+    raise ValueError(f"negatives must be one of {NEGATIVE_RULES}, got {rule!r}")
+
+
+def list_loss(listed_scores: torch.Tensor, negative_scores: torch.Tensor, margin: float,
+              ranking: str = "hinge", item: str = "hinge") -> torch.Tensor:
+    """Consecutive listed items in order, and each listed item above its sampled item: [m, k]
+    each. Both hinge (margin ranking) in the papers' code."""
+    return (pairwise_loss(ranking, listed_scores[:, :-1], listed_scores[:, 1:], margin)
+            + pairwise_loss(item, listed_scores, negative_scores, margin))
+
+
+def held_out_ndcg(model, prefixes, lists: torch.Tensor, examples: torch.Tensor, ranking: str,
+                  batch: int = 512) -> float:
+    """Mean NDCG@10 of each held-out prefix's top listed item, ranked by the model among the
+    listed items (`listed`) or among all items (`all`)."""
+    model.eval()
+    ranks = []
+    with torch.no_grad():
+        for start in range(0, len(examples), batch):
+            rows = examples[start : start + batch]
+            listed = lists[rows]
+            scores = model.score(prefixes[rows])
+            pool = scores.gather(1, listed) if ranking == "listed" else scores
+            top_score = scores.gather(1, listed[:, :1])
+            ranks.append((pool > top_score).sum(1).cpu().numpy())
+    model.train()
+    ranks = np.concatenate(ranks)
+    return float(np.where(ranks < 10, 1 / np.log2(ranks + 2), 0.0).mean())
+
+
+def distill(model, prefixes, lists: np.ndarray, cfg, *, seed: int):
+    """Train `model` on (prefix, list) pairs. `prefixes` indexes examples e = row * L + t (the
+    prefix of t + 1 items, answered by `lists[e]`); `cfg` is a DFMEConfig. Returns the model."""
+    if cfg.epochs == 0:
+        return model
+    device = model.device
+    generator = make_generator(seed, device)
+    served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
+    examples = torch.arange(len(served), device=device)
+    held_out = examples[examples % prefixes.length == prefixes.length - 1]
+    if cfg.select == "best_last_prefix" and prefixes.length > 1:
+        examples = examples[examples % prefixes.length != prefixes.length - 1]
+    else:
+        held_out = held_out[:0]
+    optimizer = (make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
+                 else torch.optim.Adam(model.parameters(), lr=cfg.lr))
+    best_ndcg, best_state = -1.0, None
+    model.train()
+    for _ in range(cfg.epochs):
+        order = examples[torch.randperm(len(examples), generator=generator, device=device)]
+        for start in range(0, len(order), cfg.batch_users):
+            batch = order[start : start + cfg.batch_users]
+            listed = served[batch]
+            negatives = draw_negatives(cfg.negative_sampling, listed, model.n_items, generator)
+            scores = model.score_pairs(prefixes[batch], torch.cat([listed, negatives], dim=1))
+            loss = list_loss(scores[:, : listed.shape[1]], scores[:, listed.shape[1] :], cfg.margin,
+                             cfg.ranking_loss, cfg.item_loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients(model.parameters(), cfg.clip_norm, cfg.clip)
+            optimizer.step()
+        if len(held_out):
+            ndcg = held_out_ndcg(model, prefixes, served, held_out, cfg.select_ranking)
+            if ndcg > best_ndcg:
+                best_ndcg, best_state = ndcg, copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
