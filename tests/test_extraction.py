@@ -171,7 +171,7 @@ GRID = {
     "matrix": {
         "target": [{"name": "sasrec", "epochs": 20, "lr": 0.005, **SMALL}],
         # select last: at this size (4 epochs, 150 sequences of 10) the held-out last prefixes
-        # favour the first epoch, whose surrogate only ranks popular items first (NOTES-extraction.md).
+        # favour the first epoch, whose surrogate only ranks popular items first (benchmarks/reproduction/extraction.md).
         "attack": [{"name": "dfme", "length": 10, "epochs": 4, "select": "last"},
                    {"name": "dfme", "length": 10, "epochs": 0}],  # an untrained surrogate: the baseline
         "defense": ["none", "reverse"],

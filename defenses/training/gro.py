@@ -31,7 +31,7 @@ so it cannot run. GRO on SASRec here is our extension.
 `pretrained: true` (GRO's `--use_pretrained`, its setting for most datasets) first trains the
 target as usual, then fine-tunes it under GRO for `epochs` (default: the target's own).
 
-Measured (grids/extraction/gro-ml100k.yaml, CPU cut, one seed; NOTES-extraction.md): BERT4Rec
+Measured (grids/extraction/gro-ml100k.yaml, CPU cut, one seed; benchmarks/reproduction/extraction.md): BERT4Rec
 from scratch at lambda 1 lowers the extraction surrogate's HR@10 by 19% but halves the target's
 own HR@10 and raises agreement; the tie rule decides about two thirds of the swaps; `skip`
 behaves alike.
