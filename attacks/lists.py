@@ -1,5 +1,5 @@
-"""Learning a model from served top-K lists: the fine-tuning of PTQ/PTAQ, all of QSD, and the
-distillation step of data-free extraction share it.
+"""Learning a model from served top-K lists: the fine-tuning of PTQ/PTAQ and all of QSD (the
+stealing family; data-free extraction distills as its own code does, in attacks/extraction/distill.py).
 
 Two parts, each BPR or hinge (configurable, per the stealing paper's loss ablation):
 - ranking: for consecutive items j, j' of a list, item j should score above j';

@@ -17,14 +17,12 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 
 from models.losses import pairwise_loss
 from models.sampling import make_generator, sample_outside
-from models.sequential.training import clip_gradients, make_optimizer
+from models.sequential.training import BestEpoch, clip_gradients, make_optimizer
 
 NEGATIVE_RULES = ("softmax", "outside")
 SELECTIONS = ("best_last_prefix", "last")
@@ -91,7 +89,7 @@ def distill(model, prefixes, lists: np.ndarray, cfg, *, seed: int):
         held_out = held_out[:0]
     optimizer = (make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
                  else torch.optim.Adam(model.parameters(), lr=cfg.lr))
-    best_ndcg, best_state = -1.0, None
+    best = BestEpoch(model)
     model.train()
     for _ in range(cfg.epochs):
         order = examples[torch.randperm(len(examples), generator=generator, device=device)]
@@ -107,10 +105,7 @@ def distill(model, prefixes, lists: np.ndarray, cfg, *, seed: int):
             clip_gradients(model.parameters(), cfg.clip_norm, cfg.clip)
             optimizer.step()
         if len(held_out):
-            ndcg = held_out_ndcg(model, prefixes, served, held_out, cfg.select_ranking)
-            if ndcg > best_ndcg:
-                best_ndcg, best_state = ndcg, copy.deepcopy(model.state_dict())
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            best.offer(held_out_ndcg(model, prefixes, served, held_out, cfg.select_ranking))
+    best.restore()
     model.eval()
     return model

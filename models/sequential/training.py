@@ -20,6 +20,23 @@ from models.sampling import InteractionSampler, make_generator
 if TYPE_CHECKING:
     from models.sequential.base import SequentialRecommender
 
+
+class BestEpoch:
+    """Keeps the weights of the best-scoring epoch seen so far (higher is better) and puts them
+    back at the end: checkpoint selection on a held-out signal."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.score, self.state = model, float("-inf"), None
+
+    def offer(self, score: float) -> None:
+        if score > self.score:
+            self.score, self.state = score, copy.deepcopy(self.model.state_dict())
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
 TRAINING_UNITS = ("prefixes", "sequences")
 CLIP_MODES = ("global", "per_parameter", "none")
 
@@ -189,7 +206,7 @@ def train_next_item(
         sampler = WindowSampler(train, unit=model.train_on, length=cfg.max_len + 1, pad=model.pad,
                                 device=device, generator=generator)
         optimizer = make_optimizer(model)
-        best_ndcg, best_state = -1.0, None
+        best = BestEpoch(model)
         for epoch in range(cfg.epochs if epochs is None else epochs):
             model.train()
             total, n_batches = torch.zeros((), device=device), 0
@@ -207,11 +224,8 @@ def train_next_item(
                 on_epoch(epoch, float(total) / n_batches)
             if valid is not None:
                 prefixes, targets = valid
-                ndcg = validation_ndcg(model.recommend(prefixes, 10), np.asarray(targets))
-                if ndcg > best_ndcg:
-                    best_ndcg, best_state = ndcg, copy.deepcopy(model.state_dict())
-        if best_state is not None:
-            model.load_state_dict(best_state)
+                best.offer(validation_ndcg(model.recommend(prefixes, 10), np.asarray(targets)))
+        best.restore()
     model.eval()
     return model
 
