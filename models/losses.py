@@ -25,3 +25,11 @@ def pairwise_loss(kind: str, pos: torch.Tensor, neg: torch.Tensor, margin: float
 
 
 PAIRWISE_LOSSES = ("bpr", "hinge")
+
+
+def list_loss(listed_scores: torch.Tensor, negative_scores: torch.Tensor, margin: float,
+              ranking: str = "hinge", item: str = "hinge") -> torch.Tensor:
+    """Consecutive listed items in order, and each listed item above its sampled item: [m, k]
+    each. Both hinge (margin ranking) in the papers' code."""
+    return (pairwise_loss(ranking, listed_scores[:, :-1], listed_scores[:, 1:], margin)
+            + pairwise_loss(item, listed_scores, negative_scores, margin))

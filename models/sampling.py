@@ -136,3 +136,22 @@ def sample_outside(lists: torch.Tensor, n_items: int, per_item: int, generator: 
         r = torch.randint(0, n_items - k, (len(rows),), generator=generator, device=lists.device)
         items[hit] = r + (gaps <= r.unsqueeze(1)).sum(1)
     return items.view(b, k, per_item)
+
+
+NEGATIVE_RULES = ("softmax", "outside")  # how a list learner draws its sampled items
+
+
+def softmax_negatives(listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    """One item per listed item [m, k], drawn with replacement from softmax(w) over all items,
+    w = 0 for the row's listed items and 1 for the rest (the code's Categorical(softmax(weight)))."""
+    weight = torch.ones(listed.shape[0], n_items, device=listed.device)
+    weight.scatter_(1, listed, 0.0)
+    return torch.multinomial(torch.softmax(weight, 1), listed.shape[1], replacement=True, generator=generator)
+
+
+def draw_negatives(rule: str, listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
+    if rule == "softmax":
+        return softmax_negatives(listed, n_items, generator)
+    if rule == "outside":
+        return sample_outside(listed, n_items, 1, generator).squeeze(-1)
+    raise ValueError(f"negatives must be one of {NEGATIVE_RULES}, got {rule!r}")

@@ -331,7 +331,7 @@ def test_per_parameter_clipping_clips_each_tensor_on_its_own():
 
 
 def test_softmax_negatives_still_draw_listed_items_e_times_less_often():
-    from attacks.extraction.distill import softmax_negatives
+    from models.sampling import softmax_negatives
 
     listed = torch.tensor([[0, 1]]).expand(20000, 2)
     drawn = softmax_negatives(listed, 4, make_generator(0, torch.device("cpu"))).flatten()

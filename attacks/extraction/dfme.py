@@ -13,14 +13,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from attacks.extraction.distill import NEGATIVE_RULES, OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
+from attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
 from attacks.extraction.synthesis import MODES, Prefixes, synthesize
 from attacks.lists import ListLossConfig
-from models.sequential.training import CLIP_MODES
 from attacks.registry import register_attack
 from attacks.threat import Knowledge, SequenceView
 from models import ModelSpec
-from models.sampling import make_generator
+from models.sampling import NEGATIVE_RULES, make_generator
+from models.sequential.training import CLIP_MODES
 
 
 @dataclass(frozen=True)

@@ -20,38 +20,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.losses import pairwise_loss
-from models.sampling import make_generator, sample_outside
+from models.losses import list_loss
+from models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
 from models.sequential.training import BestEpoch, clip_gradients, make_optimizer
 
-NEGATIVE_RULES = ("softmax", "outside")
 SELECTIONS = ("best_last_prefix", "last")
 SELECTION_RANKINGS = ("listed", "all")
 OPTIMIZERS = ("adamw", "adam")
-
-
-def softmax_negatives(listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
-    """One item per listed item [m, k], drawn with replacement from softmax(w) over all items,
-    w = 0 for the row's listed items and 1 for the rest (the code's Categorical(softmax(weight)))."""
-    weight = torch.ones(listed.shape[0], n_items, device=listed.device)
-    weight.scatter_(1, listed, 0.0)
-    return torch.multinomial(torch.softmax(weight, 1), listed.shape[1], replacement=True, generator=generator)
-
-
-def draw_negatives(rule: str, listed: torch.Tensor, n_items: int, generator: torch.Generator) -> torch.Tensor:
-    if rule == "softmax":
-        return softmax_negatives(listed, n_items, generator)
-    if rule == "outside":
-        return sample_outside(listed, n_items, 1, generator).squeeze(-1)
-    raise ValueError(f"negatives must be one of {NEGATIVE_RULES}, got {rule!r}")
-
-
-def list_loss(listed_scores: torch.Tensor, negative_scores: torch.Tensor, margin: float,
-              ranking: str = "hinge", item: str = "hinge") -> torch.Tensor:
-    """Consecutive listed items in order, and each listed item above its sampled item: [m, k]
-    each. Both hinge (margin ranking) in the papers' code."""
-    return (pairwise_loss(ranking, listed_scores[:, :-1], listed_scores[:, 1:], margin)
-            + pairwise_loss(item, listed_scores, negative_scores, margin))
 
 
 def held_out_ndcg(model, prefixes, lists: torch.Tensor, examples: torch.Tensor, ranking: str,

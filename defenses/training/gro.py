@@ -6,7 +6,7 @@ position of a SASRec window, every masked position of a BERT4Rec one) or only at
 last position, the one the oracle serves (`positions: last`):
 1. The target ranks its top-k list (k = 100) for the next item.
 2. The student's list loss on that list (margin ranking between consecutive items, and between
-   each list item and a sampled item, attacks/extraction/distill.py) is written through a one-hot swap tensor S
+   each list item and a sampled item, models.losses.list_loss) is written through a one-hot swap tensor S
    [m, k, items], listed scores = S @ student_scores, so the loss is differentiable in S.
 3. For each rank r the item j* with the largest dLoss/dS[r, j] is the swap that would hurt the
    student most; S' = S - onehot(j*). The swap loss mean(ReLU(S' @ target_logits)) =
@@ -44,10 +44,10 @@ from typing import ClassVar
 
 import torch
 
-from attacks.extraction.distill import NEGATIVE_RULES, draw_negatives, list_loss
 from defenses.registry import register_defense
 from models import ModelSpec, model_class
-from models.sampling import make_generator
+from models.losses import list_loss
+from models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
 from models.sequential.training import CLIP_MODES, clip_gradients, make_optimizer, train_next_item
 
 
@@ -67,7 +67,7 @@ class GROConfig:
     # Where the student's gradient for a rank is zero: "first_item" swaps with item 0 (what
     # argmax over an all-zero row returns in GRO's code), "skip" swaps nothing (ours).
     ties: str = "first_item"
-    negatives: str = "softmax"  # the student's sampled items (attacks/extraction/distill.py)
+    negatives: str = "softmax"  # the student's sampled items (models.sampling.draw_negatives)
     clip: str = "per_parameter"  # target and student gradients during GRO ("global": ours)
 
     def __post_init__(self):
