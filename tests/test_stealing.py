@@ -188,3 +188,33 @@ def test_a_ptd_clone_trains_for_the_schedule_of_its_known_interactions(data):
     attack = PTD(PTDConfig(clone_steps=500), clone=ModelSpec.of("bpr", {"batch_size": 1024, "epochs": 30}))
     batches = -(-rows.nnz // 1024)
     assert attack.new_clone(view, "cpu").config.epochs == -(-500 // batches)
+
+
+def test_clone_top_outside_items_come_from_the_clones_own_top_but_never_the_list_or_known_items():
+    """A model that scores item i as i for every user: with the list {9, 7}, user 0's known item 8
+    and a pool of 3, the only items the draw may return are 6, 5 and 4 (the highest outside both);
+    user 1, who knows nothing, draws from 8, 6 and 5."""
+    import numpy as np
+    import scipy.sparse as sp
+    import torch
+
+    from attacks.lists import sample_from_model_top
+    from attacks.stealing.ptq import PTQConfig
+
+    class ScoresByItemId:
+        n_items = 10
+
+        def score_pairs(self, users, items):
+            return items.float()
+
+    seen = sp.csr_matrix(([1.0], ([0], [8])), shape=(2, 10))
+    mask = torch.from_numpy(seen.toarray() > 0)
+    lists = torch.tensor([[9, 7], [9, 7]])
+    draw = sample_from_model_top(ScoresByItemId(), torch.tensor([0, 1]), lists, per_item=50, pool=3,
+                                 generator=torch.Generator().manual_seed(0), seen=mask)
+    assert draw.shape == (2, 2, 50)
+    assert set(draw[0].flatten().tolist()) == {6, 5, 4}
+    assert set(draw[1].flatten().tolist()) == {8, 6, 5}
+    assert PTQConfig().outside == "uniform"  # the paper's reading stays the default
+    with pytest.raises(ValueError, match="outside"):
+        PTQConfig(outside="popular")

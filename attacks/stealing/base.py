@@ -55,15 +55,26 @@ class ListTraining(ListLossConfig):
     fine-tuning recipes are compared at equal effort. Epochs over the queried users would tie the
     budget to how many users were queried: 30 epochs were 60 steps on ML-1M (302 known users) and
     30 on Steam (186), where PTQ stayed near its PTD start. On ML-1M (BPR-MF, seed 0) PTQ's Agr@50
-    was .474/.570/.756 after 60/200/600 steps. `epochs` states the schedule in epochs instead."""
+    was .474/.570/.756 after 60/200/600 steps. `epochs` states the schedule in epochs instead.
+
+    `outside` is where the recommended-item part's sampled items come from: "uniform" over the
+    items outside the list (the paper's text, the default) or "clone_top": from the clone's own
+    current top `outside_pool` items outside the list and the user's known items (ours; see
+    `attacks.lists.sample_from_model_top` and benchmarks/reproduction/stealing.md, section 5)."""
 
     epochs: int | None = None
     steps: int = 600
+    outside: str = "uniform"
+    outside_pool: int = 200
 
     def __post_init__(self):
         super().__post_init__()
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.outside not in OUTSIDE_RULES:
+            raise ValueError(f"outside must be one of {OUTSIDE_RULES}, got {self.outside!r}")
+        if self.outside_pool < 1:
+            raise ValueError(f"outside_pool must be >= 1, got {self.outside_pool}")
 
     def list_epochs_for(self, n_lists: int) -> int:
         if self.epochs is not None:
@@ -71,10 +82,17 @@ class ListTraining(ListLossConfig):
         return max(1, -(-self.steps // max(1, -(-n_lists // self.batch_users))))
 
 
-def learn_lists(clone: Recommender, contexts, lists: np.ndarray, config: ListTraining, *, seed: int) -> Recommender:
-    """Train `clone` on the list losses for the recipe's schedule."""
+OUTSIDE_RULES = ("uniform", "clone_top")
+
+
+def learn_lists(clone: Recommender, view: AttackerView, rows: np.ndarray, lists: np.ndarray, config: ListTraining,
+                *, seed: int) -> Recommender:
+    """Train `clone` on the lists served for the view's `rows`, for the recipe's schedule. A
+    "clone_top" draw leaves each user's known items out of its pool: no list can show them."""
     schedule = replace(config, epochs=config.list_epochs_for(len(lists)))
-    return finetune_on_lists(clone, contexts, lists, schedule, seed=seed)
+    pool = config.outside_pool if config.outside == "clone_top" else 0
+    seen = None if view.sequential else view.known_interactions[rows]
+    return finetune_on_lists(clone, view.contexts(rows), lists, schedule, seed=seed, model_top_pool=pool, seen=seen)
 
 
 @dataclass

@@ -47,7 +47,7 @@ class _AuxiliaryStealing(StealingAttack):
         rows = np.empty(0, dtype=np.int64)
         if self.query:
             rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-            learn_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
+            learn_lists(clone, view, rows, lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
 
 

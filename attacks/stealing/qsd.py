@@ -28,5 +28,5 @@ class QSD(StealingAttack):
         clone = self.new_clone(view, device)
         clone.reset_parameters(make_generator(seed, clone.device))
         rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
-        learn_lists(clone, view.contexts(rows), lists, self.config, seed=seed)
+        learn_lists(clone, view, rows, lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
