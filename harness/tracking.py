@@ -7,9 +7,12 @@ run marks KILLED and does not count as done.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -40,15 +43,21 @@ _MAX_TAG = 4900
 class Tracker:
     def __init__(self, tracking_uri: str):
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        with _store_lock(tracking_uri):
+            # MLflow creates or migrates a sqlite store when a client first opens it; two processes
+            # doing it at once (`recsec run` and `recsec status` on a fresh store) break each
+            # other's migration.
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.client.search_experiments(max_results=1)
 
     def experiment(self, grid_name: str, create: bool = True) -> str | None:
-        exp = self.client.get_experiment_by_name(grid_name)
-        if exp is not None:
-            if exp.lifecycle_stage == "deleted":
-                self.client.restore_experiment(exp.experiment_id)
-            return exp.experiment_id
-        return self.client.create_experiment(grid_name) if create else None
+        with _store_lock(self.uri):  # two drivers of one grid must not both create its experiment
+            exp = self.client.get_experiment_by_name(grid_name)
+            if exp is not None:
+                if exp.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(exp.experiment_id)
+                return exp.experiment_id
+            return self.client.create_experiment(grid_name) if create else None
 
     def runs(self, experiment_id: str, filter_string: str = "") -> list:
         out, token = [], None
@@ -101,6 +110,24 @@ class Tracker:
             self.client.log_batch(run.info.run_id, params=chunk)
         self.client.set_terminated(run.info.run_id, "FAILED" if error else "FINISHED")
         return run.info.run_id
+
+
+@contextmanager
+def _store_lock(tracking_uri: str):
+    """An exclusive lock beside a sqlite store's file (`<file>.lock`), held across processes; a
+    no-op for a tracking server, which serialises its own writes."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        yield
+        return
+    db = Path(tracking_uri[len(prefix):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def runs_frame(tracking_uri: str, experiment: str | list[str] | None, kind: str = "cell") -> pd.DataFrame:
