@@ -55,37 +55,46 @@ def list_losses(model, contexts: torch.Tensor, lists: torch.Tensor, cfg: ListLos
 
 
 @torch.no_grad()
-def sample_from_model_top(model, contexts, lists: torch.Tensor, per_item: int, pool: int, generator,
-                          seen: torch.Tensor | None = None) -> torch.Tensor:
-    """For each row of `lists` [b, K], K * per_item items drawn uniformly from the `pool` items the
-    model itself now ranks highest outside that list (and outside `seen` [b, n_items], a boolean
-    mask of each context's known items, which no list shows): [b, K, per_item].
+def model_top_pools(model, contexts, lists: torch.Tensor, pool: int, seen=None, batch: int = 256) -> torch.Tensor:
+    """For each context i, the `pool` items the model now ranks highest outside `lists[i]` and
+    outside row i of `seen` (a CSR matrix of known items, which no list shows): [n, pool].
 
     Uniform outside items rarely land on the items a pretrained clone wrongly ranks high when the
     catalogue is large (on Ta-Feng a draw hits one of a clone's top 200 with probability 200/15,483),
     so the recommended-item part stops teaching anything; these are the items that keep listed ones
     out of the clone's top-K."""
-    b, k = lists.shape
-    items = torch.arange(model.n_items, device=lists.device).expand(b, -1)
-    scores = model.score_pairs(contexts, items).clone()
-    if seen is not None:
-        scores[seen] = float("-inf")
-    scores.scatter_(1, lists, float("-inf"))
+    n, k = lists.shape
     pool = min(pool, model.n_items - k)
-    top = scores.topk(pool, dim=1).indices
-    pick = torch.randint(0, pool, (b, k * per_item), generator=generator, device=lists.device)
-    return top.gather(1, pick).view(b, k, per_item)
+    training = model.training
+    model.eval()
+    pools = []
+    for start in range(0, n, batch):
+        rows = torch.arange(start, min(start + batch, n), device=lists.device)
+        scores = model.score(contexts[rows])
+        if seen is not None:
+            scores[_dense_mask(seen, rows, model.n_items, scores.device)] = float("-inf")
+        scores.scatter_(1, lists[rows], float("-inf"))
+        pools.append(scores.topk(pool, dim=1).indices)
+    model.train(training)
+    return torch.cat(pools)
+
+
+def draw_from_pools(pools: torch.Tensor, k: int, per_item: int, generator) -> torch.Tensor:
+    """k * per_item items drawn uniformly from each row of `pools` [b, P]: [b, k, per_item]."""
+    pick = torch.randint(0, pools.shape[1], (pools.shape[0], k * per_item), generator=generator, device=pools.device)
+    return pools.gather(1, pick).view(pools.shape[0], k, per_item)
 
 
 def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *, seed: int,
-                      model_top_pool: int = 0, seen=None):
+                      model_top_pool: int = 0, pool_refresh: int = 50, seen=None):
     """Train `model` on the list losses: context `contexts[i]` was served `lists[i]`, best first.
 
     `contexts` is an array (user rows [n], or sequences [n, L]) or any object with `len()` and
     indexing by a LongTensor of example ids that yields the batch's contexts (e.g. prefixes built
     on the fly, too many to hold at once). With `model_top_pool` > 0 the outside items come from
-    the model's own top that many (`sample_from_model_top`; `seen`: a CSR matrix of each
-    context's known items to leave out of that pool); otherwise uniformly outside the list."""
+    the model's own top that many (`model_top_pools`, recomputed every `pool_refresh` steps:
+    scoring every item is the costly part; `seen`: a CSR matrix of each context's known items to
+    leave out of the pool); otherwise uniformly outside the list."""
     if len(contexts) == 0 or cfg.epochs == 0:
         return model
     device = model.device
@@ -95,15 +104,17 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
+    step, pools = 0, None
     for _ in range(cfg.epochs):
         order = torch.randperm(len(served), generator=generator, device=device)
         for start in range(0, len(order), cfg.batch_users):
             batch = order[start : start + cfg.batch_users]
             outside = None
             if model_top_pool:
-                mask = None if seen is None else _dense_mask(seen, batch, model.n_items, device)
-                outside = sample_from_model_top(model, contexts[batch], served[batch], cfg.negatives,
-                                                model_top_pool, generator, mask)
+                if step % pool_refresh == 0:
+                    pools = model_top_pools(model, contexts, served, model_top_pool, seen)
+                outside = draw_from_pools(pools[batch], served.shape[1], cfg.negatives, generator)
+            step += 1
             loss = list_losses(model, contexts[batch], served[batch], cfg, generator, outside)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -194,24 +194,23 @@ def test_clone_top_outside_items_come_from_the_clones_own_top_but_never_the_list
     """A model that scores item i as i for every user: with the list {9, 7}, user 0's known item 8
     and a pool of 3, the only items the draw may return are 6, 5 and 4 (the highest outside both);
     user 1, who knows nothing, draws from 8, 6 and 5."""
-    import numpy as np
     import scipy.sparse as sp
     import torch
 
-    from attacks.lists import sample_from_model_top
+    from attacks.lists import draw_from_pools, model_top_pools
     from attacks.stealing.ptq import PTQConfig
 
-    class ScoresByItemId:
+    class ScoresByItemId(torch.nn.Module):
         n_items = 10
 
-        def score_pairs(self, users, items):
-            return items.float()
+        def score(self, users):
+            return torch.arange(10.0).expand(len(users), -1).clone()
 
     seen = sp.csr_matrix(([1.0], ([0], [8])), shape=(2, 10))
-    mask = torch.from_numpy(seen.toarray() > 0)
     lists = torch.tensor([[9, 7], [9, 7]])
-    draw = sample_from_model_top(ScoresByItemId(), torch.tensor([0, 1]), lists, per_item=50, pool=3,
-                                 generator=torch.Generator().manual_seed(0), seen=mask)
+    pools = model_top_pools(ScoresByItemId(), torch.tensor([0, 1]), lists, pool=3, seen=seen)
+    assert pools.tolist() == [[6, 5, 4], [8, 6, 5]]
+    draw = draw_from_pools(pools, 2, 50, torch.Generator().manual_seed(0))
     assert draw.shape == (2, 2, 50)
     assert set(draw[0].flatten().tolist()) == {6, 5, 4}
     assert set(draw[1].flatten().tolist()) == {8, 6, 5}

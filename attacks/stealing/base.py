@@ -59,13 +59,15 @@ class ListTraining(ListLossConfig):
 
     `outside` is where the recommended-item part's sampled items come from: "uniform" over the
     items outside the list (the paper's text, the default) or "clone_top": from the clone's own
-    current top `outside_pool` items outside the list and the user's known items (ours; see
-    `attacks.lists.sample_from_model_top` and benchmarks/reproduction/stealing.md, section 5)."""
+    current top `outside_pool` items outside the list and the user's known items, recomputed
+    every `outside_refresh` steps (ours; see `attacks.lists.model_top_pools` and
+    benchmarks/reproduction/stealing.md, section 5)."""
 
     epochs: int | None = None
     steps: int = 600
     outside: str = "uniform"
     outside_pool: int = 200
+    outside_refresh: int = 50
 
     def __post_init__(self):
         super().__post_init__()
@@ -73,8 +75,9 @@ class ListTraining(ListLossConfig):
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.outside not in OUTSIDE_RULES:
             raise ValueError(f"outside must be one of {OUTSIDE_RULES}, got {self.outside!r}")
-        if self.outside_pool < 1:
-            raise ValueError(f"outside_pool must be >= 1, got {self.outside_pool}")
+        if self.outside_pool < 1 or self.outside_refresh < 1:
+            raise ValueError(f"outside_pool and outside_refresh must be >= 1, got {self.outside_pool}, "
+                             f"{self.outside_refresh}")
 
     def list_epochs_for(self, n_lists: int) -> int:
         if self.epochs is not None:
@@ -92,7 +95,8 @@ def learn_lists(clone: Recommender, view: AttackerView, rows: np.ndarray, lists:
     schedule = replace(config, epochs=config.list_epochs_for(len(lists)))
     pool = config.outside_pool if config.outside == "clone_top" else 0
     seen = None if view.sequential else view.known_interactions[rows]
-    return finetune_on_lists(clone, view.contexts(rows), lists, schedule, seed=seed, model_top_pool=pool, seen=seen)
+    return finetune_on_lists(clone, view.contexts(rows), lists, schedule, seed=seed, model_top_pool=pool,
+                             pool_refresh=config.outside_refresh, seen=seen)
 
 
 @dataclass
