@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -159,7 +160,8 @@ class MembershipConfig(_Strict):
 
 
 class Grid(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-/]+$", description="MLflow experiment name")
+    # It names the MLflow experiment and the driver's log files: a safe file name, no path.
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=200, description="MLflow experiment name")
     description: str = ""
     dataset: DatasetConfig = DatasetConfig()
     split: SplitConfig = SplitConfig()
@@ -300,7 +302,9 @@ def load_grid(path: Path | str) -> Grid:
     if not path.is_file():
         raise GridError(f"{path}: no such grid file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise GridError(f"{path}: not UTF-8 text (byte {exc.start}); a grid is a YAML file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -312,12 +316,22 @@ def parse_grid(raw: Any, source: str = "<grid>") -> Grid:
     load_plugins()
     if not isinstance(raw, dict):
         raise GridError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    _check_finite(raw, source, ())
     try:
         grid = Grid.model_validate(raw)
     except ValidationError as exc:
         raise GridError(_format_validation(source, exc)) from None
     _check_names_and_params(grid, source)
     return grid
+
+
+def _check_finite(value: Any, source: str, loc: tuple) -> None:
+    """NaN and infinities (YAML's .nan, .inf) are no setting of anything: refuse them by key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise GridError(f"{source}: {_key_path(loc)}: must be a finite number (got {value!r})")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_finite(item, source, (*loc, key))
 
 
 def _format_validation(source: str, exc: ValidationError) -> str:

@@ -428,3 +428,30 @@ def test_known_unit_is_an_axis_and_a_bad_unit_names_its_key():
     with pytest.raises(GridError, match=r"include\[0\].*known_unit.*one of users, interactions"):
         parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"]},
                     "include": [{"known_unit": "rows"}]}, "g.yaml")
+
+
+def test_a_binary_grid_file_is_named_as_not_text(tmp_path):
+    path = tmp_path / "image.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(GridError, match=r"image.yaml: not UTF-8 text"):
+        load_grid(path)
+
+
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.inf"])
+def test_nan_and_infinite_numbers_are_refused_by_key(tmp_path, number):
+    path = write(tmp_path, f"""\
+        name: demo
+        matrix:
+          target: [bpr]
+          attack: [ptd]
+        training:
+          defaults: {{lr: {number}}}
+    """)
+    with pytest.raises(GridError, match=r"grid.yaml: training.defaults.lr: must be a finite number"):
+        load_grid(path)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "with space", ".hidden"])
+def test_a_grid_name_must_be_a_safe_file_name(name):
+    # The name becomes the driver's log file names: no directories, no hidden files.
+    assert "name:" in errors_of(minimal(name=name))
