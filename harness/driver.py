@@ -25,7 +25,7 @@ from harness.cache import TargetCache  # noqa: E402
 from harness.claims import TrainingClaims  # noqa: E402
 from harness.data import dataset_digest, load_dataset  # noqa: E402
 from harness.data.sequences import sequences_from_interactions  # noqa: E402
-from harness.errors import ResourceError  # noqa: E402
+from harness.errors import GridError, ResourceError  # noqa: E402
 from harness.grid import Cell, Grid, Resources, expand, load_grid  # noqa: E402
 from harness.heartbeat import INTERVAL_S as HEARTBEAT_S  # noqa: E402
 from harness.heartbeat import Heartbeat  # noqa: E402
@@ -95,6 +95,14 @@ def prepare(grid: Grid, options: RunOptions, *, for_run: bool = False) -> tuple[
     return plan, tracker, experiment_id
 
 
+def _check_list_lengths_fit(grid: Grid, data, grid_path) -> None:
+    """A served list must leave items outside it (a top-K of every item ranks nothing)."""
+    too_long = [k for k in grid.matrix.list_length if k >= data.n_items]
+    if too_long:
+        raise GridError(f"{grid_path}: matrix.list_length: {too_long[0]} is not below the "
+                        f"{data.n_items} items of dataset {grid.dataset.name!r}")
+
+
 def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     start = time.perf_counter()
     grid = load_grid(grid_path)
@@ -120,6 +128,7 @@ def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
                 min_user_interactions=ds.min_user_interactions,
                 min_item_interactions=ds.min_item_interactions, params=ds.params,
             )
+            _check_list_lengths_fit(grid, data, grid_path)
             if any(pc.cell.sequential for pc in plan.todo):
                 sequences_from_interactions(data)  # no time order: a DataError now, not in every task
             shadow = grid.membership.shadow_dataset

@@ -81,6 +81,14 @@ class Resources(_Strict):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
 
+    @field_validator("num_gpus")
+    @classmethod
+    def _whole_gpus_above_one(cls, value: float) -> float:
+        # Ray shares a GPU between tasks below 1, but a request above 1 must be whole GPUs.
+        if value > 1 and not float(value).is_integer():
+            raise ValueError("a request above 1 GPU must be a whole number")
+        return value
+
 
 class StageResources(_Strict):
     train: Resources = Resources()
@@ -455,6 +463,8 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
         if "visual" in attack_families and defense.name != "none" and "visual" not in (families or ()):
             problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend visual attacks; "
                             f"they take none or an input defense ({', '.join(_input_defenses())})")
+        if getattr(cls, "kind", "output") == "output" and defense.name != "none":
+            problems += _check_list_lengths(f"{source}: matrix.defense[{j}]", defense, m.list_length)
         if getattr(cls, "kind", "output") != "training":
             continue
         if "membership" in attack_families:
@@ -505,6 +515,21 @@ def _check_names_and_params(grid: Grid, source: str) -> None:
                     problems += _check_scalar(where, axis, value)
     if problems:
         raise GridError("\n".join(problems))
+
+
+def _check_list_lengths(where: str, defense: Component, lengths: list[int]) -> list[str]:
+    """An output defense must be able to serve every list length of the grid (popular_mix cannot
+    replace 25 items of a 10-item list)."""
+    try:
+        instance = defenses.create_defense(defense.name, **defense.params)
+    except (TypeError, ValueError):
+        return []  # a bad parameter: reported by the component check
+    for k in sorted(set(lengths)):
+        try:
+            instance.check_list_length(k)
+        except ValueError as exc:
+            return [f"{where}: {exc} (matrix.list_length)"]
+    return []
 
 
 def _check_config(where: str, config_cls, params: dict) -> list[str]:

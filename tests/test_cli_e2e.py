@@ -171,6 +171,18 @@ def test_an_invalid_grid_names_file_and_key_and_exits_2(tmp_path):
     assert not (tmp_path / "cache" / "targets").exists()  # nothing ran
 
 
+def test_a_list_longer_than_the_catalogue_is_refused_before_any_work(tmp_path):
+    grid = write_grid(tmp_path / "long.yaml", "long", defenses=["none"])
+    raw = yaml.safe_load(grid.read_text())
+    raw["matrix"]["list_length"] = [300]  # the synthetic data has at most 300 items
+    grid.write_text(yaml.safe_dump(raw))
+    result = recsec("run", str(grid), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"{grid}: matrix.list_length: 300 is not below the" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache" / "targets").exists()
+
+
 def test_a_cross_dataset_membership_grid_trains_its_shadow_on_the_shadow_dataset(tmp_path):
     """Membership cells through Ray and MLflow: the shadow recommender trains on another
     dataset's shadow part; the run table leads with the attack's ROC AUC."""

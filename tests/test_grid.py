@@ -455,3 +455,15 @@ def test_nan_and_infinite_numbers_are_refused_by_key(tmp_path, number):
 def test_a_grid_name_must_be_a_safe_file_name(name):
     # The name becomes the driver's log file names: no directories, no hidden files.
     assert "name:" in errors_of(minimal(name=name))
+
+
+def test_a_fractional_request_above_one_gpu_is_refused():
+    message = errors_of(minimal(resources={"train": {"num_gpus": 1.5}}))
+    assert "resources.train.num_gpus: a request above 1 GPU must be a whole number" in message
+    parse_grid(minimal(resources={"train": {"num_gpus": 0.25}, "attack": {"num_gpus": 2}}))
+
+
+def test_an_output_defense_that_replaces_more_items_than_a_list_has_is_refused():
+    raw = with_matrix(defense=[{"name": "popular_mix", "n": 25}], list_length=[10, 50])
+    assert "matrix.defense[0]: popular_mix: n=25 replaces more items than a list of 10 has" in errors_of(raw)
+    parse_grid(with_matrix(defense=[{"name": "popular_mix", "n": 25}], list_length=[50]))

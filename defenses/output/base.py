@@ -15,3 +15,6 @@ class OutputDefense(Configured):
 
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def check_list_length(self, k: int) -> None:
+        """Raise ValueError if this defense cannot serve lists of `k` items as configured."""

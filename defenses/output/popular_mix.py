@@ -32,6 +32,10 @@ class PopularMixConfig:
 class PopularMix(OutputDefense):
     Config = PopularMixConfig
 
+    def check_list_length(self, k: int) -> None:
+        if self.config.n > k:
+            raise ValueError(f"popular_mix: n={self.config.n} replaces more items than a list of {k} has")
+
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:
         n_replace = min(self.config.n, lists.shape[1])
         if n_replace == 0:
