@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,11 +56,17 @@ class VisualWorld:
     test: sp.csr_matrix
 
 
+def cache_dir_of(data: Interactions) -> Path:
+    """The run's `--cache-dir`, carried with the data to every worker (their own environment and
+    working directory may differ from the driver's)."""
+    return Path(data.meta.get("cache_dir") or default_cache_dir())
+
+
 def world_for(cell: Cell, data: Interactions) -> VisualWorld:
     if cell.dataset.name != "fashion-images":
         raise ValueError(f"visual cells run on the fashion-images dataset, not {cell.dataset.name!r}")
     source = data.meta.get("source_dir") or default_data_dir()
-    images, cnn, feats = fashion_world(source, limit=cell.dataset.params.get("limit"))
+    images, cnn, feats = fashion_world(source, limit=cell.dataset.params.get("limit"), cache_dir=cache_dir_of(data))
     row_of = {int(item_id): row for row, item_id in enumerate(images.item_ids)}
     rows = np.array([row_of[int(label)] for label in data.item_labels], dtype=np.int64)
     train, test = holdout(data.matrix, cell.split.holdout, np.random.default_rng([cell.seed, 0x715]))
@@ -99,7 +106,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     transform = input_transform(cell, world)
     features = world.features
     if transform is not None:  # cached by image content, like the clean features
-        features = item_features(transform(world.images.images), world.cnn, default_cache_dir()).features
+        features = item_features(transform(world.images.images), world.cnn, cache_dir_of(data)).features
     model = create_visual_model(cell.target.name, data.n_users, features, **cell.target.params).to(device)
     model.fit(world.train, seed=cell.seed)
     train_seconds = time.perf_counter() - start

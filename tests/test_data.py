@@ -291,3 +291,16 @@ def test_cli_list_info_and_errors(tmp_path):
     missing = runner.invoke(app, ["info", "ml-100k", "--data-dir", str(tmp_path / "none")])
     assert missing.exit_code == 2
     assert missing.stderr.startswith("error: ") and str(tmp_path / "none") in missing.stderr
+
+
+def test_the_data_carries_the_runs_directories_to_every_worker(tmp_path, monkeypatch):
+    """A Ray worker on another node has its own environment and working directory: what it
+    reads besides the interactions (item images) and what it caches (their CNN features) must
+    follow the run's --data-dir and --cache-dir, which travel with the data, cached or not."""
+    from harness.visual import cache_dir_of
+
+    monkeypatch.setenv("RECSEC_CACHE_DIR", str(tmp_path / "elsewhere"))
+    for _ in range(2):  # parsed, then read back from the cache
+        data = load_dataset("synthetic", data_dir=tmp_path / "raw", cache_dir=tmp_path / "run-cache", params=SMALL)
+        assert data.meta["source_dir"] == str((tmp_path / "raw").resolve())
+        assert cache_dir_of(data) == (tmp_path / "run-cache").resolve()

@@ -90,7 +90,7 @@ def load_dataset(
     path = entry_path(cache_dir, digest)
     if path.exists():
         try:
-            return _with_source(read_interactions(path), data_dir)
+            return _with_source(read_interactions(path), data_dir, cache_dir)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             # A damaged entry is only a lost speed-up: rebuild it rather than fail the run.
             warnings.warn(f"ignoring unreadable cache entry {path}: {exc}", stacklevel=2)
@@ -105,13 +105,15 @@ def load_dataset(
               "files": [file.name for file in raw.files]},
     )
     write_interactions(interactions, path)
-    return _with_source(interactions, data_dir)
+    return _with_source(interactions, data_dir, cache_dir)
 
 
-def _with_source(interactions: Interactions, data_dir: Path) -> Interactions:
-    """Where this run found the raw files (not stored in the cache entry, which any data_dir with
-    the same files may read): tasks that read more than interactions (item images) look there."""
-    meta = {**interactions.meta, "source_dir": str(Path(data_dir).resolve())}
+def _with_source(interactions: Interactions, data_dir: Path, cache_dir: Path) -> Interactions:
+    """Where this run found the raw files and keeps its cache (not stored in the cache entry,
+    which any data_dir with the same files may read): tasks that read more than interactions
+    (item images, their CNN features) use these, on whichever node they run."""
+    meta = {**interactions.meta, "source_dir": str(Path(data_dir).resolve()),
+            "cache_dir": str(Path(cache_dir).resolve())}
     return dataclasses.replace(interactions, meta=meta)
 
 
