@@ -48,6 +48,7 @@ class RunOptions:
     num_cpus: int | None = None  # local Ray only
     fresh: bool = False
     progress: bool = True
+    overrides: tuple[str, ...] = ()  # `--set key=value` over the grid file
 
     def __post_init__(self):
         # Absolute: a detached driver, or a Ray job, may not share the caller's working directory.
@@ -105,7 +106,7 @@ def _check_list_lengths_fit(grid: Grid, data, grid_path) -> None:
 
 def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     start = time.perf_counter()
-    grid = load_grid(grid_path)
+    grid = load_grid(grid_path, options.overrides)
     # Planning reads MLflow. A new sqlite store spends seconds on its schema migration and
     # certainly has work to do, so Ray starts meanwhile; otherwise Ray starts only if needed.
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -12,9 +12,8 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import attacks
@@ -23,6 +22,7 @@ import models
 from harness import __version__
 from harness.data import dataset_names
 from harness.errors import GridError
+from harness.grid_compose import apply_overrides, read_grid_file
 from harness.plugins import load_plugins
 from attacks.threat import KNOWN_UNITS, Knowledge
 
@@ -305,18 +305,14 @@ def content_hash(obj: Any) -> str:
 
 # -- loading ------------------------------------------------------------------------------------
 
-def load_grid(path: Path | str) -> Grid:
+def load_grid(path: Path | str, overrides: Sequence[str] = ()) -> Grid:
+    """The grid in `path` (with its `extends` chain), then `overrides` (`key.sub=value`), validated."""
     path = Path(path)
-    if not path.is_file():
-        raise GridError(f"{path}: no such grid file")
-    try:
-        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise GridError(f"{path}: not UTF-8 text (byte {exc.start}); a grid is a YAML file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise GridError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    raw = read_grid_file(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            raise GridError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        raw = apply_overrides(raw, overrides, str(path))
     return parse_grid(raw, source=str(path))
 
 

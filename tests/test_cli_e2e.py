@@ -171,6 +171,16 @@ def test_an_invalid_grid_names_file_and_key_and_exits_2(tmp_path):
     assert not (tmp_path / "cache" / "targets").exists()  # nothing ran
 
 
+def test_set_overrides_the_grid_on_the_command_line_and_names_a_bad_key(tmp_path):
+    grid = write_grid(tmp_path / "sets.yaml", "sets", seeds=(0, 1, 2))
+    result = recsec("plan", str(grid), "--set", "seeds=[4]", "--set", "matrix.attack=[ptq]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "seeds [4]" in result.stdout and "2 cells" in result.stdout  # ptq x 2 defenses x 1 seed
+    result = recsec("plan", str(grid), "--set", "matrix.atack=[ptq]", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{grid}: matrix.atack: unknown key" in result.stderr
+
+
 def test_a_list_longer_than_the_catalogue_is_refused_before_any_work(tmp_path):
     grid = write_grid(tmp_path / "long.yaml", "long", defenses=["none"])
     raw = yaml.safe_load(grid.read_text())

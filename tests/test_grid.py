@@ -467,3 +467,55 @@ def test_an_output_defense_that_replaces_more_items_than_a_list_has_is_refused()
     raw = with_matrix(defense=[{"name": "popular_mix", "n": 25}], list_length=[10, 50])
     assert "matrix.defense[0]: popular_mix: n=25 replaces more items than a list of 10 has" in errors_of(raw)
     parse_grid(with_matrix(defense=[{"name": "popular_mix", "n": 25}], list_length=[50]))
+
+
+def test_a_grid_extends_a_base_and_replaces_only_what_it_names(tmp_path):
+    """Mappings merge key by key; lists and numbers replace. The result plans the same cells as
+    the same grid written out in full."""
+    write(tmp_path, """\
+        name: base
+        dataset: {name: synthetic, params: {n_users: 50}}
+        matrix: {target: [bpr, ncf], attack: [ptd]}
+        training: {defaults: {dim: 16, epochs: 3}}
+    """, name="base.yaml")
+    child = write(tmp_path, """\
+        extends: base.yaml
+        name: child
+        matrix: {attack: [ptq]}
+        training: {defaults: {epochs: 5}}
+    """, name="child.yaml")
+    flat = write(tmp_path, """\
+        name: child
+        dataset: {name: synthetic, params: {n_users: 50}}
+        matrix: {target: [bpr, ncf], attack: [ptq]}
+        training: {defaults: {dim: 16, epochs: 5}}
+    """, name="flat.yaml")
+    composed, written = load_grid(child), load_grid(flat)
+    assert [c.cell_hash(DIGEST) for c in expand(composed)] == [c.cell_hash(DIGEST) for c in expand(written)]
+    assert composed.training.defaults == {"dim": 16, "epochs": 5}
+
+
+def test_a_grid_that_extends_itself_or_a_missing_base_is_named(tmp_path):
+    loop = write(tmp_path, "extends: loop.yaml\nname: loop\n", name="loop.yaml")
+    with pytest.raises(GridError, match=r"loop.yaml: extends: .*loop.yaml extends itself"):
+        load_grid(loop)
+    orphan = write(tmp_path, "extends: nowhere.yaml\nname: orphan\n", name="orphan.yaml")
+    with pytest.raises(GridError, match=r"orphan.yaml: extends: no such grid file .*nowhere.yaml"):
+        load_grid(orphan)
+
+
+def test_set_overrides_any_key_and_is_validated_like_the_file(tmp_path):
+    path = write(tmp_path, """\
+        name: demo
+        seeds: [0, 1, 2]
+        matrix: {target: [bpr], attack: [ptd, ptq]}
+    """)
+    grid = load_grid(path, ["seeds=[0]", "matrix.attack=[ptaq]", "training.defaults.dim=8"])
+    assert grid.seeds == [0] and [a.name for a in grid.matrix.attack] == ["ptaq"]
+    assert grid.training.defaults == {"dim": 8}
+    with pytest.raises(GridError, match=r"grid.yaml: matrix.atack: unknown key"):
+        load_grid(path, ["matrix.atack=[ptq]"])
+    with pytest.raises(GridError, match=r"grid.yaml: --set 'seeds': expected KEY=VALUE"):
+        load_grid(path, ["seeds"])
+    with pytest.raises(GridError, match=r"grid.yaml: --set seeds.first: seeds is not a mapping"):
+        load_grid(path, ["seeds.first=1"])

@@ -8,7 +8,10 @@ import pytest
 
 from harness.grid import expand, load_grid
 
-GRIDS = sorted((Path(__file__).resolve().parents[1] / "grids").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1] / "grids"
+# A folder named bases/ holds what grids extend (no name, no matrix): not a grid itself.
+GRIDS = sorted(p for p in ROOT.rglob("*.yaml") if "bases" not in p.relative_to(ROOT).parts)
+BASES = sorted(p for p in ROOT.rglob("*.yaml") if "bases" in p.relative_to(ROOT).parts)
 
 
 def test_there_are_shipped_grids():
@@ -29,3 +32,10 @@ def test_shipped_grid_validates_and_expands(path):
 def test_grid_names_are_unique():
     names = [load_grid(p).name for p in GRIDS]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("base", BASES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_base_is_extended_by_some_shipped_grid(base):
+    users = [p for p in GRIDS if base.is_relative_to(p.parent)
+             and f"extends: {base.relative_to(p.parent).as_posix()}" in p.read_text()]
+    assert users, f"{base} is extended by no grid"

@@ -31,6 +31,10 @@ CacheDir = Annotated[Optional[Path], typer.Option(
     "--cache-dir", envvar="RECSEC_CACHE_DIR", show_default="$RECSEC_CACHE_DIR or ./.recsec-cache",
     help="Preprocessed datasets and trained targets.")]
 
+Overrides = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a grid key, the value read as YAML (repeatable): --set seeds=[0] --set matrix.attack=[ptaq].")]
+
 
 def tracking_uri(value: str | None) -> str:
     return value or settings.default_tracking_uri()

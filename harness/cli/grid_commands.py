@@ -14,6 +14,7 @@ from harness.cli.common import (
     EXIT_OK,
     CacheDir,
     DataDir,
+    Overrides,
     RayAddress,
     TrackingUri,
     cache_dir,
@@ -27,12 +28,13 @@ from harness.errors import RecsecError
 GridPath = Annotated[Path, typer.Argument(help="Grid file (YAML).", show_default=False)]
 
 
-def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True):
+def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True, overrides=None):
     from harness.driver import RunOptions
 
     return RunOptions(
         tracking_uri=tracking_uri(tracking), data_dir=data_dir(data), cache_dir=cache_dir(cache),
         ray_address=ray_address, num_cpus=num_cpus, fresh=fresh, progress=progress,
+        overrides=tuple(overrides or ()),
     )
 
 
@@ -49,6 +51,7 @@ def run(
         "--detach", help="Run in the background, outliving this shell; follow with `recsec status GRID`.")] = False,
     log: Annotated[Optional[Path], typer.Option(
         "--log", help="With --detach: the driver's log. Default: recsec-logs/GRID-TIME.log.")] = None,
+    overrides: Overrides = None,
 ):
     """Run every cell of GRID not yet finished, log each to MLflow, print a comparison table.
 
@@ -64,7 +67,7 @@ def run(
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from harness.driver import run_grid
 
-    options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet)
+    options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet, overrides=overrides)
     if log is not None and not detach:
         raise fail("--log is for --detach (a foreground run prints to this terminal)")
     if detach:
@@ -84,7 +87,7 @@ def run(
     for label, error in summary.failures:
         typer.echo(f"FAILED {label}: {error}", err=True)
     try:
-        frame = report.cell_frame(options.tracking_uri, str(grid))
+        frame = report.cell_frame(options.tracking_uri, summary.grid)
         k = report.main_k(frame)
         typer.echo("")
         typer.echo(report.to_markdown(report.summary(frame, k), index=False))
@@ -100,12 +103,13 @@ def _detach(grid: Path, options, log: Path | None) -> None:
     from harness.grid import load_grid
 
     with user_errors():
-        the_grid = load_grid(grid)
+        the_grid = load_grid(grid, options.overrides)
     argv = ["run", str(grid.resolve()), "--tracking-uri", options.tracking_uri, "--data-dir", str(options.data_dir),
             "--cache-dir", str(options.cache_dir), "--quiet"]
     argv += ["--ray-address", options.ray_address] if options.ray_address else []
     argv += ["--num-cpus", str(options.num_cpus)] if options.num_cpus else []
     argv += ["--fresh"] if options.fresh else []
+    argv += [arg for item in options.overrides for arg in ("--set", item)]
     log = log or detach.default_log(the_grid.name)
     pid = detach.launch(argv, log)
     typer.echo(f"{the_grid.name}: driver started in the background, pid {pid}; log {log}")
@@ -118,21 +122,22 @@ def plan(
     tracking: TrackingUri = None,
     data: DataDir = None,
     cache: CacheDir = None,
+    overrides: Overrides = None,
 ):
     """Print GRID's cells, what is cached and already done, and the resources asked, without running."""
     from harness.planner import render_plan
 
-    the_plan, _, _ = _read_only_plan(grid, tracking, data, cache)
+    the_plan, _, _ = _read_only_plan(grid, tracking, data, cache, overrides)
     typer.echo(render_plan(the_plan))
 
 
-def _read_only_plan(grid: Path, tracking, data, cache):
+def _read_only_plan(grid: Path, tracking, data, cache, overrides=None):
     """Load and plan GRID against MLflow and the cache without changing either."""
     from harness.driver import prepare
     from harness.grid import load_grid
 
     with user_errors():
-        return prepare(load_grid(grid), _options(tracking, None, data, cache))
+        return prepare(load_grid(grid, tuple(overrides or ())), _options(tracking, None, data, cache))
 
 
 def status(
@@ -142,6 +147,7 @@ def status(
     cache: CacheDir = None,
     watch: Annotated[bool, typer.Option("--watch", help="Print again every --interval seconds until the driver stops.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=1.0, help="Seconds between --watch updates.")] = 10.0,
+    overrides: Overrides = None,
 ):
     """Count GRID's cells by state in MLflow (finished, failed, not started) and show its driver:
     running where, how far, or lost. Works from any shell that reaches the tracking store."""
@@ -151,7 +157,7 @@ def status(
 
     watching_since = last_live = time.time()
     while True:
-        lines, driver, all_finished = _status_lines(grid, tracking, data, cache)
+        lines, driver, all_finished = _status_lines(grid, tracking, data, cache, overrides)
         typer.echo("\n".join(lines))
         if not watch:
             return
@@ -170,7 +176,7 @@ def status(
         typer.echo("")
 
 
-def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | None, bool]:
+def _status_lines(grid: Path, tracking, data, cache, overrides=None) -> tuple[list[str], dict | None, bool]:
     from harness.driver import prepare
     from harness.errors import DataError
     from harness.grid import expand, load_grid
@@ -179,7 +185,7 @@ def _status_lines(grid: Path, tracking, data, cache) -> tuple[list[str], dict | 
 
     note = ""
     with user_errors():
-        the_grid = load_grid(grid)
+        the_grid = load_grid(grid, tuple(overrides or ()))
         try:
             grid_plan, tracker, experiment_id = prepare(the_grid, _options(tracking, None, data, cache))
             wanted = {pc.cell_hash for pc in grid_plan.cells}
