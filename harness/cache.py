@@ -1,5 +1,7 @@
 """Content-addressed cache of trained targets, shared by every grid (and every node, when the
-cache directory is on a shared filesystem). Writes are atomic: temp file, then rename."""
+cache directory is on a shared filesystem). Writes are atomic: temp file, then rename. Beside
+each model, `<hash>.code` names the code that trained it (harness.code_identity), read without
+loading the model so that a plan can tell a current model from a stale one."""
 
 from __future__ import annotations
 
@@ -23,6 +25,13 @@ class TargetCache:
     def __contains__(self, target_hash: str) -> bool:
         return self.path(target_hash).is_file()
 
+    def code_of(self, target_hash: str) -> str | None:
+        """The fingerprint of the code that trained it; None if unknown (made before codes were kept)."""
+        try:
+            return self.path(target_hash).with_suffix(".code").read_text().strip() or None
+        except OSError:
+            return None
+
     def get(self, target_hash: str) -> TargetRecord | None:
         path = self.path(target_hash)
         if not path.is_file():
@@ -35,7 +44,7 @@ class TargetCache:
         return TargetRecord(target_hash, blob["payload"], blob["metrics"], blob.get("params", {}),
                             lists=None if lists is None else lists.numpy())
 
-    def put(self, record: TargetRecord) -> Path:
+    def put(self, record: TargetRecord, code: str | None = None) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(record.target_hash)
         blob = {"payload": record.payload, "metrics": record.metrics, "params": record.params}
@@ -50,4 +59,15 @@ class TargetCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._write_code(record.target_hash, code)
         return path
+
+    def _write_code(self, target_hash: str, code: str | None) -> None:
+        side = self.path(target_hash).with_suffix(".code")
+        if code is None:
+            side.unlink(missing_ok=True)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{target_hash}.", suffix=".code.tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(code)
+        os.replace(tmp, side)

@@ -30,7 +30,7 @@ from harness.grid import Cell, Grid, Resources, expand, load_grid  # noqa: E402
 from harness.heartbeat import INTERVAL_S as HEARTBEAT_S  # noqa: E402
 from harness.heartbeat import Heartbeat  # noqa: E402
 from harness.planner import Plan, make_plan  # noqa: E402
-from harness.tracking import CELL_HASH, FAMILY, KIND, NODE, TARGET_HASH, Tracker, flatten  # noqa: E402
+from harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, TARGET_HASH, Tracker, flatten  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not: they fail
 # their cell, which is recorded, and the grid goes on.
@@ -49,6 +49,7 @@ class RunOptions:
     fresh: bool = False
     progress: bool = True
     overrides: tuple[str, ...] = ()  # `--set key=value` over the grid file
+    accept_stale: bool = False  # reuse results and models made by other code (harness.code_identity)
 
     def __post_init__(self):
         # Absolute: a detached driver, or a Ray job, may not share the caller's working directory.
@@ -89,10 +90,10 @@ def prepare(grid: Grid, options: RunOptions, *, for_run: bool = False) -> tuple[
     experiment_id = tracker.experiment(grid.name, create=for_run)
     if for_run:
         tracker.close_stale(experiment_id)
-    finished = set()
+    finished = {}
     if experiment_id is not None and not options.fresh:
-        finished = set(tracker.finished(experiment_id, "cell"))
-    plan = make_plan(grid, cells, digest, TargetCache(options.cache_dir), finished)
+        finished = tracker.finished_codes(experiment_id, "cell")
+    plan = make_plan(grid, cells, digest, TargetCache(options.cache_dir), finished, options.accept_stale)
     return plan, tracker, experiment_id
 
 
@@ -243,12 +244,23 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
         else:
             summary.auxiliary_from_cache += 1
 
+    def code_for(kind: str, cell: Cell) -> str:
+        return tasks.target_code(cell) if kind == "target" else tasks.auxiliary_code(cell)
+
+    def current(kind: str, cell: Cell, model_hash: str):
+        """The cached model, unless other code trained it (then it is trained again)."""
+        if model_hash not in cache:
+            return None
+        if not options.accept_stale and cache.code_of(model_hash) != code_for(kind, cell):
+            return None
+        return cache.get(model_hash)
+
     def obtain(kind: str, cell: Cell, model_hash: str) -> bool:
         """Reuse the cached model, else train it, unless another driver is training it now
         (then False: look again later)."""
-        record = cache.get(model_hash)
+        record = current(kind, cell, model_hash)
         if record is None and claims.acquire(model_hash):
-            record = cache.get(model_hash)  # finished by another driver between the look and the claim?
+            record = current(kind, cell, model_hash)  # finished by another driver between the look and the claim?
             if record is None:
                 train(kind, cell, model_hash)
                 return True
@@ -328,13 +340,13 @@ def _execute(plan: Plan, data, tracker: Tracker, experiment_id: str, options: Ru
                     bar.update()
                     continue
                 if kind == "target":
-                    cache.put(record)
+                    cache.put(record, code_for(kind, cell))
                     claims.release(info)
                     summary.targets_trained += 1
                     summary.task_seconds += record.metrics.get("train_seconds", 0.0)
                     _log_target(tracker, experiment_id, cell, record, plan.dataset_digest)
                 elif kind == "auxiliary":
-                    cache.put(record)
+                    cache.put(record, code_for(kind, cell))
                     claims.release(info)
                     summary.auxiliary_trained += 1
                     summary.task_seconds += record.metrics.get("train_seconds", 0.0)
@@ -380,13 +392,13 @@ def _common_tags(cell: Cell, digest: str) -> dict:
 
 def _log_target(tracker: Tracker, experiment_id: str, cell: Cell, record: tasks.TargetRecord, digest: str):
     tags = {**_common_tags(cell, digest), KIND: "target", TARGET_HASH: record.target_hash,
-            "target": cell.target.label(), "seed": cell.seed, **({NODE: record.node} if record.node else {})}
+            CODE: tasks.target_code(cell), "target": cell.target.label(), "seed": cell.seed, **({NODE: record.node} if record.node else {})}
     params = {**flatten("", cell.target_normalized()), **record.params}
     tracker.log_run(experiment_id, f"target {cell.target.label()} seed={cell.seed}", tags, params, record.metrics)
 
 
 def _log_cell(tracker, experiment_id, cell: Cell, pc, digest: str, record, error: str | None):
     tags = {**_common_tags(cell, digest), KIND: "cell", CELL_HASH: pc.cell_hash, TARGET_HASH: pc.target_hash,
-            FAMILY: cell.family, **cell.axes(), **({NODE: record.node} if record and record.node else {})}
+            CODE: tasks.cell_code(cell), FAMILY: cell.family, **cell.axes(), **({NODE: record.node} if record and record.node else {})}
     params = flatten("", cell.normalized())
     tracker.log_run(experiment_id, _label(cell), tags, params, record.metrics if record else {}, error)

@@ -1,10 +1,14 @@
 """From cells to a plan: which targets to train (one per distinct config), what is cached, what is
-already done in MLflow, and what each stage asks of the cluster. Pure: it reads, never writes."""
+already done in MLflow, and what each stage asks of the cluster. Pure: it reads, never writes.
+
+A finished cell or a cached target made by code other than today's (its code fingerprint differs,
+see harness.code_identity) is *stale*: the plan redoes it unless the run accepts stale results."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness import tasks
 from harness.cache import TargetCache
 from harness.grid import Cell, Grid
 
@@ -15,6 +19,7 @@ class PlannedCell:
     cell_hash: str
     target_hash: str
     done: bool
+    stale: bool = False  # finished, by other code: to run again (unless stale results are accepted)
 
 
 @dataclass
@@ -24,6 +29,8 @@ class Plan:
     cells: list[PlannedCell]
     target_cells: dict[str, Cell] = field(default_factory=dict)  # target hash -> a cell that needs it
     cached_targets: set[str] = field(default_factory=set)
+    stale_targets: set[str] = field(default_factory=set)  # cached, by other code: to train again
+    accept_stale: bool = False
 
     @property
     def todo(self) -> list[PlannedCell]:
@@ -35,23 +42,34 @@ class Plan:
         return [h for h in self.target_cells if h in needed and h not in self.cached_targets]
 
 
-def make_plan(grid: Grid, cells: list[Cell], dataset_digest: str, cache: TargetCache, finished: set[str]) -> Plan:
+def make_plan(grid: Grid, cells: list[Cell], dataset_digest: str, cache: TargetCache,
+              finished: dict[str, str | None], accept_stale: bool = False) -> Plan:
+    """`finished`: cell hash -> the code fingerprint its finished run recorded."""
     planned, targets = [], {}
     for cell in cells:
         cell_hash = cell.cell_hash(dataset_digest)
         target_hash = cell.target_hash(dataset_digest)
         targets.setdefault(target_hash, cell)
-        planned.append(PlannedCell(cell, cell_hash, target_hash, cell_hash in finished))
-    cached = {h for h in targets if h in cache}
-    return Plan(grid, dataset_digest, planned, targets, cached)
+        stale = cell_hash in finished and finished[cell_hash] != tasks.cell_code(cell)
+        done = cell_hash in finished and (accept_stale or not stale)
+        planned.append(PlannedCell(cell, cell_hash, target_hash, done, stale))
+    present = {h for h in targets if h in cache}
+    stale_targets = {h for h in present if cache.code_of(h) != tasks.target_code(targets[h])}
+    cached = present if accept_stale else present - stale_targets
+    return Plan(grid, dataset_digest, planned, targets, cached, stale_targets, accept_stale)
 
 
 def render_plan(plan: Plan) -> str:
     grid = plan.grid
     res = grid.resources
+    stale_cells = sum(pc.stale for pc in plan.cells)
+    stale_note = ""
+    if stale_cells or plan.stale_targets:
+        stale_note = (f"; stale (made by other code): {stale_cells} cells, {len(plan.stale_targets)} targets, "
+                      + ("reused (--accept-stale)" if plan.accept_stale else "to redo; --accept-stale reuses them"))
     lines = [
         f"grid {grid.name}: {len(plan.cells)} cells ({len(plan.todo)} to run, "
-        f"{len(plan.cells) - len(plan.todo)} already finished in MLflow)",
+        f"{len(plan.cells) - len(plan.todo)} already finished in MLflow){stale_note}",
         f"dataset {grid.dataset.name} (digest {plan.dataset_digest[:12]}), seeds {grid.seeds}",
         f"targets: {len(plan.target_cells)} distinct, {len(plan.cached_targets)} cached, "
         f"{len(plan.targets_to_train)} to train",
@@ -63,7 +81,8 @@ def render_plan(plan: Plan) -> str:
     rows = []
     for pc in plan.cells:
         axes = pc.cell.axes()
-        status = "done" if pc.done else ("ready" if pc.target_hash in plan.cached_targets else "train")
+        status = ("done" if pc.done else "stale" if pc.stale
+                  else "ready" if pc.target_hash in plan.cached_targets else "train")
         rows.append([status, pc.cell_hash[:10], axes["target"], axes["attack"], axes["defense"],
                      axes["known_share"], axes["list_length"], axes["query_budget"], axes["seed"]])
     lines.append(format_table(header, rows))

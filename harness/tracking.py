@@ -33,6 +33,7 @@ KIND = "recsec.kind"
 FAMILY = "recsec.family"
 NODE = "recsec.node"
 CODE_VERSION = "recsec.code_version"
+CODE = "recsec.code"  # the fingerprint of the code that produced a run's numbers (harness.code_identity)
 DRIVER = "recsec.driver"  # experiment tag: the live driver's heartbeat (JSON), read by `recsec status`
 CELL_HASH = "recsec.cell_hash"
 TARGET_HASH = "recsec.target_hash"
@@ -70,9 +71,20 @@ class Tracker:
 
     def finished(self, experiment_id: str, kind: str) -> dict[str, str]:
         """hash -> run id of every FINISHED run of this kind ('cell' or 'target')."""
+        return {h: run.info.run_id for h, run in self._finished_runs(experiment_id, kind).items()}
+
+    def finished_codes(self, experiment_id: str, kind: str) -> dict[str, str | None]:
+        """hash -> the code fingerprint of its latest FINISHED run (None: logged before codes were)."""
+        return {h: run.data.tags.get(CODE) for h, run in self._finished_runs(experiment_id, kind).items()}
+
+    def _finished_runs(self, experiment_id: str, kind: str) -> dict:
         key = CELL_HASH if kind == "cell" else TARGET_HASH
         runs = self.runs(experiment_id, f"tags.`{KIND}` = '{kind}' and attributes.status = 'FINISHED'")
-        return {r.data.tags[key]: r.info.run_id for r in runs if key in r.data.tags}
+        latest = {}
+        for run in sorted(runs, key=lambda r: r.info.start_time):
+            if key in run.data.tags:
+                latest[run.data.tags[key]] = run
+        return latest
 
     def close_stale(self, experiment_id: str) -> int:
         """Mark runs a killed driver left RUNNING as KILLED; returns how many."""

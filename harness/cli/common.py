@@ -35,6 +35,10 @@ Overrides = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KEY=VALUE",
     help="Override a grid key, the value read as YAML (repeatable): --set seeds=[0] --set matrix.attack=[ptaq].")]
 
+AcceptStale = Annotated[bool, typer.Option(
+    "--accept-stale",
+    help="Reuse finished cells and cached models made by code that has changed since (default: redo them).")]
+
 
 def tracking_uri(value: str | None) -> str:
     return value or settings.default_tracking_uri()

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness.cli.common import (
+    AcceptStale,
     EXIT_CELLS_FAILED,
     EXIT_OK,
     CacheDir,
@@ -28,13 +29,14 @@ from harness.errors import RecsecError
 GridPath = Annotated[Path, typer.Argument(help="Grid file (YAML).", show_default=False)]
 
 
-def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True, overrides=None):
+def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True, overrides=None,
+             accept_stale=False):
     from harness.driver import RunOptions
 
     return RunOptions(
         tracking_uri=tracking_uri(tracking), data_dir=data_dir(data), cache_dir=cache_dir(cache),
         ray_address=ray_address, num_cpus=num_cpus, fresh=fresh, progress=progress,
-        overrides=tuple(overrides or ()),
+        overrides=tuple(overrides or ()), accept_stale=accept_stale,
     )
 
 
@@ -52,6 +54,7 @@ def run(
     log: Annotated[Optional[Path], typer.Option(
         "--log", help="With --detach: the driver's log. Default: recsec-logs/GRID-TIME.log.")] = None,
     overrides: Overrides = None,
+    accept_stale: AcceptStale = False,
 ):
     """Run every cell of GRID not yet finished, log each to MLflow, print a comparison table.
 
@@ -67,7 +70,8 @@ def run(
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from harness.driver import run_grid
 
-    options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet, overrides=overrides)
+    options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet, overrides=overrides,
+                       accept_stale=accept_stale)
     if log is not None and not detach:
         raise fail("--log is for --detach (a foreground run prints to this terminal)")
     if detach:
@@ -110,6 +114,7 @@ def _detach(grid: Path, options, log: Path | None) -> None:
     argv += ["--num-cpus", str(options.num_cpus)] if options.num_cpus else []
     argv += ["--fresh"] if options.fresh else []
     argv += [arg for item in options.overrides for arg in ("--set", item)]
+    argv += ["--accept-stale"] if options.accept_stale else []
     log = log or detach.default_log(the_grid.name)
     pid = detach.launch(argv, log)
     typer.echo(f"{the_grid.name}: driver started in the background, pid {pid}; log {log}")
@@ -123,21 +128,23 @@ def plan(
     data: DataDir = None,
     cache: CacheDir = None,
     overrides: Overrides = None,
+    accept_stale: AcceptStale = False,
 ):
-    """Print GRID's cells, what is cached and already done, and the resources asked, without running."""
+    """Print GRID's cells, what is cached, already done or stale, and the resources asked, without running."""
     from harness.planner import render_plan
 
-    the_plan, _, _ = _read_only_plan(grid, tracking, data, cache, overrides)
+    the_plan, _, _ = _read_only_plan(grid, tracking, data, cache, overrides, accept_stale)
     typer.echo(render_plan(the_plan))
 
 
-def _read_only_plan(grid: Path, tracking, data, cache, overrides=None):
+def _read_only_plan(grid: Path, tracking, data, cache, overrides=None, accept_stale=False):
     """Load and plan GRID against MLflow and the cache without changing either."""
     from harness.driver import prepare
     from harness.grid import load_grid
 
     with user_errors():
-        return prepare(load_grid(grid, tuple(overrides or ())), _options(tracking, None, data, cache))
+        return prepare(load_grid(grid, tuple(overrides or ())),
+                       _options(tracking, None, data, cache, accept_stale=accept_stale))
 
 
 def status(
