@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from models.losses import PAIRWISE_LOSSES, pairwise_loss
+from models.ranking import mask_rows_
 from models.sampling import make_generator, sample_outside
 
 
@@ -72,7 +73,7 @@ def model_top_pools(model, contexts, lists: torch.Tensor, pool: int, seen=None, 
         rows = torch.arange(start, min(start + batch, n), device=lists.device)
         scores = model.score(contexts[rows])
         if seen is not None:
-            scores[_dense_mask(seen, rows, model.n_items, scores.device)] = float("-inf")
+            mask_rows_(scores, seen[start : start + len(rows)])
         scores.scatter_(1, lists[rows], float("-inf"))
         pools.append(scores.topk(pool, dim=1).indices)
     model.train(training)
@@ -122,9 +123,3 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     model.eval()
     return model
 
-
-def _dense_mask(seen, rows: torch.Tensor, n_items: int, device) -> torch.Tensor:
-    block = seen[rows.cpu().numpy()].tocoo()
-    mask = torch.zeros(len(rows), n_items, dtype=torch.bool, device=device)
-    mask[torch.from_numpy(block.row).long().to(device), torch.from_numpy(block.col).long().to(device)] = True
-    return mask
