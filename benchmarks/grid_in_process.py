@@ -1,7 +1,8 @@
-"""Run a grid's cells one after another in this process, on one device, with neither Ray nor
-MLflow: for a GPU box that has torch but not the harness's services, and for profiling a cell.
-Each distinct target and auxiliary model trains once; every cell's record is written as a JSON
-line, and a table of means over seeds is printed. Results are not logged to MLflow.
+"""Run a grid in this process through the harness's scheduler and its local executor, with
+neither Ray nor MLflow: for a GPU box that has torch but not the harness's services, and for
+profiling a cell. Each distinct target and auxiliary model trains once; every cell's record is
+written as a JSON line, and a table of means over seeds is printed. Results are not logged to
+MLflow (with MLflow at hand, `recsec run GRID --executor local` does the same and logs them).
 
     python benchmarks/grid_in_process.py grids/extraction/gro-ml100k.yaml --data-dir ../shared/data \\
         [--device cuda] [--out cells.jsonl] [--metric agr_at_10 --metric hr_at_10]
@@ -13,6 +14,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,9 +24,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness import tasks  # noqa: E402
-from harness.data import dataset_digest, load_dataset  # noqa: E402
+from harness.cache import TargetCache  # noqa: E402
+from harness.data import dataset_digest  # noqa: E402
+from harness.executors.local import LocalExecutor  # noqa: E402
 from harness.grid import expand, load_grid  # noqa: E402
+from harness.planner import make_plan  # noqa: E402
+from harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
 
 AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
 
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path)
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--cache-dir", type=Path, help="trained targets (default: a temporary directory)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, help="write one JSON line per cell here")
     parser.add_argument("--metric", action="append", help="columns of the printed table (repeatable)")
@@ -43,46 +49,64 @@ def main(argv: list[str] | None = None) -> int:
     grid = load_grid(args.grid)
     cells = [cell for cell in expand(grid) if selected(cell, args.where)]
     ds = grid.dataset
-    options = dict(min_user_interactions=ds.min_user_interactions, min_item_interactions=ds.min_item_interactions,
-                   params=ds.params)
-    digest = dataset_digest(ds.name, data_dir=args.data_dir, **options)
-    data = load_dataset(ds.name, data_dir=args.data_dir, **options)
-    shadow = grid.membership.shadow_dataset  # a cross-dataset membership grid's shadow part
-    shadow_data = data if shadow is None else load_dataset(
-        shadow.name, data_dir=args.data_dir, min_user_interactions=shadow.min_user_interactions,
-        min_item_interactions=shadow.min_item_interactions, params=shadow.params)
-    print(f"{grid.name}: {len(cells)} cells on {args.device}, {data.n_users} users x {data.n_items} items", flush=True)
+    digest = dataset_digest(ds.name, data_dir=args.data_dir, min_user_interactions=ds.min_user_interactions,
+                            min_item_interactions=ds.min_item_interactions, params=ds.params)
+    cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="recsec-cache-"))
+    plan = make_plan(grid, cells, digest, TargetCache(cache_dir), finished={})
+    data = load_data(grid, cells, args.data_dir, cache_dir, args.grid)
+    main_data = data[ds.key()]
+    print(f"{grid.name}: {len(cells)} cells on {args.device}, {main_data.n_users} users x {main_data.n_items} items",
+          flush=True)
 
     start = time.perf_counter()
-    targets, auxiliaries, rows = {}, {}, []
-    out = args.out.open("w") if args.out else None
-    for i, cell in enumerate(cells, 1):
-        target_hash = cell.target_hash(digest)
-        if target_hash not in targets:
-            targets[target_hash] = tasks.train_target(cell, data, target_hash, args.device)
-            seconds = targets[target_hash].metrics["train_seconds"]
-            print(f"  target {cell.target.label()} {cell.defense.label() if cell.training_defense else ''} "
-                  f"seed={cell.seed}: {seconds:.1f}s", flush=True)
-        auxiliary = None
-        if cell.needs_auxiliary:
-            aux_hash = cell.auxiliary_hash(digest)
-            if aux_hash not in auxiliaries:
-                aux_data = shadow_data if cell.membership is not None else data
-                auxiliaries[aux_hash] = tasks.train_auxiliary(cell, aux_data, aux_hash, args.device)
-            auxiliary = auxiliaries[aux_hash]
-        record = tasks.run_cell(cell, data, targets[target_hash], cell.cell_hash(digest), args.device,
-                                auxiliary=auxiliary)
-        row = {**cell.axes(), **{f"target.{k}": v for k, v in targets[target_hash].metrics.items()},
+    log = JsonLines(args.out, len(cells))
+    summary = RunSummary(grid.name, len(cells))
+    run_plan(plan, data, LocalExecutor(args.device), log, summary, cache_dir=cache_dir, progress=False)
+    print(f"wall {time.perf_counter() - start:.1f}s on {args.device}; {summary.finished} cells finished, "
+          f"{summary.failed} failed")
+    for label, error in summary.failures:
+        print(f"FAILED {label}: {error}")
+    print_table(log.rows, args.metric or default_metrics(log.rows))
+    return 1 if summary.failed else 0
+
+
+class JsonLines:
+    """The scheduler's log here: each cell's axes, its target's metrics and its own, as a JSON
+    line (and kept for the table)."""
+
+    def __init__(self, out: Path | None, cells: int):
+        self.out = out.open("w") if out else None
+        self.cells, self.rows, self.targets = cells, [], {}
+
+    def logged_targets(self) -> set[str]:
+        return set()
+
+    def start(self, *, cells: int, tasks: int) -> None: ...
+
+    def target(self, cell, record) -> None:
+        self.targets[record.target_hash] = record.metrics
+        extra = f"{cell.defense.label()} " if cell.defense_shapes_target else ""
+        print(f"  target {cell.target.label()} {extra}seed={cell.seed}: "
+              f"{record.metrics.get('train_seconds', 0):.1f}s", flush=True)
+
+    def cell(self, cell, planned, record, error) -> None:
+        if record is None:
+            print(f"  FAILED {cell_label(cell)}", flush=True)
+            return
+        row = {**cell.axes(), **{f"target.{k}": v for k, v in self.targets.get(planned.target_hash, {}).items()},
                **record.metrics}
-        rows.append(row)
-        if out:
-            out.write(json.dumps(row, default=str) + "\n")
-            out.flush()
-        print(f"[{i}/{len(cells)}] {cell.attack.label()} vs {cell.target.label()} / {cell.defense.label()} "
-              f"seed={cell.seed}: {record.metrics.get('cell_seconds', 0):.1f}s", flush=True)
-    print(f"wall {time.perf_counter() - start:.1f}s on {args.device}")
-    print_table(rows, args.metric or default_metrics(rows))
-    return 0
+        self.rows.append(row)
+        if self.out:
+            self.out.write(json.dumps(row, default=str) + "\n")
+            self.out.flush()
+        print(f"[{len(self.rows)}/{self.cells}] {cell_label(cell)}: {record.metrics.get('cell_seconds', 0):.1f}s",
+              flush=True)
+
+    def progress(self, **counts) -> None: ...
+
+    def close(self, outcome: str, **counts) -> None:
+        if self.out:
+            self.out.close()
 
 
 def selected(cell, conditions: list[str]) -> bool:

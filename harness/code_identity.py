@@ -26,9 +26,9 @@ from pathlib import Path
 # Modules whose code decides no number a result holds.
 ORCHESTRATION = (
     "harness.cache", "harness.claims", "harness.cli", "harness.code_identity", "harness.driver",
-    "harness.errors", "harness.grid", "harness.grid_compose", "harness.grid_report", "harness.heartbeat",
+    "harness.errors", "harness.executors", "harness.grid", "harness.grid_compose", "harness.grid_report", "harness.heartbeat",
     "harness.html", "harness.leaderboard", "harness.leaderboard_render", "harness.planner", "harness.plots",
-    "harness.plugins", "harness.report", "harness.settings", "harness.tasks", "harness.tracking",
+    "harness.plugins", "harness.report", "harness.scheduler", "harness.settings", "harness.tasks", "harness.tracking",
     "harness.version",
 )
 

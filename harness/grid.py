@@ -22,6 +22,7 @@ import models
 from harness import __version__
 from harness.data import dataset_names
 from harness.errors import GridError
+from harness.families import Family, family_names, get_family
 from harness.grid_compose import apply_overrides, read_grid_file
 from harness.plugins import load_plugins
 from attacks.threat import KNOWN_UNITS, Knowledge
@@ -32,11 +33,11 @@ AXES = ("target", "clone", "attack", "defense", "known_share", "known_unit", "li
 COMPONENT_AXES = ("target", "clone", "attack", "defense")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Component(_Strict):
+class Component(Strict):
     """A named model/attack/defense with parameters. YAML: `bpr` or `{name: bpr, dim: 32}`."""
 
     name: str
@@ -58,7 +59,7 @@ class Component(_Strict):
         return f"{self.name}({inner})"
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(Strict):
     name: str = "synthetic"
     params: dict[str, Any] = Field(default_factory=dict)
     min_user_interactions: int = Field(5, ge=1)
@@ -71,13 +72,17 @@ class DatasetConfig(_Strict):
             raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
         return name
 
+    def key(self) -> str:
+        """Identifies the dataset as loaded (name, parameters, k-core)."""
+        return content_hash(self.model_dump())
 
-class SplitConfig(_Strict):
+
+class SplitConfig(Strict):
     target_share: float = Field(0.5, gt=0, le=1, description="share of users in the target half")
     holdout: float = Field(0.2, ge=0, lt=1, description="share of each target user's items held out")
 
 
-class Resources(_Strict):
+class Resources(Strict):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
 
@@ -90,19 +95,19 @@ class Resources(_Strict):
         return value
 
 
-class StageResources(_Strict):
+class StageResources(Strict):
     train: Resources = Resources()
     attack: Resources = Resources()
 
 
-class Training(_Strict):
+class Training(Strict):
     """`defaults` apply to every model that has the field; `models.<name>` override per model."""
 
     defaults: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class Metrics(_Strict):
+class Metrics(Strict):
     k: list[int] = Field(default_factory=lambda: [10, 20, 50, 100], min_length=1)
 
     @field_validator("k")
@@ -113,7 +118,7 @@ class Metrics(_Strict):
         return sorted(set(ks))
 
 
-class Matrix(_Strict):
+class Matrix(Strict):
     target: list[Component] = Field(min_length=1)
     clone: list[Component] = Field(default_factory=lambda: [Component(name="same")], min_length=1)
     attack: list[Component] = Field(min_length=1)
@@ -147,27 +152,7 @@ class Matrix(_Strict):
         return values
 
 
-class MembershipConfig(_Strict):
-    """How a membership grid partitions users and serves them (Zhang et al.'s protocol), and the
-    attacker's shadow data. Read only by cells whose attack is of the membership family."""
-
-    vector_share: float = Field(1 / 3, ge=0, lt=1, description="users whose data only learns item vectors")
-    shadow_share: float = Field(1 / 3, gt=0, lt=1, description="users of the shadow part")
-    member_share: float = Field(0.5, gt=0, lt=1, description="share of the shadow and target parts that are members")
-    nonmember: Literal["popular", "fold_in"] = "popular"
-    item_dim: int = Field(100, ge=1, description="dimension of the attacker's item vectors")
-    shadow_dataset: Optional[DatasetConfig] = Field(
-        None, description="the shadow part's dataset (cross-dataset setting); default: the grid's dataset")
-
-    @model_validator(mode="after")
-    def _target_part_left(self):
-        if self.vector_share + self.shadow_share >= 1:
-            raise ValueError(f"vector_share + shadow_share must be < 1 (the target part gets the rest), "
-                             f"got {self.vector_share} + {self.shadow_share}")
-        return self
-
-
-class Grid(_Strict):
+class Grid(Strict):
     # It names the MLflow experiment and the driver's log files: a safe file name, no path.
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=200, description="MLflow experiment name")
     description: str = ""
@@ -180,7 +165,8 @@ class Grid(_Strict):
     training: Training = Training()
     resources: StageResources = StageResources()
     metrics: Metrics = Metrics()
-    membership: MembershipConfig = MembershipConfig()
+    # Families' own top-level sections (e.g. `membership`), validated by their family's model.
+    sections: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -197,7 +183,8 @@ class Cell:
     knowledge: Knowledge
     seed: int
     metric_ks: tuple[int, ...]
-    membership: Optional[MembershipConfig] = None  # set for membership-family cells only
+    # The grid sections the cell's family reads (name -> its validated model), e.g. `membership`.
+    sections: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def axes(self) -> dict[str, Any]:
         """Axis values as shown in tables and tags (components by label)."""
@@ -226,16 +213,12 @@ class Cell:
             "knowledge": dataclasses.asdict(self.knowledge),
             "seed": self.seed,
             "metric_ks": list(self.metric_ks),
-            **({"membership": self.membership.model_dump()} if self.membership is not None else {}),
+            **{name: section.model_dump() for name, section in self.sections.items()},
         }
 
     def target_normalized(self) -> dict:
-        out = {k: self.normalized()[k] for k in ("dataset", "split", "target", "seed")}
-        if self.membership is not None:  # the target trains on its members and serves its part
-            out["membership"] = self.membership.model_dump(exclude={"shadow_dataset"})
-        if self.defense_shapes_target:  # e.g. GRO, or an image purifier before the features
-            out["defense"] = self.defense.model_dump()
-        return out
+        """What the target depends on (its family says)."""
+        return self.family_plugin.target_identity(self)
 
     @property
     def sequential(self) -> bool:
@@ -253,16 +236,8 @@ class Cell:
         return getattr(defenses.defense_class(self.defense.name), "kind", "output") in ("training", "input")
 
     def auxiliary_normalized(self) -> dict:
-        """What the attacker's auxiliary model depends on: the clone's architecture and the
-        auxiliary-data knowledge, not the target. For membership, the shadow recommender (the
-        clone axis) on the shadow part of the shadow dataset."""
-        out = {k: self.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
-        if self.membership is not None:
-            out["membership"] = self.membership.model_dump()
-            out["dataset"] = self.shadow_dataset.model_dump()
-            return out
-        out["auxiliary_data"] = {"aux_share": self.knowledge.aux_share, "item_overlap": self.knowledge.item_overlap}
-        return out
+        """What the attacker's auxiliary model depends on (its family says; never the target)."""
+        return self.family_plugin.auxiliary_identity(self)
 
     def attack_instance(self, **init):
         """The cell's attack, configured; `init` adds constructor arguments (a clone's spec)."""
@@ -276,17 +251,21 @@ class Cell:
 
     @property
     def family(self) -> str:
+        """The name of the attack's family."""
         return attacks.attack_class(self.attack.name).family
 
     @property
-    def shadow_dataset(self) -> DatasetConfig:
-        """The dataset of the attacker's shadow part (membership): the grid's unless crossed."""
-        crossed = self.membership.shadow_dataset if self.membership is not None else None
-        return crossed if crossed is not None else self.dataset
+    def family_plugin(self) -> Family:
+        return get_family(self.family)
 
     @property
     def needs_auxiliary(self) -> bool:
-        return getattr(attacks.attack_class(self.attack.name), "needs_auxiliary", False)
+        return self.family_plugin.needs_auxiliary(self)
+
+    @property
+    def auxiliary_dataset(self) -> DatasetConfig:
+        """The dataset the attacker's auxiliary model trains on."""
+        return self.family_plugin.auxiliary_dataset(self)
 
     def auxiliary_hash(self, dataset_digest: str) -> str:
         return content_hash({"auxiliary": self.auxiliary_normalized(), "data": dataset_digest, "code": __version__})
@@ -321,12 +300,61 @@ def parse_grid(raw: Any, source: str = "<grid>") -> Grid:
     if not isinstance(raw, dict):
         raise GridError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     _check_finite(raw, source, ())
+    section_models = _section_models()
+    if "sections" in raw:  # the parsed grid's own field, not a key of the file
+        raise GridError(f"{source}: sections: unknown key")
+    given = {key: raw[key] for key in raw if key in section_models}
     try:
-        grid = Grid.model_validate(raw)
+        grid = Grid.model_validate({key: value for key, value in raw.items() if key not in given})
     except ValidationError as exc:
         raise GridError(_format_validation(source, exc)) from None
+    grid = grid.model_copy(update={"sections": _parse_sections(grid, given, section_models, source)})
+    _check_axes(grid, source)
     _check_names_and_params(grid, source)
     return grid
+
+
+def _section_models() -> dict[str, tuple[str, type]]:
+    """Every registered family's sections: name -> (family name, pydantic model)."""
+    return {name: (family, model) for family in family_names()
+            for name, model in get_family(family).sections.items()}
+
+
+def _parse_sections(grid: Grid, given: dict, section_models: dict, source: str) -> dict[str, Any]:
+    """The sections the grid's families read, validated (absent ones take their defaults); a
+    section no family of the grid reads is an error."""
+    families = grid_families(grid)
+    problems, sections = [], {}
+    for name, value in given.items():
+        owner = section_models[name][0]
+        if owner not in families:
+            problems.append(f"{source}: {name}: only {owner} attacks read this section, and the grid runs "
+                            f"{', '.join(sorted(families)) or 'no known'} attacks")
+    for family in families.values():
+        for name, model in family.sections.items():
+            try:
+                sections[name] = model.model_validate(given.get(name) or {})
+            except ValidationError as exc:
+                problems.append(_format_validation(source, exc, prefix=(name,)))
+    if problems:
+        raise GridError("\n".join(problems))
+    return sections
+
+
+def _check_axes(grid: Grid, source: str) -> None:
+    """A grid that sets an axis none of its families reads would run the same cell under several
+    hashes: refuse it, naming the axis and what the families read."""
+    families = grid_families(grid)
+    if not families:
+        return  # unknown attacks: reported by the name checks
+    read = {axis for family in families.values() for axis in family.axes}
+    named = [(f"matrix.{axis}", axis) for axis in sorted(grid.matrix.model_fields_set, key=AXES.index)]
+    named += [(f"include[{i}].{axis}", axis) for i, entry in enumerate(grid.include) for axis in entry]
+    for where, axis in named:
+        if axis in AXES and axis not in read:
+            reads = "; ".join(f"{name} reads {', '.join(a for a in AXES if a in family.axes)}"
+                              for name, family in sorted(families.items()))
+            raise GridError(f"{source}: {where}: no attack family of this grid reads this axis ({reads})")
 
 
 def _check_finite(value: Any, source: str, loc: tuple) -> None:
@@ -338,10 +366,10 @@ def _check_finite(value: Any, source: str, loc: tuple) -> None:
         _check_finite(item, source, (*loc, key))
 
 
-def _format_validation(source: str, exc: ValidationError) -> str:
+def _format_validation(source: str, exc: ValidationError, prefix: tuple = ()) -> str:
     lines = []
     for err in exc.errors():
-        path = _key_path(err["loc"])
+        path = _key_path(prefix + tuple(err["loc"]))
         given = err.get("input")
         shown = "" if isinstance(given, dict) or err["type"] == "missing" else f" (got {given!r})"
         msg = err["msg"].removeprefix("Value error, ")
@@ -447,34 +475,41 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
             if _input_kind(clone.name) != _input_kind(target.name):
                 problems.append(f"{source}: matrix.clone[{j}]: {clone.name} scores {_KIND_WORDS[_input_kind(clone.name)]}, "
                                 f"but matrix.target[{i}] {target.name} scores {_KIND_WORDS[_input_kind(target.name)]}")
-    attack_families = {attacks.attack_class(a.name).family for a in m.attack if known("attack", a)}
+    families = grid_families(grid)
     for j, defense in enumerate(m.defense):
         if not known("defense", defense):
             continue
         cls = defenses.defense_class(defense.name)
-        families = getattr(cls, "families", None)  # a defense that only makes sense for some families
-        for family in sorted(attack_families - set(families or attack_families)):
+        defended = getattr(cls, "families", None)  # a defense that only makes sense for some families
+        for family in sorted(set(families) - set(defended or families)):
             problems.append(f"{source}: matrix.defense[{j}]: {defense.name} defends against "
-                            f"{', '.join(families)} attacks only, but the grid runs {family} attacks")
-        if "visual" in attack_families and defense.name != "none" and "visual" not in (families or ()):
-            problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend visual attacks; "
-                            f"they take none or an input defense ({', '.join(_input_defenses())})")
+                            f"{', '.join(defended)} attacks only, but the grid runs {family} attacks")
         if getattr(cls, "kind", "output") == "output" and defense.name != "none":
             problems += _check_list_lengths(f"{source}: matrix.defense[{j}]", defense, m.list_length)
         if getattr(cls, "kind", "output") != "training":
             continue
-        if "membership" in attack_families:
-            problems.append(f"{source}: matrix.defense[{j}]: {defense.name} is a training-time defense; "
-                            f"membership cells take output defenses only")
         for i, target in targets:
             if target.name not in getattr(cls, "targets", ()):
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} trains only "
                                 f"{', '.join(getattr(cls, 'targets', ())) or 'no'} targets, not matrix.target[{i}] {target.name}")
+    for family in families.values():
+        problems += family.check(grid, source)
     return problems
 
 
-def _input_defenses() -> list[str]:
-    return [n for n in defenses.defense_names() if getattr(defenses.defense_class(n), "kind", "output") == "input"]
+def grid_families(grid: Grid) -> dict[str, Family]:
+    """The families of the grid's (known) attacks, matrix and include entries, by name."""
+    names = [a.name for a in grid.matrix.attack]
+    for entry in grid.include:
+        attack = entry.get("attack")
+        if isinstance(attack, (str, dict)):
+            names.append(attack if isinstance(attack, str) else attack.get("name"))
+    out = {}
+    for name in names:
+        if name in attacks.attack_names():
+            family = attacks.attack_class(name).family
+            out[family] = get_family(family)
+    return out
 
 
 def _check_names_and_params(grid: Grid, source: str) -> None:
@@ -582,6 +617,10 @@ def expand(grid: Grid) -> list[Cell]:
 
 
 def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
+    family = get_family(attacks.attack_class(combo["attack"].name).family)
+    # An axis the family does not read keeps its default, so that a grid mixing families runs
+    # each of this family's cells once.
+    combo = {axis: value if axis in family.axes else _AXIS_DEFAULTS[axis] for axis, value in combo.items()}
     target = resolve_training(grid.training, combo["target"])
     clone = target if combo["clone"].name == "same" else resolve_training(grid.training, combo["clone"])
     return Cell(
@@ -597,8 +636,12 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
                             item_overlap=combo["item_overlap"]),
         seed=seed,
         metric_ks=tuple(grid.metrics.k),
-        membership=grid.membership if attacks.attack_class(combo["attack"].name).family == "membership" else None,
+        sections={name: grid.sections[name] for name in family.sections},
     )
+
+
+_AXIS_DEFAULTS = {name: field.default_factory()[0] for name, field in Matrix.model_fields.items()
+                  if field.default_factory is not None}
 
 
 def _coerce_entry(entry: dict) -> dict:

@@ -16,15 +16,6 @@ CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_
 HEATMAPS = (("attack", "target"), ("target", "clone"), ("attack", "defense"), ("target", "defense"))
 
 
-def headline_metric(family: str, k: int) -> str:
-    """The metric a grid's curves and heatmaps show: the family's attack success."""
-    if family == "membership":
-        return "roc_auc"
-    if family == "visual":
-        return f"chr_at_{k}_attacked"
-    return f"agr_at_{k}"
-
-
 def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[str, str, str]] = ()) -> str:
     frame = leaderboard.load_cells(tracking_uri, [grid])
     name = frame["experiment"].iloc[0]
@@ -45,9 +36,9 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
         page.table(report.pivot(frame, metric, rows, cols), index=True)
 
     varying = report.varying_axes(frame)
-    for family in families:
-        rows = frame[frame["family"] == family]
-        metric = headline_metric(family, k)
+    for family in report.registered_families(frame):
+        rows = frame[frame["family"] == family.name]
+        metric = family.headline_metric(k)
         if f"metrics.{metric}" not in rows:
             continue
         lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")
@@ -55,7 +46,7 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
         maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1
                 and not (rows[f"tags.{r}"] == rows[f"tags.{c}"]).all()]  # clone `same` follows the target
         if curves or maps:
-            page.heading(f"{family}: {metric}")
+            page.heading(f"{family.name}: {metric}")
         for axis in curves:
             page.figure(plots.line_figure(rows, metric, axis, lines), caption=f"{metric} against {axis}, one line "
                         f"per {lines}; mean ± std over seeds (other axes pooled)")

@@ -15,43 +15,15 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import RecsecError
+from harness.families import Family, Success, column, family_names
 from harness.grid import AXES
-from harness.report import cell_frame, natural_key
+from harness.report import cell_frame, natural_key, registered_families
 from harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
 
 UNDEFENDED = "none"
 # Everything that names a setting, besides the defense: the pairing key of a defended cell.
 SETTING = ["experiment"] + [f"tags.{a}" for a in AXES if a != "defense"] + ["tags.seed"]
 ENTRY = ["family", "experiment", "tags.recsec.dataset"] + [f"tags.{a}" for a in AXES]
-
-
-@dataclass(frozen=True)
-class Success:
-    """How a family's attack success is read from a cell's metrics."""
-
-    label: str  # with {k}
-    meaning: str
-    uses_k: bool = True
-    # Membership: an AUC of 0.1 is as much leakage as 0.9 (flip the scores), so protection is
-    # measured on max(AUC, 1 - AUC); the matrix still shows the AUC as measured.
-    folded: bool = False
-
-    def value(self, frame: pd.DataFrame, k: int) -> pd.Series:
-        if self.label == "chr_shift_at_{k}":  # visual: how far the attack lifted the attacked items
-            return _column(frame, f"chr_at_{k}_attacked") - _column(frame, f"chr_at_{k}_clean")
-        return _column(frame, self.label.format(k=k))
-
-    def leakage(self, values: pd.Series) -> pd.Series:
-        return np.maximum(values, 1 - values) if self.folded else values
-
-
-SUCCESS = {
-    "stealing": Success("agr_at_{k}", "the clone's agreement with the target's top-K lists"),
-    "extraction": Success("agr_at_{k}", "the surrogate's agreement with the target's top-K next items"),
-    "membership": Success("roc_auc", "ROC AUC of the membership scores (protection on max(AUC, 1-AUC))",
-                          uses_k=False, folded=True),
-    "visual": Success("chr_shift_at_{k}", "rise of the attacked class's category hit ratio@K (attacked - clean)"),
-}
 
 
 @dataclass
@@ -69,24 +41,21 @@ class FamilyBoard:
 def load_cells(tracking_uri: str, grids: list[str] | None = None) -> pd.DataFrame:
     """Finished cells (the latest run of each) of the named grids (files or experiment names), or
     of every experiment, with their family."""
-    frame = cell_frame(tracking_uri, grids or None)
-    return frame.assign(family=_families(frame))
+    return cell_frame(tracking_uri, grids or None)
 
 
 def build(frame: pd.DataFrame, k: int = 10, mlflow_url: str = "http://127.0.0.1:5000") -> list[FamilyBoard]:
-    boards = []
-    for family in sorted(frame["family"].unique(), key=lambda f: (f not in SUCCESS, f)):
-        if family not in SUCCESS:
-            continue
-        rows = frame[frame["family"] == family]
-        boards.append(_family_board(family, rows, k, mlflow_url.rstrip("/")))
+    """One board per registered family of these runs (each family says how success is read)."""
+    boards = [_family_board(family, frame[frame["family"] == family.name], k, mlflow_url.rstrip("/"))
+              for family in registered_families(frame)]
     if not boards:
-        raise RecsecError(f"none of these runs belongs to a known family ({', '.join(SUCCESS)})")
+        raise RecsecError(f"none of these runs belongs to a registered family ({', '.join(family_names())}); "
+                          f"theirs: {', '.join(sorted(map(str, frame['family'].unique())))}")
     return boards
 
 
-def _family_board(family: str, rows: pd.DataFrame, k_wanted: int, mlflow_url: str) -> FamilyBoard:
-    success = SUCCESS[family]
+def _family_board(family: Family, rows: pd.DataFrame, k_wanted: int, mlflow_url: str) -> FamilyBoard:
+    success = family.success
     k = _nearest_k(rows, family, k_wanted)
     rows = rows.assign(success=success.value(rows, k), utility=_served_utility(rows, "recall", k))
     has_recall = rows["utility"].notna()
@@ -97,9 +66,9 @@ def _family_board(family: str, rows: pd.DataFrame, k_wanted: int, mlflow_url: st
     rows = rows.dropna(subset=["success"])
     rows = rows.assign(leakage=success.leakage(rows["success"]))
     rows = _paired(rows)
-    success_name = success.label.format(k=k)
+    success_name = success.label(k)
     return FamilyBoard(
-        family=family, k=k, success=success_name, utility=f"{utility}_at_{k}", meaning=success.meaning,
+        family=family.name, k=k, success=success_name, utility=f"{utility}_at_{k}", meaning=success.meaning,
         matrix=_matrix(rows, f"{utility}_at_{k}"), pareto=pareto(rows), entries=_entries(rows, mlflow_url),
     )
 
@@ -185,53 +154,26 @@ def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
     return table.drop(columns=constant)
 
 
-def _families(frame: pd.DataFrame) -> pd.Series:
-    """The `recsec.family` tag; runs logged before it existed are resolved through the registry."""
-    from harness.plugins import load_plugins
-    from attacks import attack_class
-
-    tagged = frame.get(f"tags.{FAMILY}", pd.Series([None] * len(frame), index=frame.index))
-    missing = tagged.isna()
-    if missing.any():
-        load_plugins()
-
-        def family_of(name) -> str:
-            try:
-                return attack_class(str(name)).family
-            except Exception:  # an attack no longer registered
-                return "unknown"
-
-        tagged = tagged.where(~missing, frame.get("params.attack.name", pd.Series(index=frame.index)).map(family_of))
-    return tagged
-
-
 def _served_utility(rows: pd.DataFrame, name: str, k: int) -> pd.Series:
     """What the served lists are worth: the defended lists where an output defense changed them,
     else the (possibly defense-trained) target's own."""
-    return _column(rows, f"defended_{name}_at_{k}").fillna(_column(rows, f"{name}_at_{k}"))
+    return column(rows, f"defended_{name}_at_{k}").fillna(column(rows, f"{name}_at_{k}"))
 
 
-def _nearest_k(rows: pd.DataFrame, family: str, k: int) -> int:
-    success = SUCCESS[family]
-    pattern = "agr_at_" if success.label == "agr_at_{k}" else "chr_at_" if success.uses_k else "recall_at_"
-    ks = sorted({int(c.split("_")[2]) for c in rows if c.startswith(f"metrics.{pattern}")
-                 and c.split("_")[2].isdigit() and rows[c].notna().any()})
-    if not ks and not success.uses_k:
-        ks = sorted({int(c.split("_")[2]) for c in rows if c.startswith("metrics.hr_at_")
-                     and c.split("_")[2].isdigit()})
+def _nearest_k(rows: pd.DataFrame, family: Family, k: int) -> int:
+    """The measured K nearest `k`: of the success metric, or for a success without a K (an AUC),
+    of the target's utility."""
+    ks = family.success.measured_ks(rows)
+    if not ks and not family.success.uses_k:
+        ks = Success("recall_at_{k}", "").measured_ks(rows) or Success("hr_at_{k}", "").measured_ks(rows)
     if not ks:
-        raise RecsecError(f"the {family} runs have no {pattern}K metrics")
+        raise RecsecError(f"the {family.name} runs have no {family.success.metric.format(k='K')} metrics")
     return min(ks, key=lambda x: (abs(x - k), x))
 
 
 def _defense_order(values) -> list[str]:
     names = sorted(set(values), key=natural_key)
     return ([UNDEFENDED] if UNDEFENDED in names else []) + [n for n in names if n != UNDEFENDED]
-
-
-def _column(frame: pd.DataFrame, metric: str) -> pd.Series:
-    column = f"metrics.{metric}"
-    return frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
 
 
 def _mean_std(values: pd.Series) -> str:

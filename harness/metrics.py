@@ -64,6 +64,32 @@ def hit_ratio_at_k(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> float:
     return _mean(hits_matrix(lists, heldout, k).any(axis=1)[has].astype(float))
 
 
+# -- a recommender's utility: its lists against held-out items ----------------------------------
+
+def utility_metrics(lists: np.ndarray, heldout, ks, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k in ks:
+        if k <= lists.shape[1]:
+            out[f"{prefix}recall_at_{k}"] = recall_at_k(lists, heldout, k)
+            out[f"{prefix}ndcg_at_{k}"] = ndcg_at_k(lists, heldout, k)
+            out[f"{prefix}hr_at_{k}"] = hit_ratio_at_k(lists, heldout, k)
+    return out
+
+
+def next_item_metrics(lists: np.ndarray, targets: np.ndarray, ks, prefix: str = "",
+                      ranks: np.ndarray | None = None) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        if k <= lists.shape[1]:
+            out[f"{prefix}hr_at_{k}"] = hit_at_k_single(lists, targets, k)
+            out[f"{prefix}ndcg_at_{k}"] = ndcg_at_k_single(lists, targets, k)
+        if ranks is not None:
+            hit = ranks < k
+            out[f"{prefix}hr_at_{k}_sampled100"] = float(hit.mean())
+            out[f"{prefix}ndcg_at_{k}_sampled100"] = float(np.where(hit, 1 / np.log2(ranks + 2), 0).mean())
+    return out
+
+
 def _check_lists(lists: np.ndarray, k: int) -> np.ndarray:
     lists = np.asarray(lists)
     if lists.ndim != 2:

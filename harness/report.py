@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+import attacks
 from harness.errors import RecsecError
+from harness.families import Family, family_names, get_family
 from harness.grid import AXES, load_grid
-from harness.tracking import CELL_HASH, runs_frame
+from harness.plugins import load_plugins
+from harness.tracking import CELL_HASH, FAMILY, runs_frame
 
 AXIS_NAMES = AXES + ("seed",)
 
@@ -30,7 +33,33 @@ def cell_frame(tracking_uri: str, grids: str | list[str] | None) -> pd.DataFrame
         raise RecsecError(f"no finished cells in {where} at {tracking_uri}")
     # A cell rerun with --fresh has several finished runs: the latest one counts.
     latest = frame.sort_values("start_time").drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last")
-    return latest.reset_index(drop=True)
+    latest = latest.reset_index(drop=True)
+    return latest.assign(family=_families(latest))
+
+
+def _families(frame: pd.DataFrame) -> pd.Series:
+    """Each run's family: its `recsec.family` tag, or for runs logged before the tag existed,
+    its attack's family in the registry ("unknown" for an attack no longer registered)."""
+    tagged = frame.get(f"tags.{FAMILY}", pd.Series([None] * len(frame), index=frame.index))
+    missing = tagged.isna()
+    if missing.any():
+        load_plugins()
+
+        def family_of(name) -> str:
+            try:
+                return attacks.attack_class(str(name)).family
+            except Exception:
+                return "unknown"
+
+        tagged = tagged.where(~missing, frame.get("params.attack.name", pd.Series(index=frame.index)).map(family_of))
+    return tagged
+
+
+def registered_families(frame: pd.DataFrame) -> list[Family]:
+    """The registered families of these runs, in name order (runs of others are left out)."""
+    load_plugins()  # a plugin's family reads its own runs
+    known = set(family_names())
+    return [get_family(name) for name in sorted(frame["family"].dropna().unique()) if name in known]
 
 
 def natural_key(value) -> tuple:
@@ -89,19 +118,15 @@ def varying_axes(frame: pd.DataFrame) -> list[str]:
 
 
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The end-of-run table: agreement (membership: ROC AUC, balanced accuracy, TPR at 1% FPR;
-    visual: the attacked class's CHR before and after, and the CNN's targeted success) and
-    the target's utility at k (recall for general recommenders, next-item hit ratio for sequential
-    ones), per combination of the grid's varying axes."""
+    """The end-of-run table: each family's summary columns at k (success first, then the
+    target's utility: recall for general recommenders, next-item hit ratio for sequential ones),
+    per combination of the grid's varying axes."""
     utility = "recall" if f"metrics.recall_at_{k}" in frame else "hr"
-    metrics = [f"agr_at_{k}", f"agr_served_at_{k}", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]
-    if "metrics.roc_auc" in frame:  # membership inference: the attack's grades lead
-        metrics = ["roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr"] + metrics[2:]
-    elif f"metrics.chr_at_{k}_attacked" in frame:  # visual: the origin class's visibility, then the rest
-        metrics = [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",
-                   f"recall_at_{k}"]
+    metrics: list[str] = []
+    for family in registered_families(frame):
+        metrics += [m for m in family.summary_metrics(k, utility) if m not in metrics]
     if not any(f"metrics.{m}" in frame for m in metrics):
-        raise RecsecError(f"the runs have none of {', '.join(metrics)}")
+        raise RecsecError(f"the runs have none of {', '.join(metrics) or 'the summary metrics of a known family'}")
     by = varying_axes(frame)
     parts = []
     for metric in metrics:

@@ -127,6 +127,26 @@ def test_a_failing_cell_is_recorded_and_a_crashed_worker_is_retried(tmp_path):
     assert runs["crash_once"].info.status == "FINISHED"  # ...and the retry finished the cell
 
 
+def test_the_local_executor_runs_a_grid_in_process_and_a_failed_target_fails_only_its_cells(tmp_path):
+    grid = write_grid(tmp_path / "local.yaml", "local", attacks=("ptd", "explode"), defenses=["none"])
+    spec = yaml.safe_load(grid.read_text())
+    spec["matrix"]["target"] = ["bpr", "broken_pop"]
+    spec["matrix"]["clone"] = ["bpr"]
+    grid.write_text(yaml.safe_dump(spec))
+    result = recsec("run", str(grid), "--executor", "local", cwd=tmp_path, plugins=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 cells finished, 3 failed" in result.stdout and "in this process" in result.stdout
+    assert "FAILED target broken_pop seed=0: RuntimeError: this target cannot be trained" in result.stderr
+    runs = cell_runs(tmp_path, "local")
+    assert len(runs) == 4 and len(finished_hashes(runs)) == 1
+    assert {r.data.tags["recsec.node"].split("/")[-1] for r in runs if r.info.status == "FINISHED"} == {"local"}
+    failed = [r for r in runs if r.data.tags["target"].startswith("broken_pop")]
+    assert all(r.info.status == "FAILED" for r in failed) and len(failed) == 2
+
+    again = recsec("run", str(grid), "--executor", "local", cwd=tmp_path, plugins=True)
+    assert "0 cells finished, 3 failed, 1 already done" in again.stdout  # the same cells fail again, nothing else runs
+
+
 def test_a_killed_grid_resumes_and_logs_each_cell_once(tmp_path):
     # 8 cells, 2 targets. One `gate` cell holds its worker until released, so the grid cannot
     # finish before the kill, whatever the machine's speed; the other CPU finishes cells meanwhile.

@@ -16,7 +16,7 @@ from attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext
 from defenses.training.gro import GRO, GROConfig, SwapRegularizer
 from harness.data import load_dataset
 from harness.grid import expand, parse_grid
-from harness.sequential import rank_sequences, sequence_split
+from harness.families.sequences import rank_sequences, sequence_split
 from harness.tasks import run_cell, train_target
 from models import ModelSpec
 from models.losses import pairwise_loss
@@ -376,7 +376,7 @@ def test_distillation_keeps_the_best_held_out_epoch_and_never_trains_on_it(monke
 
 
 def test_sampled_negatives_are_distinct_unseen_and_the_same_for_a_seed():
-    from harness.sequential import SAMPLED_NEGATIVES, sampled_negatives
+    from harness.families.sequences import SAMPLED_NEGATIVES, sampled_negatives
 
     n_items = SAMPLED_NEGATIVES + 3
     prefixes = Sequences.from_lists([[0, 1], [5, 5, 7]], n_items)  # a repeated item counts once

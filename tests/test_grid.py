@@ -519,3 +519,35 @@ def test_set_overrides_any_key_and_is_validated_like_the_file(tmp_path):
         load_grid(path, ["seeds"])
     with pytest.raises(GridError, match=r"grid.yaml: --set seeds.first: seeds is not a mapping"):
         load_grid(path, ["seeds.first=1"])
+
+
+# -- each family reads its own axes and sections ------------------------------------------------
+
+def test_an_axis_no_family_of_the_grid_reads_is_an_error_naming_it():
+    raw = {"name": "g", "matrix": {"target": ["bpr"], "attack": ["zhang_mlp"], "known_share": [0.1, 0.5]}}
+    message = errors_of(raw)
+    assert message.startswith("grids/x.yaml: matrix.known_share: no attack family of this grid reads this axis")
+    assert "membership reads target, clone, attack, defense, list_length" in message
+    raw = {"name": "g", "matrix": {"target": ["bpr"], "attack": ["zhang_mlp"]},
+           "include": [{"attack": "zhang_mlp", "query_budget": 10}]}
+    assert "include[0].query_budget: no attack family of this grid reads this axis" in errors_of(raw)
+
+
+def test_a_section_is_read_only_by_its_family():
+    message = errors_of(minimal(membership={"vector_share": 0.2}))
+    assert message == ("grids/x.yaml: membership: only membership attacks read this section, and the grid "
+                       "runs stealing attacks")
+    assert "grids/x.yaml: membership.nonmember:" in errors_of(
+        {"name": "g", "matrix": {"target": ["bpr"], "attack": ["zhang_mlp"]}, "membership": {"nonmember": "all"}})
+    assert "grids/x.yaml: sections: unknown key" in errors_of(minimal(sections={}))
+
+
+def test_a_grid_mixing_families_runs_each_cell_once_with_the_axes_its_family_reads():
+    raw = {"name": "g", "matrix": {"target": ["bpr"], "attack": ["ptd", "zhang_mlp"], "known_share": [0.1, 0.5]}}
+    cells = expand(parse_grid(raw))
+    by_family = {}
+    for cell in cells:
+        by_family.setdefault(cell.family, []).append(cell)
+    assert len(by_family["stealing"]) == 2 and len(by_family["membership"]) == 1
+    assert {c.knowledge.known_share for c in by_family["stealing"]} == {0.1, 0.5}
+    assert set(by_family["membership"][0].sections) == {"membership"} and not by_family["stealing"][0].sections

@@ -21,9 +21,9 @@ from attacks.oracle import ServingContext
 from harness.data import load_dataset
 from harness.errors import DataError, GridError
 from harness.grid import expand, parse_grid
-from harness.membership import partition_for
-from harness.membership_splits import load_dlmia_split, membership_partition
-from harness.membership import unpack_csr
+from harness.families.membership_cells import partition_for
+from harness.families.membership_splits import load_dlmia_split, membership_partition
+from harness.families.membership_cells import unpack_csr
 from harness.tasks import run_cell, train_auxiliary, train_target
 from harness.metrics import (accuracy, agreement_at_k, balanced_accuracy, membership_metrics, precision, recall, roc_auc,
                              tpr_at_fpr)
@@ -344,7 +344,7 @@ def test_membership_grids_reject_mismatched_defenses_and_shares():
 def test_a_shadow_dataset_changes_the_shadow_model_not_the_target():
     same = expand(parse_grid(mia_grid()))[0]
     crossed = expand(parse_grid(mia_grid(membership={"shadow_dataset": {"name": "synthetic"}})))[0]
-    assert same.shadow_dataset.name == "ml-100k" and crossed.shadow_dataset.name == "synthetic"
+    assert same.auxiliary_dataset.name == "ml-100k" and crossed.auxiliary_dataset.name == "synthetic"
     assert same.target_hash("d") == crossed.target_hash("d")
     assert same.auxiliary_hash("d") != crossed.auxiliary_hash("d")
     assert same.cell_hash("d") != crossed.cell_hash("d")

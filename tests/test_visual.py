@@ -28,7 +28,7 @@ from harness.grid import expand, load_grid, parse_grid
 from harness.tasks import run_cell, train_target
 from harness.metrics import recall_at_k
 from harness.splits import holdout
-from harness.visual_metrics import (
+from harness.families.visual_metrics import (
     chr_at_k,
     chr_ndcg_at_k,
     class_hit_ratios,

@@ -2,7 +2,7 @@
 in the target recommender's training data?
 
 The pieces, in the order an experiment uses them:
-- `harness.membership_splits`: the vectorization / shadow / target user partition;
+- `harness.families.membership_splits`: the vectorization / shadow / target user partition;
 - `recommendations.serve_lists`: what each shadow or target user is served (members: the
   recommender's top-k; non-members: most popular, or folded in), behind an optional defense;
 - `features`: item vectors from the vectorization part and each user's difference vector;

@@ -1,6 +1,6 @@
 """Which class to attack, and toward which: TAaMR picks an origin class whose items users rarely
 see in their top-K lists and a target class they see often, from the clean recommendations'
-category hit ratios (computed by the harness, `harness.visual_metrics.class_hit_ratios`)."""
+category hit ratios (computed by the harness, `harness.families.visual_metrics.class_hit_ratios`)."""
 
 from __future__ import annotations
 

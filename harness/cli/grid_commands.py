@@ -29,14 +29,19 @@ from harness.errors import RecsecError
 GridPath = Annotated[Path, typer.Argument(help="Grid file (YAML).", show_default=False)]
 
 
+class ExecutorName(str, Enum):
+    ray = "ray"
+    local = "local"
+
+
 def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True, overrides=None,
-             accept_stale=False):
+             accept_stale=False, executor=ExecutorName.ray):
     from harness.driver import RunOptions
 
     return RunOptions(
         tracking_uri=tracking_uri(tracking), data_dir=data_dir(data), cache_dir=cache_dir(cache),
         ray_address=ray_address, num_cpus=num_cpus, fresh=fresh, progress=progress,
-        overrides=tuple(overrides or ()), accept_stale=accept_stale,
+        overrides=tuple(overrides or ()), accept_stale=accept_stale, executor=executor.value,
     )
 
 
@@ -55,6 +60,9 @@ def run(
         "--log", help="With --detach: the driver's log. Default: recsec-logs/GRID-TIME.log.")] = None,
     overrides: Overrides = None,
     accept_stale: AcceptStale = False,
+    executor: Annotated[ExecutorName, typer.Option(
+        "--executor", help="ray: tasks on a local Ray or the --ray-address cluster. local: every task in this "
+                           "process, one after another (no Ray; a debugger works).")] = ExecutorName.ray,
 ):
     """Run every cell of GRID not yet finished, log each to MLflow, print a comparison table.
 
@@ -71,7 +79,9 @@ def run(
     from harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet, overrides=overrides,
-                       accept_stale=accept_stale)
+                       accept_stale=accept_stale, executor=executor)
+    if executor is ExecutorName.local and (ray_address or num_cpus):
+        raise fail("--ray-address and --num-cpus are for --executor ray")
     if log is not None and not detach:
         raise fail("--log is for --detach (a foreground run prints to this terminal)")
     if detach:
@@ -86,7 +96,8 @@ def run(
         + (f"auxiliary models trained {summary.auxiliary_trained}, from cache {summary.auxiliary_from_cache}; "
            if summary.auxiliary_trained or summary.auxiliary_from_cache else "")
         + f"{summary.wall_seconds:.1f}s "
-        f"(Ray start {summary.ray_start_seconds:.1f}s, task time {summary.task_seconds:.1f}s)"
+        + (f"(Ray start {summary.ray_start_seconds:.1f}s, task time {summary.task_seconds:.1f}s)"
+           if options.executor == "ray" else f"(in this process, task time {summary.task_seconds:.1f}s)")
     )
     for label, error in summary.failures:
         typer.echo(f"FAILED {label}: {error}", err=True)
@@ -115,6 +126,7 @@ def _detach(grid: Path, options, log: Path | None) -> None:
     argv += ["--fresh"] if options.fresh else []
     argv += [arg for item in options.overrides for arg in ("--set", item)]
     argv += ["--accept-stale"] if options.accept_stale else []
+    argv += ["--executor", options.executor]
     log = log or detach.default_log(the_grid.name)
     pid = detach.launch(argv, log)
     typer.echo(f"{the_grid.name}: driver started in the background, pid {pid}; log {log}")

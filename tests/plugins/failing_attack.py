@@ -1,5 +1,5 @@
-"""Test plugins: an attack that always raises, one that crashes its worker once, and one that
-holds the grid open until the test releases it."""
+"""Test plugins: an attack that always raises, one that crashes its worker once, one that holds
+the grid open until the test releases it, and a target that cannot be trained."""
 
 import os
 import time
@@ -10,6 +10,8 @@ import numpy as np
 
 from attacks.registry import register_attack
 from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
+from models.popularity import MostPopular
+from models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,11 @@ class Gate(StealingAttack):
             time.sleep(0.1)
         clone = self.pretrained_clone(view, seed, device)
         return StealingResult(clone, queried_rows=np.empty(0, dtype=np.int64))
+
+
+@register_model("broken_pop")
+class BrokenPopularity(MostPopular):
+    """A target whose training always raises: the cells that attack it fail, the others run."""
+
+    def fit(self, *args, **kwargs):
+        raise RuntimeError("this target cannot be trained")

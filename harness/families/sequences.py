@@ -1,6 +1,6 @@
 """Cells whose target is a sequential recommender: leave-one-out training and evaluation, the
-sequence oracle, and the extraction family's metrics. Plain functions like tasks.py (which
-dispatches here by the target's input kind): no Ray, no MLflow.
+sequence oracle, and the surrogate's metrics. Plain functions that the extraction family and the
+stealing family (against sequential targets) run: no Ray, no MLflow.
 
 Evaluation follows the extraction paper's protocol: the test prefix (a user's sequence without
 its last item) is ranked over all items, history not excluded; `*_sampled100` metrics rank the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,11 +23,13 @@ from attacks.threat import SequenceView
 from harness import metrics
 from harness.data import Interactions
 from harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
-from harness.grid import Cell
 from harness.plugins import load_plugins
 from harness.splits import choose_known_users, split_users
 from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from models import ModelSpec, model_from_payload
+
+if TYPE_CHECKING:
+    from harness.grid import Cell
 
 
 LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target
@@ -130,20 +133,6 @@ def sampled_ranks(model, prefixes: Sequences, targets: np.ndarray, negatives: np
     return ranks
 
 
-def next_item_metrics(lists: np.ndarray, targets: np.ndarray, ks, prefix: str = "",
-                      ranks: np.ndarray | None = None) -> dict[str, float]:
-    out = {}
-    for k in ks:
-        if k <= lists.shape[1]:
-            out[f"{prefix}hr_at_{k}"] = metrics.hit_at_k_single(lists, targets, k)
-            out[f"{prefix}ndcg_at_{k}"] = metrics.ndcg_at_k_single(lists, targets, k)
-        if ranks is not None:
-            hit = ranks < k
-            out[f"{prefix}hr_at_{k}_sampled100"] = float(hit.mean())
-            out[f"{prefix}ndcg_at_{k}_sampled100"] = float(np.where(hit, 1 / np.log2(ranks + 2), 0).mean())
-    return out
-
-
 def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
     """Train the sequential target on the leave-one-out training part (behind a training-time
     defense when the cell names one) and measure it on the test items."""
@@ -164,7 +153,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     lists = model.recommend(split.test_prefix, width)
     negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)
     ranks = sampled_ranks(model, split.test_prefix, split.test_target, negatives)
-    record = next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
+    record = metrics.next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
     record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
     record.update(getattr(defense, "stats", {}))  # what a training-time defense measured (GRO's tie share)
     params = {"n_users": len(split.train), "n_eval_users": len(split.users), "n_items": data.n_items,
@@ -172,14 +161,17 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
 
 
-def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
-                  ) -> tuple[SequenceView, int | None]:
-    """The threat model's grant and the oracle's query budget. Extraction is data-free and its
-    budget counts synthetic sequences; the stealing attacks know `known_share` of the target
-    users' training sequences and may query `query_budget` of them."""
+def data_free_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
+                   ) -> tuple[SequenceView, int | None]:
+    """Data-free extraction's grant: the item count only; its budget counts synthetic sequences."""
+    return SequenceView(n_items, cell.knowledge), attack.query_allowance(cell.knowledge)
+
+
+def known_sequences_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
+                         ) -> tuple[SequenceView, int | None]:
+    """The stealing attacks' grant: `known_share` of the target users' training sequences, of
+    which they may query `query_budget`."""
     knowledge = cell.knowledge
-    if attack.family == "extraction":
-        return SequenceView(n_items, knowledge), attack.query_allowance(knowledge)
     if knowledge.known_unit != "users":
         raise ValueError("against sequential targets the attacker's knowledge is counted in users")
     known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
@@ -188,9 +180,9 @@ def attacker_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliar
 
 
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
-             auxiliary: TargetRecord | None = None) -> CellRecord:
-    """Attack the sequential target through the sequence oracle (extraction, or the stealing
-    attacks with known sequences); measure the surrogate's agreement with it on the real test
+             auxiliary: TargetRecord | None = None, grant=known_sequences_view) -> CellRecord:
+    """Attack the sequential target through the sequence oracle, with what `grant` gives the
+    attacker (`data_free_view` for extraction, `known_sequences_view` for stealing); measure the surrogate's agreement with it on the real test
     prefixes, and what an output defense costs real users."""
     load_plugins()
     start = time.perf_counter()
@@ -206,7 +198,7 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     output_defense = None if cell.training_defense else defense
     context = SequenceServingContext(data.item_popularity(), pad=model.pad)
     attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
-    view, budget = attacker_view(cell, split, data.n_items, attack, auxiliary_model)
+    view, budget = grant(cell, split, data.n_items, attack, auxiliary_model)
     oracle = Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, k, budget, output_defense,
                     np.random.default_rng([cell.seed, 0x0C]))
 
@@ -230,12 +222,12 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists(k_max), surrogate_lists, kk) for kk in ks}
     negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)  # the target's, redrawn
     surrogate_ranks = sampled_ranks(result.surrogate, split.test_prefix, split.test_target, negatives)
-    out.update(next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
+    out.update(metrics.next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
     if output_defense is not None:  # what real users are served: the defense's utility cost
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
         served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
-        out.update(next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
+        out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
         out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
     return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
                        n_known=view.n_known, target=target, start=start,

@@ -1,5 +1,5 @@
 """Membership-inference cells (Zhang et al., CCS 2021; DL-MIA, KDD 2022): plain functions that
-tasks.py dispatches to; no Ray, no MLflow.
+the membership family runs; no Ray, no MLflow.
 
 One partition of a dataset's users (vectorization / shadow / target parts, members and
 non-members in shadow and target; seeded, or as published for the `dl-mia-*` datasets) serves
@@ -23,6 +23,7 @@ members' lists are graded for the recommender's utility and a defense's cost.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,23 +34,23 @@ from attacks.membership.recommendations import MembershipServingContext, publish
 from harness.data import Interactions
 from harness.data.sequences import leave_one_out, sequences_from_interactions
 from harness.errors import DataError
-from harness.grid import Cell
-from harness.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows, membership_partition,
-                                       published_partition)
-from harness.metrics import membership_metrics
+from harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
+                                                membership_partition, published_partition)
+from harness.metrics import membership_metrics, next_item_metrics, utility_metrics
 from harness.plugins import load_plugins
 from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
-from harness.sequential import next_item_metrics
 from harness.splits import holdout
-from harness.stealing import utility_metrics
 from models import ModelSpec, model_class
+
+if TYPE_CHECKING:
+    from harness.grid import Cell
 
 
 def partition_for(cell: Cell, data: Interactions) -> MembershipPartition:
     """The published partition for a DL-MIA dataset (`dl-mia-*`), else a seeded one."""
     if data.name in DLMIA_DATASETS:
         return published_partition(data)
-    m = cell.membership
+    m = cell.sections["membership"]
     return membership_partition(data.n_users, seed=cell.seed, vector_share=m.vector_share,
                                 shadow_share=m.shadow_share, member_share=m.member_share)
 
@@ -75,7 +76,7 @@ def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device:
 def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model_params: dict,
                record_hash: str, device: str) -> TargetRecord:
     load_plugins()
-    m = cell.membership
+    m = cell.sections["membership"]
     partition = partition_for(cell, data)
     users, labels = partition.labelled(part)
     members = users[labels == 1]
@@ -111,7 +112,7 @@ def _serve_general(cell, data, spec, users, labels, device):
     model = spec.build(data.n_users, data.n_items).to(device)
     model.fit(keep_rows(observed, members), seed=cell.seed)
     k = cell.knowledge.list_length
-    served = serve_lists(model, observed, users, labels, k=k, nonmember=cell.membership.nonmember)
+    served = serve_lists(model, observed, users, labels, k=k, nonmember=cell.sections["membership"].nonmember)
     published = published_lists(model.recommend(members, k), observed[users], labels, shared=True)
     ks = [k for k in cell.metric_ks if k <= served.lists.shape[1]]
     utility = utility_metrics(served.lists[labels == 1], future[members], ks)

@@ -7,6 +7,7 @@ attack itself.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,25 +17,17 @@ from attacks.stealing.base import StealingResult
 from attacks.threat import AttackerView
 from harness import metrics
 from harness.data import Interactions
-from harness.grid import Cell
 from harness.plugins import load_plugins
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from models import ModelSpec, model_from_payload
 
+if TYPE_CHECKING:
+    from harness.grid import Cell
+
 
 def split_for(cell: Cell, data: Interactions) -> StealingSplit:
     return stealing_split(data.matrix, cell.split.target_share, cell.split.holdout, cell.seed)
-
-
-def utility_metrics(lists: np.ndarray, heldout, ks, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for k in ks:
-        if k <= lists.shape[1]:
-            out[f"{prefix}recall_at_{k}"] = metrics.recall_at_k(lists, heldout, k)
-            out[f"{prefix}ndcg_at_{k}"] = metrics.ndcg_at_k(lists, heldout, k)
-            out[f"{prefix}hr_at_{k}"] = metrics.hit_ratio_at_k(lists, heldout, k)
-    return out
 
 
 def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
@@ -49,7 +42,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     ks = [k for k in cell.metric_ks if k <= split.n_items]
     width = min(max(ks + [LISTS_WIDTH]), split.n_items)
     lists = model.recommend(np.arange(split.target_train.shape[0]), width, exclude=split.target_train)
-    record = utility_metrics(lists, split.target_test, ks)
+    record = metrics.utility_metrics(lists, split.target_test, ks)
     record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
     params = {
         "n_target_users": split.target_train.shape[0],
@@ -161,5 +154,5 @@ def stealing_metrics(cell, split, target_lists, result: StealingResult, view, de
     # Utility the defended target delivers: its served lists for every target user.
     all_users = np.arange(split.target_train.shape[0])
     defended = defense(target_lists(all_users, k), all_users, context, eval_rng)
-    out.update(utility_metrics(defended, split.target_test, [kk for kk in ks if kk <= k], prefix="defended_"))
+    out.update(metrics.utility_metrics(defended, split.target_test, [kk for kk in ks if kk <= k], prefix="defended_"))
     return out

@@ -1,5 +1,5 @@
 """Visual-family cells (TAaMR, Di Noia et al. 2020; defenses after Yin et al.): plain functions that
-tasks.py dispatches to; no Ray, no MLflow.
+the visual family runs; no Ray, no MLflow.
 
 - The target task trains the visual recommender (VBPR, its TAaMR variant, AMR) on the training
   part of the fashion items' interactions, over the CNN features of the item images as the
@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,17 +31,19 @@ import torch
 from attacks.visual import PGD, PGDConfig, choose_classes, run_taamr
 from harness.data import Interactions
 from harness.data.visual import ItemImages, fashion_world, item_features
-from harness.grid import Cell
+from harness.families.visual_metrics import class_hit_ratios, detection_metrics, taamr_metrics
+from harness.metrics import utility_metrics
 from harness.plugins import load_plugins
 from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
 from harness.settings import default_cache_dir, default_data_dir
 from harness.splits import holdout
-from harness.stealing import utility_metrics
-from harness.visual_metrics import class_hit_ratios, detection_metrics, taamr_metrics
 from models import model_from_payload
 from models.visual import create_visual_model
 
 PAIR_ITEMS = 128  # items whose clean/perturbed pairs train a purifier or a detector
+
+if TYPE_CHECKING:
+    from harness.grid import Cell
 
 
 @dataclass
@@ -121,10 +124,6 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     params = {"n_users": data.n_users, "n_items": data.n_items, "device": device,
               "n_train_interactions": int(world.train.nnz)}
     return TargetRecord(target_hash, payload, record, params, lists=lists.astype(np.int32))
-
-
-def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
-    raise ValueError("visual attacks use no auxiliary model")
 
 
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",

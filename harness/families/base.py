@@ -1,0 +1,188 @@
+"""What an attack family is to the harness: one object that owns everything family-specific.
+
+The generic layer (grid validation, planning, the driver, reports, the leaderboard) asks a cell's
+family; it never names one. A family says:
+- its threat-model schema: the matrix axes it reads (`axes`) and the top-level grid sections it
+  reads (`sections`, each a pydantic model); a grid that sets anything else for it is an error;
+- its pairing checks (`check`), and what the data must allow once loaded (`check_data`);
+- what identifies its targets and auxiliary models (`target_identity`, `auxiliary_identity`), on
+  which dataset the auxiliary model trains, and the modules whose code makes each result;
+- its tasks (`train_target`, `train_auxiliary`, `run_cell`: plain functions of a cell, the data
+  and the records, returning records; no Ray, no MLflow);
+- its success metric for the leaderboard (`success`), the metric its plots show (`headline`)
+  and its summary columns (`summary_metrics`).
+
+Register one with `register_family` (a plugin module named in `$RECSEC_PLUGINS` may); an attack
+class names its family in its `family` class attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+import attacks
+import defenses
+import models
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from harness.data import Interactions
+    from harness.grid import Cell, DatasetConfig, Grid
+    from harness.records import CellRecord, TargetRecord
+
+# The axes every family reads: what is attacked, by what, behind what.
+CORE_AXES = ("target", "attack", "defense")
+DATA_CODE = "harness.data.cache"  # loading and preprocessing: what every result's data went through
+
+
+@dataclass(frozen=True)
+class Success:
+    """How a family's attack success is read from a cell's metrics (the leaderboard's number)."""
+
+    metric: str  # a metric name, with {k} where it has a cutoff
+    meaning: str
+    # For a success derived from several metrics: (frame, k) -> values. Default: the column.
+    derive: Callable[[pd.DataFrame, int], pd.Series] | None = None
+    # An AUC of 0.1 is as much leakage as 0.9 (flip the scores): protection is measured on
+    # max(v, 1 - v), while tables show the value as measured.
+    folded: bool = False
+    # The metric whose logged Ks say which K a table can show (default: `metric` itself).
+    k_metric: str = ""
+
+    @property
+    def uses_k(self) -> bool:
+        return "{k}" in self.metric
+
+    def label(self, k: int) -> str:
+        return self.metric.format(k=k)
+
+    def value(self, frame: pd.DataFrame, k: int) -> pd.Series:
+        return self.derive(frame, k) if self.derive is not None else column(frame, self.label(k))
+
+    def leakage(self, values: pd.Series) -> pd.Series:
+        return np.maximum(values, 1 - values) if self.folded else values
+
+    def measured_ks(self, frame: pd.DataFrame) -> list[int]:
+        """The Ks at which these runs logged the success metric."""
+        pattern = self.k_metric or self.metric
+        if "{k}" not in pattern:
+            return []
+        head, tail = pattern.split("{k}")
+        ks = set()
+        for name in (c.removeprefix("metrics.") for c in frame.columns if c.startswith("metrics.")):
+            if name.startswith(head) and name.endswith(tail) and frame[f"metrics.{name}"].notna().any():
+                middle = name[len(head):len(name) - len(tail)] if tail else name[len(head):]
+                if middle.isdigit():
+                    ks.add(int(middle))
+        return sorted(ks)
+
+
+def column(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """A metric's column of a runs frame (all NaN when no run logged it)."""
+    name = f"metrics.{metric}"
+    return frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
+
+
+class Family:
+    """The base every family extends; its defaults fit a family whose target is a model of the
+    grid's target axis trained on the grid's dataset, attacked through the oracle."""
+
+    name: ClassVar[str]
+    axes: ClassVar[tuple[str, ...]] = CORE_AXES
+    sections: ClassVar[dict[str, type[BaseModel]]] = {}
+    success: ClassVar[Success]
+    headline: ClassVar[str] = ""  # what plots show; default: the success metric
+
+    # -- the grid ---------------------------------------------------------------------------
+
+    def check(self, grid: Grid, source: str) -> list[str]:
+        """Problems with how the grid pairs this family's attacks with targets, clones and
+        defenses; each names the file and the key."""
+        return []
+
+    def check_data(self, grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:
+        """Raise (a RecsecError) when the loaded data cannot serve these cells of this family."""
+
+    # -- identities -------------------------------------------------------------------------
+
+    def target_identity(self, cell: Cell) -> dict:
+        """What the target depends on: changing any of it trains another target."""
+        out = {k: cell.normalized()[k] for k in ("dataset", "split", "target", "seed")}
+        out.update(self._section_identity(cell, target=True))
+        if cell.defense_shapes_target:
+            out["defense"] = cell.defense.model_dump()
+        return out
+
+    def needs_auxiliary(self, cell: Cell) -> bool:
+        return getattr(attacks.attack_class(cell.attack.name), "needs_auxiliary", False)
+
+    def auxiliary_identity(self, cell: Cell) -> dict:
+        """What the attacker's auxiliary model depends on (never the target)."""
+        out = {k: cell.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
+        out["auxiliary_data"] = {"aux_share": cell.knowledge.aux_share, "item_overlap": cell.knowledge.item_overlap}
+        return out
+
+    def auxiliary_dataset(self, cell: Cell) -> DatasetConfig:
+        """The dataset the auxiliary task trains on."""
+        return cell.dataset
+
+    def _section_identity(self, cell: Cell, target: bool) -> dict:
+        return {name: section.model_dump() for name, section in cell.sections.items()}
+
+    # -- code identity ----------------------------------------------------------------------
+
+    def runner_modules(self, cell: Cell) -> tuple[str, ...]:
+        """The modules that run this cell's tasks (with what they import: harness.code_identity)."""
+        return (type(self).__module__,)
+
+    def target_modules(self, cell: Cell) -> tuple[str, ...]:
+        modules = (DATA_CODE, *self.runner_modules(cell), model_module(cell.target.name))
+        if cell.defense_shapes_target:
+            modules += (defenses.defense_class(cell.defense.name).__module__,)
+        return modules
+
+    def auxiliary_modules(self, cell: Cell) -> tuple[str, ...]:
+        return (DATA_CODE, *self.runner_modules(cell), model_module(cell.clone.name))
+
+    def cell_modules(self, cell: Cell) -> tuple[str, ...]:
+        modules = self.target_modules(cell) + (model_module(cell.clone.name),
+                                               attacks.attack_class(cell.attack.name).__module__)
+        if cell.defense.name != "none":
+            modules += (defenses.defense_class(cell.defense.name).__module__,)
+        return modules
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
+        raise NotImplementedError
+
+    def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
+        raise ValueError(f"{self.name} attacks use no auxiliary model")
+
+    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
+                 auxiliary: TargetRecord | None = None) -> CellRecord:
+        raise NotImplementedError
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def headline_metric(self, k: int) -> str:
+        return (self.headline or self.success.metric).format(k=k)
+
+    def summary_metrics(self, k: int, utility: str) -> list[str]:
+        """The end-of-run table's columns at K, success first. `utility` is `recall` for general
+        recommenders, `hr` for next-item ones."""
+        return [self.success.label(k), f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]
+
+
+def model_module(name: str) -> str:
+    """The module that defines a recommender (of the model registry, or a visual one)."""
+    try:
+        return models.model_class(name).__module__
+    except (KeyError, ValueError):
+        from models.visual import visual_model_class
+        return visual_model_class(name).__module__

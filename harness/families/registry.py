@@ -1,0 +1,49 @@
+"""The registered attack families, by name. recsec's own four register on first lookup; a plugin
+(`$RECSEC_PLUGINS`) registers its own with `register_family`."""
+
+from __future__ import annotations
+
+import importlib
+
+import attacks
+from harness.errors import RecsecError
+from harness.families.base import Family
+
+BUILTIN = ("harness.families.stealing", "harness.families.extraction", "harness.families.membership",
+           "harness.families.visual")
+_families: dict[str, Family] = {}
+_builtins_loaded = False
+
+
+def register_family(family: Family) -> Family:
+    """Make `family` known under `family.name` (its attacks' `family` attribute)."""
+    if family.name in _families and type(_families[family.name]) is not type(family):
+        raise ValueError(f"family {family.name!r} is already registered by {type(_families[family.name]).__name__}")
+    _families[family.name] = family
+    return family
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # before importing: the modules register through this registry
+        for module in BUILTIN:
+            importlib.import_module(module)
+
+
+def family_names() -> list[str]:
+    _load_builtins()
+    return sorted(_families)
+
+
+def get_family(name: str) -> Family:
+    _load_builtins()
+    try:
+        return _families[name]
+    except KeyError:
+        raise RecsecError(f"no attack family {name!r} is registered; known: {', '.join(sorted(_families))}") from None
+
+
+def family_of_attack(attack_name: str) -> Family:
+    """The family an attack belongs to (its class's `family` attribute)."""
+    return get_family(attacks.attack_class(attack_name).family)

@@ -1,0 +1,72 @@
+"""A test attack family, registered from outside recsec (`RECSEC_PLUGINS=profiling_family`):
+catalogue profiling. The attacker watches the top-K lists the target serves to the users it
+knows and ranks the items by how popular it infers they are in the target's training data;
+success is the precision of its top-K against the true top-K. Built only on recsec's public
+pieces (the family base, the user-id split, the oracle), with no edit to `harness/`."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+
+import profiling_attacks  # noqa: F401  (registers the family's attacks)
+from attacks.oracle import Oracle, ServingContext
+from attacks.threat import AttackerView
+from harness.families import CORE_AXES, Family, Success, register_family
+from harness.families import user_ids
+from harness.grid import Strict
+from harness.records import finish_cell
+from harness.splits import choose_known
+
+
+class ProfilingConfig(Strict):
+    """The grid's `profiling` section: which interactions make an item's true popularity."""
+
+    popularity: Literal["train", "all"] = "train"
+
+
+def precision_at_k(guess: np.ndarray, truth: np.ndarray, k: int) -> float:
+    return len(set(guess[:k].tolist()) & set(truth[:k].tolist())) / k
+
+
+class Profiling(Family):
+    name = "profiling"
+    axes = CORE_AXES + ("known_share", "list_length", "query_budget")
+    sections = {"profiling": ProfilingConfig}
+    success = Success("popular_precision_at_{k}", "precision of the inferred top-K popular items")
+
+    def runner_modules(self, cell):
+        return (__name__, user_ids.__name__)
+
+    def train_target(self, cell, data, target_hash, device):
+        return user_ids.train_target(cell, data, target_hash, device)
+
+    def run_cell(self, cell, data, target, cell_hash, device, auxiliary=None):
+        start = time.perf_counter()
+        split = user_ids.split_for(cell, data)
+        rng = np.random.default_rng([cell.seed, 0x9F])
+        known, known_interactions = choose_known(split.target_train, cell.knowledge.known_share, "users", rng)
+        view = AttackerView(split.n_items, known, known_interactions, cell.knowledge)
+        k = min(cell.knowledge.list_length, split.n_items)
+        context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
+        oracle = Oracle(lambda users, kk: target.lists[users, :kk].astype(np.int64), context, k,
+                        cell.knowledge.query_budget, cell.defense_instance(), np.random.default_rng([cell.seed, 0x0C]))
+        guess = cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+        attack_seconds = time.perf_counter() - start
+
+        eval_start = time.perf_counter()
+        counted = split.target_train if cell.sections["profiling"].popularity == "train" else data.matrix
+        truth = np.argsort(-np.asarray(counted.sum(axis=0)).ravel(), kind="stable")
+        out = {f"popular_precision_at_{kk}": precision_at_k(guess, truth, kk)
+               for kk in cell.metric_ks if kk <= split.n_items}
+        return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
+                           n_known=len(known), target=target, start=start, attack_seconds=attack_seconds,
+                           eval_start=eval_start)
+
+    def summary_metrics(self, k, utility):
+        return [self.success.label(k), "queries", f"{utility}_at_{k}"]
+
+
+register_family(Profiling())
