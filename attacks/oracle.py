@@ -1,6 +1,7 @@
 """The attacker's only access to a target: ranked top-K lists, counted and budgeted.
 
-The harness builds an Oracle around a trained target; attacks receive only the Oracle and an
+The harness builds an Oracle around a trained target where the target is served
+(harness.serving); attacks receive a client that forwards their queries to it, and an
 AttackerView. An output defense, when configured, transforms every list before it is served.
 """
 
@@ -50,6 +51,8 @@ class Oracle:
     recommenders: its list excludes the user's seen items) or an item sequence (sequential
     recommenders: rows of a left-padded [n, L] array); either way one row is one query."""
 
+    QUERIES = ("query",)  # what a client may ask of it
+
     def __init__(
         self,
         recommend: Callable[[np.ndarray, int], np.ndarray],
@@ -86,3 +89,7 @@ class Oracle:
         self.queries += len(keys)
         self.items_returned += lists.size
         return lists
+
+    def counts(self) -> dict[str, int]:
+        """What was asked and served: the cell's query counts."""
+        return {"queries": self.queries, "items_returned": self.items_returned}

@@ -17,7 +17,7 @@ from harness.grid import Cell, Grid, expand, load_grid
 from harness.heartbeat import Heartbeat
 from harness.planner import Plan, PlannedCell, make_plan
 from harness.scheduler import RunSummary, cell_label, load_data, run_plan
-from harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, TARGET_HASH, Tracker, flatten
+from harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, ORACLE_ISOLATED, TARGET_HASH, Tracker, flatten
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_grid"]
 
@@ -34,6 +34,7 @@ class RunOptions:
     overrides: tuple[str, ...] = ()  # `--set key=value` over the grid file
     accept_stale: bool = False  # reuse results and models made by other code (harness.code_identity)
     executor: str = "ray"  # or "local": every task in this process, one after another
+    isolate_oracle: bool = True  # Ray: serve each target from its own actor (harness.serving)
 
     def __post_init__(self):
         # Absolute: a detached driver, or a Ray job, may not share the caller's working directory.
@@ -67,7 +68,8 @@ def prepare(grid: Grid, options: RunOptions, *, for_run: bool = False) -> tuple[
 def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
     start = time.perf_counter()
     grid = load_grid(grid_path, options.overrides)
-    executor = make_executor(options.executor, address=options.ray_address, num_cpus=options.num_cpus)
+    executor = make_executor(options.executor, address=options.ray_address, num_cpus=options.num_cpus,
+                             isolate_oracle=options.isolate_oracle)
     # Planning reads MLflow. A new sqlite store spends seconds on its schema migration and
     # certainly has work to do, so Ray starts meanwhile; otherwise Ray starts only if needed.
     early = executor.name == "ray" and _new_sqlite_store(options.tracking_uri)
@@ -132,7 +134,8 @@ class MlflowLog:
 
     def cell(self, cell: Cell, planned: PlannedCell, record: tasks.CellRecord | None, error: str | None) -> None:
         tags = {**self._common_tags(cell), KIND: "cell", CELL_HASH: planned.cell_hash,
-                TARGET_HASH: planned.target_hash, CODE: tasks.cell_code(cell), FAMILY: cell.family, **cell.axes(),
+                TARGET_HASH: planned.target_hash, CODE: tasks.cell_code(cell), FAMILY: cell.family,
+                ORACLE_ISOLATED: str(bool(record and record.oracle_isolated)).lower(), **cell.axes(),
                 **({NODE: record.node} if record and record.node else {})}
         params = flatten("", cell.normalized())
         self.tracker.log_run(self.experiment_id, cell_label(cell), tags, params, record.metrics if record else {},

@@ -33,6 +33,18 @@ class CellRecord:
     cell_hash: str
     metrics: dict[str, float]
     node: str = ""  # host/Ray node that ran it
+    # Whether the attack ran in another process than the one serving its target (harness.serving).
+    oracle_isolated: bool = False
+
+
+@dataclass
+class AttackOutcome:
+    """What a cell's attack step hands to its grader: the attack's result and its time."""
+
+    result: object
+    attack_seconds: float
+    peak_rss_mb: float
+    node: str = ""
 
 
 def pick_device(gpu_ids: list | None = None) -> str:
@@ -46,14 +58,14 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def finish_cell(cell_hash: str, measured: dict, *, queries: int, items_returned: int, n_known: int,
-                target: TargetRecord, start: float, attack_seconds: float, eval_start: float,
-                **extra: float) -> CellRecord:
-    """A cell's record: its attack metrics plus what every family logs alike (queries, timings,
-    memory, and the target's own undefended utility, so every row of a table carries it)."""
-    now = time.perf_counter()
-    measured.update(queries=queries, items_returned=items_returned, n_known_users=n_known, **extra)
-    measured.update(attack_seconds=attack_seconds, eval_seconds=now - eval_start, cell_seconds=now - start,
-                    peak_rss_mb=peak_rss_mb())
+def cell_record(cell_hash: str, measured: dict, *, counts: dict, target: TargetRecord, outcome: AttackOutcome,
+                grade_seconds: float, oracle_isolated: bool) -> CellRecord:
+    """A cell's record: its attack metrics plus what every family logs alike (the oracle's
+    counts, timings, memory, and the target's own undefended utility, so every row of a table
+    carries it)."""
+    measured = {**measured, **counts}
+    measured.update(attack_seconds=outcome.attack_seconds, eval_seconds=grade_seconds,
+                    cell_seconds=outcome.attack_seconds + grade_seconds,
+                    peak_rss_mb=max(outcome.peak_rss_mb, peak_rss_mb()))
     measured.update({name: value for name, value in target.metrics.items() if "_at_" in name})
-    return CellRecord(cell_hash, measured)
+    return CellRecord(cell_hash, measured, oracle_isolated=oracle_isolated)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -199,14 +200,15 @@ def run_plan(plan: Plan, data: dict, executor: Executor, log: RunLog, summary: R
                 summary.failed += 1
                 summary.failures.append((cell_label(pc.cell), error.strip().splitlines()[-1]))
                 log.cell(pc.cell, pc, None, error)
+                cell_done(pc)
                 failed += 1
                 continue
             if any(h not in model_refs for h in needs):
                 still.append(pc)
                 continue
-            args = (pc.cell, main_data, model_refs[pc.target_hash], pc.cell_hash,
-                    model_refs[aux_hash] if aux_hash else None)
-            pending[executor.submit(tasks.run_cell, args, grid.resources.attack)] = ("cell", pc.cell, pc)
+            ticket = executor.submit_cell(pc, main_data, model_refs[pc.target_hash],
+                                          model_refs[aux_hash] if aux_hash else None, grid.resources.attack)
+            pending[ticket] = ("cell", pc.cell, pc)
         blocked = still
         return failed
 
@@ -216,8 +218,16 @@ def run_plan(plan: Plan, data: dict, executor: Executor, log: RunLog, summary: R
             if obtain(kind, cell, model_hash):
                 del awaited[model_hash]
 
+    cells_left = Counter(pc.target_hash for pc in plan.todo)
+
+    def cell_done(planned: PlannedCell) -> None:
+        cells_left[planned.target_hash] -= 1
+        if cells_left[planned.target_hash] == 0:
+            executor.release(planned.target_hash)
+
     def finish(kind: str, cell: Cell, info, record) -> None:
         if kind == "cell":
+            cell_done(info)
             summary.finished += 1
             summary.task_seconds += record.metrics.get("cell_seconds", 0.0)
             log.cell(cell, info, record, None)
@@ -238,6 +248,7 @@ def run_plan(plan: Plan, data: dict, executor: Executor, log: RunLog, summary: R
             f"{kind} {cell.target.label() if kind == 'target' else cell.clone.label()} seed={cell.seed}"
         summary.failures.append((label, str(error)))
         if kind == "cell":
+            cell_done(info)
             summary.failed += 1
             log.cell(cell, info, None, error.error)
         else:

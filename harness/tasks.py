@@ -1,19 +1,23 @@
-"""A grid's tasks as plain functions: train a target, train the attacker's auxiliary model, run
-a cell. No Ray, no MLflow: the driver wraps these in Ray tasks and tests call them directly.
-Each asks the cell's family (harness.families) to do the work and returns a plain record the
-driver logs.
+"""A grid's tasks as plain functions: train a target, train the attacker's auxiliary model, and
+a cell's attack and grading steps (its serving step is harness.serving). No Ray, no MLflow: the
+executors run these and tests call them directly. Each asks the cell's family
+(harness.families) to do the work and returns a plain record the driver logs.
 """
 
 from __future__ import annotations
+
+import time
 
 from harness.code_identity import fingerprint
 from harness.data import Interactions
 from harness.grid import Cell
 from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, peak_rss_mb, pick_device
+from harness.records import (LISTS_WIDTH, AttackOutcome, CellRecord, TargetRecord, cell_record, peak_rss_mb,
+                             pick_device)
+from harness.serving import TargetServer, in_process_client
 
-__all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "auxiliary_code", "cell_code", "peak_rss_mb",
-           "pick_device", "run_cell", "target_code", "train_auxiliary", "train_target"]
+__all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "attack_cell", "auxiliary_code", "cell_code",
+           "grade_cell", "peak_rss_mb", "pick_device", "run_cell", "target_code", "train_auxiliary", "train_target"]
 
 
 def _family(cell: Cell):
@@ -29,9 +33,33 @@ def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device:
     return _family(cell).train_auxiliary(cell, data, auxiliary_hash, device)
 
 
+def attack_cell(cell: Cell, view, oracle, device: str = "cpu") -> AttackOutcome:
+    """A cell's attack step, in the attack's process: the view its threat model grants and an
+    oracle client, nothing of the target (harness.serving)."""
+    family = _family(cell)
+    start = time.perf_counter()
+    result = family.run_attack(cell, view, oracle, device)
+    return AttackOutcome(result, time.perf_counter() - start, peak_rss_mb())
+
+
+def grade_cell(cell: Cell, data: Interactions, target: TargetRecord, view, outcome: AttackOutcome, counts: dict,
+               cell_hash: str, device: str = "cpu", oracle_isolated: bool = True) -> CellRecord:
+    """A cell's grading step: the attack's result measured against the target; `counts` are
+    what the cell's oracle counted where it served."""
+    start = time.perf_counter()
+    measured = _family(cell).grade(cell, data, target, view, outcome.result, device)
+    return cell_record(cell_hash, measured, counts=counts, target=target, outcome=outcome,
+                       grade_seconds=time.perf_counter() - start, oracle_isolated=oracle_isolated)
+
+
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str,
              auxiliary: TargetRecord | None = None, device: str = "cpu") -> CellRecord:
-    return _family(cell).run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)
+    """A cell's three steps in this process: the record says its oracle was not isolated."""
+    server = TargetServer(data, target, device)
+    view = server.open(cell, cell_hash, auxiliary)
+    outcome = attack_cell(cell, view, in_process_client(server, cell_hash), device)
+    return grade_cell(cell, data, target, view, outcome, server.close(cell_hash), cell_hash, device,
+                      oracle_isolated=False)
 
 
 # -- the code that produces each result (harness.code_identity) ----------------------------------

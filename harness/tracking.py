@@ -31,6 +31,8 @@ from harness.version import code_version, git_commit  # noqa: E402
 
 KIND = "recsec.kind"
 FAMILY = "recsec.family"
+# "true" when the cell's attack ran in another process than the one serving its target.
+ORACLE_ISOLATED = "recsec.oracle_isolated"
 NODE = "recsec.node"
 CODE_VERSION = "recsec.code_version"
 CODE = "recsec.code"  # the fingerprint of the code that produced a run's numbers (harness.code_identity)

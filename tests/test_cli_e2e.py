@@ -147,6 +147,27 @@ def test_the_local_executor_runs_a_grid_in_process_and_a_failed_target_fails_onl
     assert "0 cells finished, 3 failed, 1 already done" in again.stdout  # the same cells fail again, nothing else runs
 
 
+def test_the_attack_holds_only_an_oracle_client_and_the_server_enforces_the_budget(tmp_path):
+    grid = write_grid(tmp_path / "served.yaml", "served", attacks=("ptd", "snoop", "greedy"), defenses=["none"])
+    spec = yaml.safe_load(grid.read_text())
+    spec["matrix"]["query_budget"] = [5]
+    grid.write_text(yaml.safe_dump(spec))
+    result = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path, plugins=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 cells finished, 1 failed" in result.stdout  # the grid went on past the refused cell
+    assert "QueryBudgetExceeded: 6 more queries would exceed the budget of 5 (0 used)" in result.stderr
+    runs = {r.data.tags["attack"].split("(")[0]: r for r in cell_runs(tmp_path, "served")}
+    assert runs["snoop"].info.status == "FINISHED"  # found no model, data, defense or server state
+    assert runs["snoop"].data.metrics["queries"] == 1
+    assert {runs[a].data.tags["recsec.oracle_isolated"] for a in ("ptd", "snoop")} == {"true"}
+    assert runs["greedy"].info.status == "FAILED"
+
+    # In one process the oracle is not isolated: the attack can reach the target, and the run says so.
+    local = recsec("run", str(grid), "--executor", "local", "--fresh", "--set", "matrix.attack=[snoop]",
+                   cwd=tmp_path, plugins=True)
+    assert "the attack's process holds: Interactions, TargetRecord, TargetServer" in local.stderr
+
+
 def test_a_killed_grid_resumes_and_logs_each_cell_once(tmp_path):
     # 8 cells, 2 targets. One `gate` cell holds its worker until released, so the grid cannot
     # finish before the kill, whatever the machine's speed; the other CPU finishes cells meanwhile.

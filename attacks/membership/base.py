@@ -22,11 +22,12 @@ from models.evaluation import roc_auc
 
 @dataclass(frozen=True)
 class PartFeatures:
-    """One part's users (members first), their difference vectors [n, dim] and labels (1 = member)."""
+    """One part's users (members first), their difference vectors [n, dim] and labels (1 = member;
+    None for the target part as the attacker sees it)."""
 
     users: np.ndarray
     vectors: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 class MembershipAttack:
@@ -45,12 +46,12 @@ class MembershipAttack:
 @dataclass(frozen=True)
 class MembershipResult:
     """Scores for the target part's users (higher = more likely a member), the attack's decisions,
-    and the true labels (1 = member)."""
+    and the true labels (1 = member) when the caller knew them (the attacker does not)."""
 
     users: np.ndarray
     scores: np.ndarray
     predictions: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 def run_attack(attack: MembershipAttack, shadow: PartFeatures, target: PartFeatures, *,
@@ -59,7 +60,7 @@ def run_attack(attack: MembershipAttack, shadow: PartFeatures, target: PartFeatu
     attack.fit(shadow.vectors, shadow.labels, target.vectors, seed=seed)
     scores = attack.score(target.vectors)
     return MembershipResult(target.users, scores, (scores >= attack.threshold_).astype(np.int64),
-                            np.asarray(target.labels, dtype=np.int64))
+                            None if target.labels is None else np.asarray(target.labels, dtype=np.int64))
 
 
 # --------------------------------------------------------------------------- training pieces

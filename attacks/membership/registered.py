@@ -1,11 +1,12 @@
 """The membership attacks as grid components: `zhang_mlp`, `zhang_kmeans`, `dlmia`, and the
 one-feature baseline `difference_norm`.
 
-Each grid attack is one of the library's classifiers plus what the attacker does around it: how
+Each grid attack is one of the library's classifiers plus what the attacker does around it
+(`run`: ask the oracle for the target part's lists, build difference vectors, fit, score): how
 the difference vectors weight the served list (`weights`), whether the attacker, knowing the
 target's output defense, serves its shadow part the same way (`knows_defense`), and which
 serving protocol the experiment reproduces (`protocol`: "published", the default, or "deployed"). The harness
-(harness/membership.py) trains the recommenders, serves the lists and grades the scores.
+(harness/families/membership_cells.py) trains the recommenders, serves the lists and grades the scores.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from attacks.membership.base import MembershipAttack
+import numpy as np
+
+from attacks.membership.base import MembershipAttack, MembershipResult, run_attack
 from attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
 from attacks.membership.dlmia import DLMIA, DLMIAConfig
 from attacks.membership.features import WEIGHTS
+from attacks.membership.parts import MembershipView
 from attacks.membership.recommendations import PROTOCOLS
 from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from attacks.registry import register_attack
@@ -52,6 +56,17 @@ class GridMembershipAttack(Configured):
     def classifier(self) -> MembershipAttack:
         own = {name: getattr(self.config, name) for name in self.classifier_config.__dataclass_fields__}
         return self.classifier_type(self.classifier_config(**own))
+
+    def run(self, view: MembershipView, oracle, *, seed: int, device: str = "cpu") -> MembershipResult:
+        """Ask the oracle for every target-part user's list (one batch), serve the shadow part the
+        same way (through the defense too if the attacker knows it), fit on the shadow part's
+        difference vectors and score the target part's."""
+        target_lists = oracle.query(np.arange(len(view.target.users)))
+        shadow_lists = view.shadow.served(view.defense if self.config.knows_defense else None,
+                                          np.random.default_rng([seed, 0xDEF, 1]), self.config.protocol)
+        weights = self.config.weights
+        return run_attack(self.classifier(), view.shadow.features(shadow_lists, weights, view.shadow.labels),
+                          view.target.features(target_lists, weights), seed=seed)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A grid attack is the image attack plus the TAaMR choice of classes: `origin` and `target` ImageNet
 classes, or (None) the origin chosen as the least recommended class with at least `min_items`
 items and the target as the most recommended one, from the clean lists (`choose_classes`).
-The harness (harness/visual.py) runs the protocol and grades it.
+Each runs TAaMR through the oracle (`run`); the harness
+(harness/families/visual_cells.py) serves the platform and grades the outcome.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
+import numpy as np
+import torch
+
 from attacks.registry import register_attack
 from attacks.visual.base import ImageAttack
 from attacks.visual.fgsm import FGSM, FGSMConfig
 from attacks.visual.pgd import PGD, PGDConfig
+from attacks.visual.selection import choose_classes, class_hit_ratios
+from attacks.visual.taamr import CatalogueView, UploadResult
 from models.registry import Configured
 
 
@@ -44,6 +50,18 @@ class GridImageAttack(Configured):
     def image_attack(self) -> ImageAttack:
         own = {name: getattr(self.config, name) for name in self.attack_config.__dataclass_fields__}
         return self.attack_type(self.attack_config(**own))
+
+    def run(self, view: CatalogueView, oracle, *, seed: int, device: str = "cpu") -> UploadResult:
+        """TAaMR through the oracle: watch the users' lists, choose the classes from them, perturb
+        the origin class's images toward the target class, upload them, watch the lists again."""
+        clean_lists = oracle.query(view.users)
+        ratios = class_hit_ratios(clean_lists, view.item_classes, 1000, oracle.k)
+        origin, target = choose_classes(ratios, view.item_classes, min_items=self.config.min_items,
+                                        origin=self.config.origin, target=self.config.target)
+        items = np.flatnonzero(view.item_classes == origin)
+        adversarial = self.image_attack().perturb(view.cnn, view.images[torch.from_numpy(items)], target, seed=seed)
+        oracle.upload(items, adversarial)
+        return UploadResult(int(origin), int(target), items, adversarial, clean_lists, oracle.query(view.users))
 
 
 @dataclass(frozen=True)

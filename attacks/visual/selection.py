@@ -1,10 +1,24 @@
 """Which class to attack, and toward which: TAaMR picks an origin class whose items users rarely
-see in their top-K lists and a target class they see often, from the clean recommendations'
-category hit ratios (computed by the harness, `harness.families.visual_metrics.class_hit_ratios`)."""
+see in their top-K lists and a target class they see often, from the category hit ratios of the
+clean lists the attacker observes (`class_hit_ratios`)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def class_hit_ratios(lists: np.ndarray, item_classes: np.ndarray, n_classes: int, k: int) -> np.ndarray:
+    """CHR@k of every class at once: float [n_classes], summing to 1 over the classes."""
+    top = top_k(lists, k)
+    classes = np.asarray(item_classes, dtype=np.int64)[top]
+    return np.bincount(classes.ravel(), minlength=n_classes)[:n_classes] / max(1, top.size)
+
+
+def top_k(lists: np.ndarray, k: int) -> np.ndarray:
+    lists = np.asarray(lists)
+    if lists.ndim != 2 or lists.shape[1] < k or k < 1:
+        raise ValueError(f"need lists [n_users, >= k] and k >= 1, got shape {lists.shape} and k={k}")
+    return lists[:, :k]
 
 
 def choose_classes(

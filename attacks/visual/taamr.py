@@ -74,16 +74,9 @@ def run_taamr(
     rows = torch.from_numpy(items)
     clean_images = images[rows]
     adversarial = attack.perturb(cnn, clean_images, target, seed=seed)
-    features_seen, adversarial_classes = cnn.extract(adversarial, batch_size=batch_size)
-    defended_classes = None
-    if transform is not None:
-        features_seen, defended = cnn.extract(transform(adversarial), batch_size=batch_size)
-        defended_classes = defended.numpy()
-
+    features_seen, adversarial_classes, defended_classes = features_as_seen(cnn, adversarial, transform, batch_size)
     clean_features = recommender.features.detach().cpu()
-    new_features = clean_features.clone()
-    new_features[rows] = features_seen.to(new_features.dtype)
-    attacked_model = recommender.with_features(new_features)
+    attacked_model = with_item_features(recommender, items, features_seen)
     if clean_lists is None:
         clean_lists = recommender.recommend(users, k, exclude)
     attacked_lists = attacked_model.recommend(users, k, exclude)
@@ -95,9 +88,56 @@ def run_taamr(
         adversarial_images=adversarial,
         clean_features=clean_features[rows].numpy(),
         adversarial_features=features_seen.numpy(),
-        adversarial_classes=adversarial_classes.numpy(),
+        adversarial_classes=adversarial_classes,
         defended_classes=defended_classes,
         users=users,
         clean_lists=clean_lists,
         attacked_lists=attacked_lists,
     )
+
+
+def features_as_seen(cnn, images: torch.Tensor, transform: ImageTransform | None = None, batch_size: int = 64
+                     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+    """What the platform makes of uploaded images: their features after its input transform (if
+    any); with the CNN's class of each image as uploaded, and after the transform."""
+    features, classes = cnn.extract(images, batch_size=batch_size)
+    if transform is None:
+        return features, classes.numpy(), None
+    features, defended = cnn.extract(transform(images), batch_size=batch_size)
+    return features, classes.numpy(), defended.numpy()
+
+
+def with_item_features(recommender, items: np.ndarray, features: torch.Tensor):
+    """The same recommender, not retrained, with `items`' features replaced."""
+    new_features = recommender.features.detach().cpu().clone()
+    new_features[torch.from_numpy(np.asarray(items))] = features.to(new_features.dtype)
+    return recommender.with_features(new_features)
+
+
+@dataclass(frozen=True)
+class CatalogueView:
+    """A visual attack's grant: the catalogue's item images and the public CNN with its classes of
+    them, the users whose lists the attacker watches, and its threat model."""
+
+    images: torch.Tensor
+    cnn: torch.nn.Module
+    item_classes: np.ndarray
+    users: np.ndarray
+    knowledge: object
+
+    @property
+    def n_known(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class UploadResult:
+    """What a visual attack did: the classes it chose, the items whose images it replaced and
+    with what, and the watched users' lists before and after the upload (as the oracle served)."""
+
+    origin: int
+    target: int
+    attacked_items: np.ndarray
+    adversarial_images: torch.Tensor
+    clean_lists: np.ndarray
+    attacked_lists: np.ndarray

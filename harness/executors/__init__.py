@@ -7,10 +7,11 @@ from harness.executors.base import Executor, TaskFailed
 EXECUTORS = ("ray", "local")
 
 
-def make_executor(name: str, *, address: str | None = None, num_cpus: int | None = None) -> Executor:
+def make_executor(name: str, *, address: str | None = None, num_cpus: int | None = None,
+                  isolate_oracle: bool = True) -> Executor:
     if name == "ray":
         from harness.executors.ray_executor import RayExecutor
-        return RayExecutor(address, num_cpus)
+        return RayExecutor(address, num_cpus, isolate_oracle)
     if name == "local":
         from harness.executors.local import LocalExecutor
         return LocalExecutor()

@@ -4,7 +4,9 @@ executor only runs tasks and says which have finished:
 - `share(value)`: a handle that tasks receive in place of a large value (the data), made once;
 - `submit(task, args, resources)`: start `task(*args, device=...)`; returns a ticket;
 - `wait(tickets, timeout)`: the tickets that have finished (an empty list once `timeout` passes);
-- `result(ticket)`: the task's record, or `TaskFailed` with the error it raised.
+- `result(ticket)`: the task's record, or `TaskFailed` with the error it raised;
+- `submit_cell(...)`: a cell's serving, attack and grading steps (harness.serving), and
+  `release(target_hash)` once no cell of that target is left.
 
 `harness.executors.ray_executor` runs tasks on a Ray cluster; `harness.executors.local` runs them one
 after another in this process (a debugger works; no Ray needed).
@@ -51,3 +53,14 @@ class Executor(ABC):
     @abstractmethod
     def result(self, ticket) -> Any:
         ...
+
+    def submit_cell(self, planned, data, target, auxiliary, resources) -> Any:
+        """Run a planned cell's steps (serve, attack, grade; harness.serving) against `target`
+        (its record, or a ticket standing for it). By default all three in one task, so its
+        oracle is not isolated and its record says so."""
+        from harness import tasks
+
+        return self.submit(tasks.run_cell, (planned.cell, data, target, planned.cell_hash, auxiliary), resources)
+
+    def release(self, target_hash: str) -> None:
+        """No cell of this target is left to run: free what serves it."""

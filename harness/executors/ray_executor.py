@@ -17,17 +17,52 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 import ray  # noqa: E402
 
 from harness.errors import ResourceError  # noqa: E402
+from harness import tasks  # noqa: E402
 from harness.executors.base import Executor, TaskFailed  # noqa: E402
 from harness.records import pick_device  # noqa: E402
+from harness.serving import OracleClient, TargetServer  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not.
 MAX_RETRIES = 2
 
 
+def _node() -> str:
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
 @ray.remote
 def _run(task: Callable, *args):
     record = task(*args, device=pick_device(ray.get_gpu_ids()))
-    record.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+    record.node = _node()
+    return record
+
+
+# One per trained target, shared by the cells that attack it: it holds the target, the data and
+# the output defenses, and answers each cell's queries. No CPU is reserved for it (it waits on
+# queries far more than it computes), so it never holds a task slot.
+_Server = ray.remote(num_cpus=0, max_concurrency=4)(TargetServer)
+
+
+@ray.remote
+def _attack(cell, view, server, session: str):
+    """A cell's attack step: this process holds the view and an oracle client, nothing else."""
+    def send(method: str, *args):
+        try:
+            return ray.get(server.call.remote(session, method, *args))
+        except ray.exceptions.RayTaskError as exc:  # what the server refused (e.g. past the budget)
+            raise exc.cause from None
+
+    client = OracleClient(send, ray.get(server.describe.remote(session)))
+    outcome = tasks.attack_cell(cell, view, client, device=pick_device(ray.get_gpu_ids()))
+    outcome.node = _node()
+    return outcome
+
+
+@ray.remote
+def _grade(cell, data, target, view, outcome, counts, cell_hash: str):
+    record = tasks.grade_cell(cell, data, target, view, outcome, counts, cell_hash,
+                              device=pick_device(ray.get_gpu_ids()), oracle_isolated=True)
+    record.node = outcome.node
     return record
 
 
@@ -35,10 +70,14 @@ class RayExecutor(Executor):
     name = "ray"
     pipelines = True
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, isolate_oracle: bool = True):
         self.address = address
         self.num_cpus = num_cpus
+        # False: each cell serves its target inside its own task, as before the server existed
+        # (benchmarks/serving.py measures what isolation costs against that).
+        self.isolate_oracle = isolate_oracle
         self._started = False
+        self._servers: dict[str, Any] = {}  # target hash -> its TargetServer actor
 
     def connect(self) -> None:
         """Join the given cluster, or start a local Ray (unless this process already has one)."""
@@ -57,7 +96,32 @@ class RayExecutor(Executor):
         self.connect()
         check_resources(grid, ray.nodes())
 
+    def submit_cell(self, planned, data, target, auxiliary, resources) -> Any:
+        """Serve (the target's actor opens the cell's session and grants its view), attack (a
+        task with the view and an oracle client), grade (a task with the target): chained by
+        object refs, so the ticket is the grade's and an error anywhere fails the cell."""
+        if not self.isolate_oracle:
+            return super().submit_cell(planned, data, target, auxiliary, resources)
+        cell, cell_hash = planned.cell, planned.cell_hash
+        if planned.target_hash not in self._servers:
+            self._servers[planned.target_hash] = _Server.remote(data, target)
+        server = self._servers[planned.target_hash]
+        options = dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=MAX_RETRIES,
+                       retry_exceptions=False)
+        view = server.open.remote(cell, cell_hash, auxiliary)
+        outcome = _attack.options(**options).remote(cell, view, server, cell_hash)
+        counts = server.close.remote(cell_hash, outcome)
+        return _grade.options(**options).remote(cell, data, target, view, outcome, counts, cell_hash)
+
+    def release(self, target_hash: str) -> None:
+        server = self._servers.pop(target_hash, None)
+        if server is not None:
+            ray.kill(server)
+
     def close(self) -> None:
+        for server in self._servers.values():
+            ray.kill(server)
+        self._servers.clear()
         if self._started:
             ray.shutdown()
             self._started = False

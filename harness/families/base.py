@@ -7,8 +7,9 @@ family; it never names one. A family says:
 - its pairing checks (`check`), and what the data must allow once loaded (`check_data`);
 - what identifies its targets and auxiliary models (`target_identity`, `auxiliary_identity`), on
   which dataset the auxiliary model trains, and the modules whose code makes each result;
-- its tasks (`train_target`, `train_auxiliary`, `run_cell`: plain functions of a cell, the data
-  and the records, returning records; no Ray, no MLflow);
+- its tasks: `train_target`, `train_auxiliary`, and a cell's three steps, `grant` and `oracle`
+  (where the target is served), `run_attack` (where only an oracle client is) and `grade`;
+  plain functions of a cell, the data and the records; no Ray, no MLflow;
 - its success metric for the leaderboard (`success`), the metric its plots show (`headline`)
   and its summary columns (`summary_metrics`).
 
@@ -31,9 +32,11 @@ import models
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from attacks.oracle import Oracle
     from harness.data import Interactions
     from harness.grid import Cell, DatasetConfig, Grid
-    from harness.records import CellRecord, TargetRecord
+    from harness.records import TargetRecord
+    from harness.serving import ServingState
 
 # The axes every family reads: what is attacked, by what, behind what.
 CORE_AXES = ("target", "attack", "defense")
@@ -156,7 +159,10 @@ class Family:
             modules += (defenses.defense_class(cell.defense.name).__module__,)
         return modules
 
-    # -- tasks ------------------------------------------------------------------------------
+    # -- tasks ----------------------------------------------------------------------------
+    # A cell runs in three places (harness.serving): the server opens its session (`grant`, and
+    # `oracle` over the target), the attack runs with the view and an oracle client
+    # (`run_attack`), and the grader measures the result against the target (`grade`).
 
     def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
         raise NotImplementedError
@@ -164,8 +170,22 @@ class Family:
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
         raise ValueError(f"{self.name} attacks use no auxiliary model")
 
-    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
-                 auxiliary: TargetRecord | None = None) -> CellRecord:
+    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
+        """The attacker's view: what its threat model gives it, built where the target is served
+        (`state`: the data, the target, a memo) and shipped to the attack."""
+        raise NotImplementedError
+
+    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
+        """The cell's oracle over the served target: its list length, budget and output defense."""
+        raise NotImplementedError
+
+    def run_attack(self, cell: Cell, view, oracle, device: str):
+        """Run the cell's attack (in the attack's process: `oracle` is a client)."""
+        raise NotImplementedError
+
+    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
+        """The attack's success and the defended target's utility, measured against the target;
+        with `n_known_users` (how many users the attacker knew)."""
         raise NotImplementedError
 
     # -- reports ----------------------------------------------------------------------------

@@ -12,9 +12,11 @@ from harness.families.registry import register_family
 from harness.families.stealing import ListsFamily
 
 if TYPE_CHECKING:
+    from attacks.oracle import Oracle
     from harness.data import Interactions
     from harness.grid import Cell
-    from harness.records import CellRecord, TargetRecord
+    from harness.records import TargetRecord
+    from harness.serving import ServingState
 
 
 class Extraction(ListsFamily):
@@ -31,10 +33,18 @@ class Extraction(ListsFamily):
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
         return sequences.train_auxiliary(cell, data, auxiliary_hash, device)
 
-    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
-                 auxiliary: TargetRecord | None = None) -> CellRecord:
-        return sequences.run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary,
-                                  grant=sequences.data_free_view)
+    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
+        return sequences.data_free_view(cell, state, auxiliary)
+
+    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
+        # The budget counts synthetic sequences: the attack says how many its settings query.
+        return sequences.oracle(cell, state, cell.attack_instance(clone=None).query_allowance(cell.knowledge))
+
+    def run_attack(self, cell: Cell, view, oracle, device: str):
+        return sequences.run_attack(cell, view, oracle, device)
+
+    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
+        return sequences.grade(cell, data, target, view, result, device)
 
 
 register_family(Extraction())

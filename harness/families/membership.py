@@ -15,9 +15,11 @@ from harness.families.registry import register_family
 from harness.grid import DatasetConfig, Strict
 
 if TYPE_CHECKING:
+    from attacks.oracle import Oracle
     from harness.data import Interactions
     from harness.grid import Cell, Grid
-    from harness.records import CellRecord, TargetRecord
+    from harness.records import TargetRecord
+    from harness.serving import ServingState
 
 
 class MembershipConfig(Strict):
@@ -81,9 +83,17 @@ class Membership(Family):
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
         return membership_cells.train_auxiliary(cell, data, auxiliary_hash, device)
 
-    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
-                 auxiliary: TargetRecord | None = None) -> CellRecord:
-        return membership_cells.run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)
+    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
+        return membership_cells.grant(cell, state, auxiliary)
+
+    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
+        return membership_cells.oracle(cell, state)
+
+    def run_attack(self, cell: Cell, view, oracle, device: str):
+        return membership_cells.run_attack(cell, view, oracle, device)
+
+    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
+        return membership_cells.grade(cell, data, target, view, result, device)
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return ["roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]

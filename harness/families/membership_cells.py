@@ -29,8 +29,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.membership import ItemVectors, PartFeatures, difference_vectors, factorize_items, run_attack, serve_lists
-from attacks.membership.recommendations import MembershipServingContext, published_lists
+from attacks.membership import ItemVectors, MembershipResult, factorize_items, serve_lists
+from attacks.membership.parts import LabelledPart, MembershipView, PartData
+from attacks.membership.recommendations import published_lists
+from attacks.oracle import Oracle
 from harness.data import Interactions
 from harness.data.sequences import leave_one_out, sequences_from_interactions
 from harness.errors import DataError
@@ -38,12 +40,13 @@ from harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartit
                                                 membership_partition, published_partition)
 from harness.metrics import membership_metrics, next_item_metrics, utility_metrics
 from harness.plugins import load_plugins
-from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
+from harness.records import TargetRecord, peak_rss_mb
 from harness.splits import holdout
 from models import ModelSpec, model_class
 
 if TYPE_CHECKING:
     from harness.grid import Cell
+    from harness.serving import ServingState
 
 
 def partition_for(cell: Cell, data: Interactions) -> MembershipPartition:
@@ -145,68 +148,59 @@ def _serve_sequential(cell, data, spec, users, labels, device):
     return history, lists, published, utility, popularity, future
 
 
-class ServedPart:
+def labelled_part(record: TargetRecord) -> LabelledPart:
     """A part as the target or auxiliary task left it: users (members first), labels, histories
-    and futures (rows in the same order), the undefended lists, popularity and item vectors."""
-
-    def __init__(self, record: TargetRecord):
-        p = record.payload
-        self.users, self.labels = p["users"].numpy(), p["labels"].numpy()
-        self.history, self.future = unpack_csr(p["history"]), unpack_csr(p["future"])
-        self.popularity = p["popularity"].numpy()
-        self.items = ItemVectors(p["item_vectors"].numpy(), p["item_known"].numpy())
-        self.lists = record.lists.astype(np.int64)  # the deployed protocol's
-        self.published_lists = p["published_lists"].numpy().astype(np.int64)
-        self.nonmember_popularity = p["nonmember_popularity"].numpy()
-
-    def served(self, defense, rng: np.random.Generator, protocol: str = "deployed") -> np.ndarray:
-        """The lists the part's users see under `protocol` behind `defense` (rows = positions in
-        the part). Under the published protocol a defense draws its popular pool from the
-        non-members' interactions, as the published code's `recommend_defense` does."""
-        published = protocol == "published"
-        lists = self.published_lists if published else self.lists
-        if defense is None:
-            return lists
-        popularity = self.nonmember_popularity if published else self.popularity
-        context = MembershipServingContext(self.history, popularity, self.labels == 1)
-        return defense(lists, np.arange(len(self.users)), context, rng)
-
-    def features(self, lists: np.ndarray, weights: str) -> PartFeatures:
-        return PartFeatures(self.users, difference_vectors(self.items, self.history, lists, weights), self.labels)
+    (rows in the same order), the lists of both serving protocols, popularity and item vectors."""
+    p = record.payload
+    return LabelledPart(
+        users=p["users"].numpy(), history=unpack_csr(p["history"]),
+        items=ItemVectors(p["item_vectors"].numpy(), p["item_known"].numpy()), labels=p["labels"].numpy(),
+        lists=record.lists.astype(np.int64), published_lists=p["published_lists"].numpy().astype(np.int64),
+        popularity=p["popularity"].numpy(), nonmember_popularity=p["nonmember_popularity"].numpy())
 
 
-def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
-             auxiliary: TargetRecord | None = None) -> CellRecord:
-    """Attack the target part with a classifier fit on the shadow part; grade it."""
-    load_plugins()
+def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> MembershipView:
+    """The attacker's shadow part (its own shadow recommender's record), the target part's users
+    and histories with the item vectors it factorized itself, and the defense if it knows it."""
     if auxiliary is None:
         raise ValueError("a membership cell needs the shadow recommender's record (the auxiliary task)")
-    start = time.perf_counter()
-    attack, defense = cell.attack_instance(), cell.defense_instance()
-    target_part, shadow_part = ServedPart(target), ServedPart(auxiliary)
-    protocol = attack.config.protocol
-    target_lists = target_part.served(defense, np.random.default_rng([cell.seed, 0xDEF]), protocol)
-    shadow_lists = shadow_part.served(defense if attack.config.knows_defense else None,
-                                      np.random.default_rng([cell.seed, 0xDEF, 1]), protocol)
-    weights = attack.config.weights
-    result = run_attack(attack.classifier(), shadow_part.features(shadow_lists, weights),
-                        target_part.features(target_lists, weights), seed=cell.seed)
-    attack_seconds = time.perf_counter() - start
+    target = state.once("membership:part", lambda: labelled_part(state.target))
+    return MembershipView(labelled_part(auxiliary), PartData(target.users, target.history, target.items),
+                          cell.knowledge, cell.defense_instance())
 
-    eval_start = time.perf_counter()
-    out = membership_metrics(result.scores, result.predictions, result.labels)
-    members = target_part.labels == 1
-    if defense is not None:  # the defense's utility cost, on members' held-out items
-        ks = [k for k in cell.metric_ks if k <= target_lists.shape[1]]
+
+def oracle(cell: Cell, state: ServingState) -> Oracle:
+    """Each target-part user's list (queries are positions in the part) under the cell's serving
+    protocol, behind the cell's defense."""
+    part = state.once("membership:part", lambda: labelled_part(state.target))
+    protocol = cell.attack_instance().config.protocol
+    lists = part.protocol_lists(protocol)
+    return Oracle(lambda rows, k: lists[rows, :k], part.context(protocol), lists.shape[1], None,
+                  cell.defense_instance(), np.random.default_rng([cell.seed, 0xDEF]))
+
+
+def run_attack(cell: Cell, view: MembershipView, oracle, device: str = "cpu") -> MembershipResult:
+    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+
+
+def grade(cell: Cell, data: Interactions, target: TargetRecord, view: MembershipView, result: MembershipResult,
+          device: str = "cpu") -> dict:
+    """The scores against the true labels; a defense's utility cost on members' held-out items
+    (their lists redrawn as the oracle served them)."""
+    part, defense = labelled_part(target), cell.defense_instance()
+    out = membership_metrics(result.scores, result.predictions, part.labels)
+    members = part.labels == 1
+    protocol = cell.attack_instance().config.protocol
+    served = part.served(defense, np.random.default_rng([cell.seed, 0xDEF]), protocol)
+    if defense is not None:
+        future = unpack_csr(target.payload["future"])
+        ks = [k for k in cell.metric_ks if k <= served.shape[1]]
         if cell.sequential:
-            last = target_part.future[members].indices
-            out.update(next_item_metrics(target_lists[members], last, ks, prefix="defended_"))
+            out.update(next_item_metrics(served[members], future[members].indices, ks, prefix="defended_"))
         else:
-            out.update(utility_metrics(target_lists[members], target_part.future[members], ks, prefix="defended_"))
-    n = len(target_part.users)
-    return finish_cell(cell_hash, out, queries=n, items_returned=n * target_lists.shape[1], n_known=n,
-                       target=target, start=start, attack_seconds=attack_seconds, eval_start=eval_start,
-                       n_members=int(members.sum()), n_shadow_users=len(shadow_part.users))
+            out.update(utility_metrics(served[members], future[members], ks, prefix="defended_"))
+    out.update(n_known_users=len(part.users), n_members=int(members.sum()), n_shadow_users=len(view.shadow.users))
+    return out
 
 
 def _is_sequential(model_name: str) -> bool:

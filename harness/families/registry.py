@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 
 import attacks
 from harness.errors import RecsecError
@@ -13,6 +14,7 @@ BUILTIN = ("harness.families.stealing", "harness.families.extraction", "harness.
            "harness.families.visual")
 _families: dict[str, Family] = {}
 _builtins_loaded = False
+_loading = threading.RLock()  # a served target's actor opens sessions from several threads
 
 
 def register_family(family: Family) -> Family:
@@ -25,10 +27,13 @@ def register_family(family: Family) -> Family:
 
 def _load_builtins() -> None:
     global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True  # before importing: the modules register through this registry
-        for module in BUILTIN:
-            importlib.import_module(module)
+    if _builtins_loaded:
+        return
+    with _loading:
+        if not _builtins_loaded:
+            for module in BUILTIN:
+                importlib.import_module(module)
+            _builtins_loaded = True
 
 
 def family_names() -> list[str]:

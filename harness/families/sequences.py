@@ -10,6 +10,7 @@ random negative sampler), the same 100 for the target and the surrogate.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,11 +26,12 @@ from harness.data import Interactions
 from harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
 from harness.plugins import load_plugins
 from harness.splits import choose_known_users, split_users
-from harness.records import CellRecord, TargetRecord, finish_cell, peak_rss_mb
+from harness.records import TargetRecord, peak_rss_mb
 from models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:
     from harness.grid import Cell
+    from harness.serving import ServingState
 
 
 LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target
@@ -161,55 +163,58 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
 
 
-def data_free_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
-                   ) -> tuple[SequenceView, int | None]:
-    """Data-free extraction's grant: the item count only; its budget counts synthetic sequences."""
-    return SequenceView(n_items, cell.knowledge), attack.query_allowance(cell.knowledge)
+def data_free_view(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
+    """Data-free extraction's grant: the item count only (its budget counts synthetic sequences)."""
+    return SequenceView(state.data.n_items, cell.knowledge)
 
 
-def known_sequences_view(cell: Cell, split: LeaveOneOut, n_items: int, attack, auxiliary_model=None
-                         ) -> tuple[SequenceView, int | None]:
-    """The stealing attacks' grant: `known_share` of the target users' training sequences, of
-    which they may query `query_budget`."""
+def known_sequences_view(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
+    """The stealing attacks' grant: `known_share` of the target users' training sequences (of
+    which they may query `query_budget`), and with an auxiliary attack its own model."""
     knowledge = cell.knowledge
     if knowledge.known_unit != "users":
         raise ValueError("against sequential targets the attacker's knowledge is counted in users")
-    known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
-    view = SequenceView(n_items, knowledge, split.train.take(known), known, auxiliary_model=auxiliary_model)
-    return view, knowledge.query_budget
-
-
-def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
-             auxiliary: TargetRecord | None = None, grant=known_sequences_view) -> CellRecord:
-    """Attack the sequential target through the sequence oracle, with what `grant` gives the
-    attacker (`data_free_view` for extraction, `known_sequences_view` for stealing); measure the surrogate's agreement with it on the real test
-    prefixes, and what an output defense costs real users."""
-    load_plugins()
-    start = time.perf_counter()
+    data = state.data
     split = sequence_split(data, cell).target
-    model = model_from_payload(target.payload).to(device)
     auxiliary_model = None
     if cell.needs_auxiliary:
-        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), device)
-        auxiliary_model = model_from_payload(record.payload).to(device)
-    knowledge = cell.knowledge
-    k = min(knowledge.list_length, data.n_items)
-    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
-    output_defense = None if cell.training_defense else defense
-    context = SequenceServingContext(data.item_popularity(), pad=model.pad)
-    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
-    view, budget = grant(cell, split, data.n_items, attack, auxiliary_model)
-    oracle = Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, k, budget, output_defense,
-                    np.random.default_rng([cell.seed, 0x0C]))
+        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)
+        auxiliary_model = model_from_payload(record.payload)
+    known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
+    return SequenceView(data.n_items, knowledge, split.train.take(known), known, auxiliary_model=auxiliary_model)
 
-    attack_start = time.perf_counter()
+
+def oracle(cell: Cell, state: ServingState, budget: int | None) -> Oracle:
+    """The sequence oracle: next-item lists for the queried sequences, behind the cell's output
+    defense (none when the defense was trained into the target)."""
+    model = state.once("sequences:model", lambda: model_from_payload(state.target.payload).to(state.device))
+    context = state.once("sequences:context",
+                         lambda: SequenceServingContext(state.data.item_popularity(), pad=model.pad))
+    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+    return Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, min(cell.knowledge.list_length,
+                  state.data.n_items), budget, None if cell.training_defense else defense,
+                  np.random.default_rng([cell.seed, 0x0C]))
+
+
+def run_attack(cell: Cell, view: SequenceView, oracle, device: str = "cpu"):
+    if view.auxiliary_model is not None:
+        view = dataclasses.replace(view, auxiliary_model=view.auxiliary_model.to(device))
+    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
     # The attacker's randomness must not replay the target's: a surrogate of the target's
     # architecture seeded like it would start from the target's own initial weights.
     attack_seed = int(np.random.default_rng([cell.seed, 0xA7]).integers(2**31))
-    result = attack.run(view, oracle, seed=attack_seed, device=device)
-    attack_seconds = time.perf_counter() - attack_start
+    return attack.run(view, oracle, seed=attack_seed, device=device)
 
-    eval_start = time.perf_counter()
+
+def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceView, result,
+          device: str = "cpu") -> dict:
+    """The surrogate's agreement with the target on the real test prefixes, its own next-item
+    quality, and what an output defense costs real users."""
+    split = sequence_split(data, cell).target
+    model = model_from_payload(target.payload).to(device)
+    k = min(cell.knowledge.list_length, data.n_items)
+    output_defense = None if cell.training_defense else defenses.create_defense(cell.defense.name,
+                                                                                **cell.defense.params)
 
     def true_lists(width: int) -> np.ndarray:  # the target's own test lists, cached at training
         if target.lists is not None and width <= target.lists.shape[1]:
@@ -224,12 +229,11 @@ def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: st
     surrogate_ranks = sampled_ranks(result.surrogate, split.test_prefix, split.test_target, negatives)
     out.update(metrics.next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
     if output_defense is not None:  # what real users are served: the defense's utility cost
+        context = SequenceServingContext(data.item_popularity(), pad=model.pad)
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
         served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
         out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
         out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
-    return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
-                       n_known=view.n_known, target=target, start=start,
-                       attack_seconds=attack_seconds, eval_start=eval_start,
-                       synthetic_sequences=getattr(result, "synthetic_sequences", 0))
+    out.update(n_known_users=view.n_known, synthetic_sequences=getattr(result, "synthetic_sequences", 0))
+    return out

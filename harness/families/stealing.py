@@ -11,9 +11,11 @@ from harness.families.base import CORE_AXES, Family, Success
 from harness.families.registry import register_family
 
 if TYPE_CHECKING:
+    from attacks.oracle import Oracle
     from harness.data import Interactions
     from harness.grid import Cell, Grid
-    from harness.records import CellRecord, TargetRecord
+    from harness.records import TargetRecord
+    from harness.serving import ServingState
 
 
 def _check_sequences(grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:
@@ -50,9 +52,21 @@ class Stealing(ListsFamily):
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
         return self.runner(cell).train_auxiliary(cell, data, auxiliary_hash, device)
 
-    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
-                 auxiliary: TargetRecord | None = None) -> CellRecord:
-        return self.runner(cell).run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)
+    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
+        if cell.sequential:
+            return sequences.known_sequences_view(cell, state, auxiliary)
+        return user_ids.grant(cell, state, auxiliary)
+
+    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
+        if cell.sequential:
+            return sequences.oracle(cell, state, cell.knowledge.query_budget)
+        return user_ids.oracle(cell, state)
+
+    def run_attack(self, cell: Cell, view, oracle, device: str):
+        return self.runner(cell).run_attack(cell, view, oracle, device)
+
+    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
+        return self.runner(cell).grade(cell, data, target, view, result, device)
 
 
 register_family(Stealing())

@@ -1,11 +1,12 @@
 """Cells whose target is a general (user-id) recommender: the stealing family's target and
-auxiliary trainings and attack cells. Plain functions (tasks.py dispatches here): no Ray, no
-MLflow. Metrics are computed here, from the target and the attack's outputs, never by the
-attack itself.
+auxiliary trainings, and a cell's steps (grant, oracle, attack, grade; see harness.serving).
+Plain functions: no Ray, no MLflow. Metrics are computed here, from the target and the
+attack's outputs, never by the attack itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,13 @@ from attacks.threat import AttackerView
 from harness import metrics
 from harness.data import Interactions
 from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
+from harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:
     from harness.grid import Cell
+    from harness.serving import ServingState
 
 
 def split_for(cell: Cell, data: Interactions) -> StealingSplit:
@@ -72,32 +74,20 @@ def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device:
     return TargetRecord(auxiliary_hash, model.cpu().to_payload(), metrics, params)
 
 
-def run_cell(
-    cell: Cell,
-    data: Interactions,
-    target: TargetRecord,
-    cell_hash: str,
-    device: str = "cpu",
-    auxiliary: TargetRecord | None = None,
-) -> CellRecord:
-    """Run the cell's attack against its target behind its defense; measure success and cost.
-
-    `auxiliary` is the attacker's auxiliary model when the attack needs one (the driver trains it
-    once and shares it); if it is missing, it is trained here."""
-    load_plugins()
-    start = time.perf_counter()
+def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> AttackerView:
+    """What the attacker knows: a `known_share` of the target users' training data (by users or
+    interactions), and with an auxiliary attack, the auxiliary users' data and its own model of
+    them (`auxiliary`, trained once by the driver; trained here if missing)."""
+    data = state.data
     split = split_for(cell, data)
+    knowledge = cell.knowledge
     auxiliary_model = None
     if cell.needs_auxiliary:
-        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), device)
-        auxiliary_model = model_from_payload(record.payload).to(device)
-    model = model_from_payload(target.payload).to(device)
-    knowledge = cell.knowledge
-    k = min(knowledge.list_length, split.n_items)
+        record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)
+        auxiliary_model = model_from_payload(record.payload)
     rng = np.random.default_rng([cell.seed, 0xA77])
-
     known, known_interactions = choose_known(split.target_train, knowledge.known_share, knowledge.known_unit, rng)
-    view = AttackerView(
+    return AttackerView(
         n_items=split.n_items,
         known_users=known,
         known_interactions=known_interactions,
@@ -105,25 +95,50 @@ def run_cell(
         auxiliary=attacker_auxiliary_data(cell, split) if cell.needs_auxiliary else None,
         auxiliary_model=auxiliary_model,
     )
-    context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
-    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
 
-    def recommend(users, kk):
-        if target.lists is not None and kk <= target.lists.shape[1]:
-            return target.lists[users, :kk].astype(np.int64)
-        return model.recommend(users, kk, exclude=split.target_train)
 
-    oracle = Oracle(recommend, context, k, knowledge.query_budget, defense, np.random.default_rng([cell.seed, 0x0C]))
+class ServedTarget:
+    """The target as it is served: its true top-k lists (from the ranking cached at training,
+    else ranked) and what the defender knows (its users' histories, item popularity)."""
+
+    def __init__(self, cell: Cell, data: Interactions, target: TargetRecord, device: str = "cpu"):
+        self.split = split_for(cell, data)
+        self.target = target
+        self.device = device
+        self._model = None
+        self.context = ServingContext(self.split.target_train,
+                                      np.asarray(self.split.target_train.sum(axis=0)).ravel())
+
+    def lists(self, users, kk: int) -> np.ndarray:
+        if self.target.lists is not None and kk <= self.target.lists.shape[1]:
+            return self.target.lists[users, :kk].astype(np.int64)
+        if self._model is None:
+            self._model = model_from_payload(self.target.payload).to(self.device)
+        return self._model.recommend(users, kk, exclude=self.split.target_train)
+
+
+def oracle(cell: Cell, state: ServingState) -> Oracle:
+    served = state.once("user_ids", lambda: ServedTarget(cell, state.data, state.target, state.device))
+    return Oracle(served.lists, served.context, min(cell.knowledge.list_length, served.split.n_items),
+                  cell.knowledge.query_budget, defenses.create_defense(cell.defense.name, **cell.defense.params),
+                  np.random.default_rng([cell.seed, 0x0C]))
+
+
+def run_attack(cell: Cell, view: AttackerView, oracle, device: str = "cpu") -> StealingResult:
+    if view.auxiliary_model is not None:
+        view = dataclasses.replace(view, auxiliary_model=view.auxiliary_model.to(device))
     attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
-    attack_start = time.perf_counter()
-    result = attack.run(view, oracle, seed=cell.seed, device=device)
-    attack_seconds = time.perf_counter() - attack_start
+    return attack.run(view, oracle, seed=cell.seed, device=device)
 
-    eval_start = time.perf_counter()
-    out = stealing_metrics(cell, split, recommend, result, view, defense, context, k)
-    return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
-                       n_known=view.n_known, target=target, start=start,
-                       attack_seconds=attack_seconds, eval_start=eval_start)
+
+def grade(cell: Cell, data: Interactions, target: TargetRecord, view: AttackerView, result: StealingResult,
+          device: str = "cpu") -> dict:
+    served = ServedTarget(cell, data, target, device)
+    k = min(cell.knowledge.list_length, served.split.n_items)
+    defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
+    out = stealing_metrics(cell, served.split, served.lists, result, view, defense, served.context, k)
+    out["n_known_users"] = view.n_known
+    return out
 
 
 def stealing_metrics(cell, split, target_lists, result: StealingResult, view, defense, context, k) -> dict:

@@ -14,9 +14,11 @@ from harness.families.base import CORE_AXES, Family, Success, column
 from harness.families.registry import register_family
 
 if TYPE_CHECKING:
+    from attacks.oracle import Oracle
     from harness.data import Interactions
     from harness.grid import Cell, Grid
-    from harness.records import CellRecord, TargetRecord
+    from harness.records import TargetRecord
+    from harness.serving import ServingState
 
 
 def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:
@@ -46,9 +48,17 @@ class Visual(Family):
     def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
         return visual_cells.train_target(cell, data, target_hash, device)
 
-    def run_cell(self, cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str,
-                 auxiliary: TargetRecord | None = None) -> CellRecord:
-        return visual_cells.run_cell(cell, data, target, cell_hash, device, auxiliary=auxiliary)
+    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
+        return visual_cells.grant(cell, state, auxiliary)
+
+    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
+        return visual_cells.oracle(cell, state)
+
+    def run_attack(self, cell: Cell, view, oracle, device: str):
+        return visual_cells.run_attack(cell, view, oracle, device)
+
+    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
+        return visual_cells.grade(cell, data, target, view, result, device)
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",

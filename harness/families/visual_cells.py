@@ -28,13 +28,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.visual import PGD, PGDConfig, choose_classes, run_taamr
+from attacks.oracle import Oracle
+from attacks.visual import PGD, PGDConfig
+from attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResult, features_as_seen,
+                                  with_item_features)
 from harness.data import Interactions
 from harness.data.visual import ItemImages, fashion_world, item_features
-from harness.families.visual_metrics import class_hit_ratios, detection_metrics, taamr_metrics
+from harness.families.visual_metrics import detection_metrics, taamr_metrics
 from harness.metrics import utility_metrics
 from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, CellRecord, TargetRecord, finish_cell, peak_rss_mb
+from harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from harness.settings import default_cache_dir, default_data_dir
 from harness.splits import holdout
 from models import model_from_payload
@@ -44,6 +47,7 @@ PAIR_ITEMS = 128  # items whose clean/perturbed pairs train a purifier or a dete
 
 if TYPE_CHECKING:
     from harness.grid import Cell
+    from harness.serving import ServingState
 
 
 @dataclass
@@ -126,33 +130,75 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     return TargetRecord(target_hash, payload, record, params, lists=lists.astype(np.int32))
 
 
-def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str, device: str = "cpu",
-             auxiliary: TargetRecord | None = None) -> CellRecord:
-    load_plugins()
-    start = time.perf_counter()
+class CatalogueOracle(Oracle):
+    """The platform as the attacker meets it: it serves users' top-K lists and takes item-image
+    uploads, which go through its input defense and its CNN into the (not retrained)
+    recommender's item features. Both are counted."""
+
+    QUERIES = ("query", "upload")
+
+    def __init__(self, model, world: VisualWorld, transform, clean_lists: np.ndarray, k: int):
+        super().__init__(self._recommend, None, k)
+        self._clean_model, self._model, self._world, self._transform = model, None, world, transform
+        self._clean_lists = clean_lists
+        self.uploads = 0
+
+    def _recommend(self, users, k: int) -> np.ndarray:
+        if self._model is None:  # nothing uploaded: the lists ranked at training
+            return self._clean_lists[users, :k]
+        return self._model.recommend(users, k, self._world.train)
+
+    def upload(self, items, images: torch.Tensor) -> None:
+        features, _, _ = features_as_seen(self._world.cnn, images, self._transform)
+        self._model = with_item_features(self._model or self._clean_model, np.asarray(items), features)
+        self.uploads += len(items)
+
+    def counts(self) -> dict[str, int]:
+        return {**super().counts(), "uploads": self.uploads}
+
+
+def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> CatalogueView:
+    """The catalogue's images, the public CNN and its classes of them; every user is watched."""
+    world = state.once("visual:world", lambda: world_for(cell, state.data))
+    return CatalogueView(world.images.images, world.cnn, world.classes, np.arange(state.data.n_users), cell.knowledge)
+
+
+def oracle(cell: Cell, state: ServingState) -> Oracle:
+    world = state.once("visual:world", lambda: world_for(cell, state.data))
+    model = state.once("visual:model", lambda: model_from_payload(state.target.payload["model"]))
+    transform = state.once("visual:transform",
+                           lambda: input_transform(cell, world, state.target.payload.get("transform")))
+    k = min(cell.knowledge.list_length, state.data.n_items)
+    return CatalogueOracle(model, world, transform, state.target.lists.astype(np.int64), k)
+
+
+def run_attack(cell: Cell, view: CatalogueView, oracle, device: str = "cpu") -> UploadResult:
+    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+
+
+def grade(cell: Cell, data: Interactions, target: TargetRecord, view: CatalogueView, result: UploadResult,
+          device: str = "cpu") -> dict:
+    """TAaMR's measures of the upload (CHR before and after, success on the CNN, image quality,
+    feature distance), and a detector's, when the defense is one."""
     world = world_for(cell, data)
     model = model_from_payload(target.payload["model"])
-    grid_attack = cell.attack_instance()
-    choice = grid_attack.config
-    k = min(cell.knowledge.list_length, data.n_items)
-    clean_lists = target.lists[:, :k].astype(np.int64)
-    origin, target_class = choose_classes(class_hit_ratios(clean_lists, world.classes, 1000, k), world.classes,
-                                          min_items=choice.min_items, origin=choice.origin, target=choice.target)
     transform = input_transform(cell, world, target.payload.get("transform"))
-    outcome = run_taamr(model, world.cnn, world.images.images, world.classes, grid_attack.image_attack(),
-                        origin=origin, target=target_class, users=np.arange(data.n_users), k=k,
-                        exclude=world.train, transform=transform, seed=cell.seed, clean_lists=clean_lists)
-    attack_seconds = time.perf_counter() - start
-
-    eval_start = time.perf_counter()
+    rows = torch.from_numpy(result.attacked_items)
+    features, adversarial_classes, defended_classes = features_as_seen(world.cnn, result.adversarial_images, transform)
+    outcome = TAaMROutcome(
+        origin=result.origin, target=result.target, attacked_items=result.attacked_items,
+        clean_images=world.images.images[rows], adversarial_images=result.adversarial_images,
+        clean_features=model.features.detach().cpu()[rows].numpy(), adversarial_features=features.numpy(),
+        adversarial_classes=adversarial_classes, defended_classes=defended_classes, users=view.users,
+        clean_lists=result.clean_lists, attacked_lists=result.attacked_lists)
+    k = result.clean_lists.shape[1]
     out = taamr_metrics(outcome, world.classes, tuple(kk for kk in cell.metric_ks if kk <= k))
     defense = cell.defense_instance()
     if defense is not None and not defense.transforms:
         detector = defense.build()
-        detector.fit(*training_pairs(world, origin, cell.seed), seed=cell.seed)
+        detector.fit(*training_pairs(world, result.origin, cell.seed), seed=cell.seed)
         scores = np.r_[detector.score(outcome.clean_images), detector.score(outcome.adversarial_images)]
         labels = np.r_[np.zeros(len(outcome.clean_images)), np.ones(len(outcome.adversarial_images))]
         out.update(detection_metrics(scores, labels, detector.config.threshold))
-    n = len(outcome.attacked_items)
-    return finish_cell(cell_hash, out, queries=n, items_returned=0, n_known=data.n_users, target=target,
-                       start=start, attack_seconds=attack_seconds, eval_start=eval_start)
+    out["n_known_users"] = view.n_known
+    return out

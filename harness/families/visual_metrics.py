@@ -21,18 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from attacks.visual.selection import class_hit_ratios, top_k as _top  # noqa: F401  (CHR of every class)
 from harness.metrics import accuracy
 from models.evaluation import roc_auc
 
 
 # -- category hit ratio --------------------------------------------------------------------------
-def class_hit_ratios(lists: np.ndarray, item_classes: np.ndarray, n_classes: int, k: int) -> np.ndarray:
-    """CHR@k of every class at once: float [n_classes], summing to 1 over the classes."""
-    top = _top(lists, k)
-    classes = np.asarray(item_classes, dtype=np.int64)[top]
-    return np.bincount(classes.ravel(), minlength=n_classes)[:n_classes] / max(1, top.size)
-
-
 def chr_at_k(lists: np.ndarray, item_classes: np.ndarray, cls: int, k: int) -> float:
     """Share of the top-k slots, over all users, holding an item of class `cls`."""
     top = _top(lists, k)
@@ -50,13 +44,6 @@ def chr_ndcg_at_k(lists: np.ndarray, item_classes: np.ndarray, cls: int, k: int)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     hits = np.asarray(item_classes)[top] == cls
     return float(np.mean(hits @ discounts) / discounts.sum())
-
-
-def _top(lists: np.ndarray, k: int) -> np.ndarray:
-    lists = np.asarray(lists)
-    if lists.ndim != 2 or lists.shape[1] < k or k < 1:
-        raise ValueError(f"need lists [n_users, >= k] and k >= 1, got shape {lists.shape} and k={k}")
-    return lists[:, :k]
 
 
 # -- image quality -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Test plugins: an attack that always raises, one that crashes its worker once, one that holds
-the grid open until the test releases it, and a target that cannot be trained."""
+the grid open until the test releases it, a target that cannot be trained, an attack that looks
+for the target in its own process, and one that asks past its budget."""
 
 import os
 import time
@@ -82,3 +83,66 @@ class BrokenPopularity(MostPopular):
 
     def fit(self, *args, **kwargs):
         raise RuntimeError("this target cannot be trained")
+
+
+FORBIDDEN = ("Recommender", "TargetRecord", "Interactions", "ServingContext", "ServingState", "TargetServer",
+             "Oracle", "csr_matrix")
+
+
+def _held(root, depth: int = 4) -> set[str]:
+    """Type names reachable from `root` through attributes, closures and containers."""
+    import gc
+    import inspect
+
+    seen, found, todo = set(), set(), [(root, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if id(obj) in seen or level > depth or inspect.ismodule(obj) or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        found.update(cls.__name__ for cls in type(obj).__mro__)
+        todo.extend((ref, level + 1) for ref in gc.get_referents(obj))
+    return found
+
+
+@dataclass(frozen=True)
+class SnoopConfig(CloneTraining):
+    pass
+
+
+@register_attack("snoop")
+class Snoop(StealingAttack):
+    """Looks for the target in its own process: through its oracle (attributes, closures) and
+    its callers' frames. Runs as PTD (after one query) if it finds nothing; else fails naming
+    what it found."""
+
+    Config = SnoopConfig
+
+    def run(self, view, oracle, *, seed, device="cpu"):
+        import inspect
+
+        oracle.query(view.query_keys(np.arange(1)))
+        found = _held(oracle) & set(FORBIDDEN)
+        for frame in inspect.stack()[1:]:
+            for value in frame.frame.f_locals.values():
+                found |= {name for name in FORBIDDEN if name in {c.__name__ for c in type(value).__mro__}}
+        if found:
+            raise RuntimeError(f"the attack's process holds: {', '.join(sorted(found))}")
+        clone = self.pretrained_clone(view, seed, device)
+        return StealingResult(clone, queried_rows=np.arange(1))
+
+
+@dataclass(frozen=True)
+class GreedyConfig(CloneTraining):
+    pass
+
+
+@register_attack("greedy")
+class Greedy(StealingAttack):
+    """Asks for one list more than its budget allows."""
+
+    Config = GreedyConfig
+
+    def run(self, view, oracle, *, seed, device="cpu"):
+        oracle.query(view.query_keys(np.arange(oracle.budget + 1)))
+        raise AssertionError("the oracle served past the budget")

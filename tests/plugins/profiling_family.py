@@ -6,7 +6,6 @@ pieces (the family base, the user-id split, the oracle), with no edit to `harnes
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import numpy as np
@@ -17,7 +16,6 @@ from attacks.threat import AttackerView
 from harness.families import CORE_AXES, Family, Success, register_family
 from harness.families import user_ids
 from harness.grid import Strict
-from harness.records import finish_cell
 from harness.splits import choose_known
 
 
@@ -43,27 +41,30 @@ class Profiling(Family):
     def train_target(self, cell, data, target_hash, device):
         return user_ids.train_target(cell, data, target_hash, device)
 
-    def run_cell(self, cell, data, target, cell_hash, device, auxiliary=None):
-        start = time.perf_counter()
-        split = user_ids.split_for(cell, data)
+    def grant(self, cell, state, auxiliary):
+        split = user_ids.split_for(cell, state.data)
         rng = np.random.default_rng([cell.seed, 0x9F])
         known, known_interactions = choose_known(split.target_train, cell.knowledge.known_share, "users", rng)
-        view = AttackerView(split.n_items, known, known_interactions, cell.knowledge)
-        k = min(cell.knowledge.list_length, split.n_items)
-        context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
-        oracle = Oracle(lambda users, kk: target.lists[users, :kk].astype(np.int64), context, k,
-                        cell.knowledge.query_budget, cell.defense_instance(), np.random.default_rng([cell.seed, 0x0C]))
-        guess = cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
-        attack_seconds = time.perf_counter() - start
+        return AttackerView(split.n_items, known, known_interactions, cell.knowledge)
 
-        eval_start = time.perf_counter()
+    def oracle(self, cell, state):
+        lists = state.target.lists
+        split = state.once("split", lambda: user_ids.split_for(cell, state.data))
+        context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
+        return Oracle(lambda users, k: lists[users, :k].astype(np.int64), context,
+                      min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget,
+                      cell.defense_instance(), np.random.default_rng([cell.seed, 0x0C]))
+
+    def run_attack(self, cell, view, oracle, device):
+        return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+
+    def grade(self, cell, data, target, view, guess, device):
+        split = user_ids.split_for(cell, data)
         counted = split.target_train if cell.sections["profiling"].popularity == "train" else data.matrix
         truth = np.argsort(-np.asarray(counted.sum(axis=0)).ravel(), kind="stable")
-        out = {f"popular_precision_at_{kk}": precision_at_k(guess, truth, kk)
-               for kk in cell.metric_ks if kk <= split.n_items}
-        return finish_cell(cell_hash, out, queries=oracle.queries, items_returned=oracle.items_returned,
-                           n_known=len(known), target=target, start=start, attack_seconds=attack_seconds,
-                           eval_start=eval_start)
+        out = {f"popular_precision_at_{k}": precision_at_k(guess, truth, k)
+               for k in cell.metric_ks if k <= split.n_items}
+        return {**out, "n_known_users": view.n_known}
 
     def summary_metrics(self, k, utility):
         return [self.success.label(k), "queries", f"{utility}_at_{k}"]

@@ -1,0 +1,65 @@
+"""What serving each target from its own process costs: a grid's cells run twice on a local Ray,
+once with the target served by its actor and the attack holding only an oracle client (recsec's
+default), once with each cell serving its target inside its own task (the in-process oracle of
+before). Targets and auxiliary models are trained first and cached, so both runs time the cells
+only. Prints wall time, the cells' own time and the ratio, and checks the numbers agree.
+
+    python benchmarks/serving.py grids/stealing/main-ml1m.yaml --data-dir ../shared/data \\
+        [--set seeds=[0]] [--num-cpus 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from harness import report  # noqa: E402
+from harness.driver import RunOptions, run_grid  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("grid", type=Path)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument("--metric", default="agr_at_10", help="checked equal between the two runs")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="recsec-serving-"))
+    base = dict(data_dir=args.data_dir, cache_dir=work / "cache", num_cpus=args.num_cpus, progress=False,
+                overrides=tuple(args.overrides))
+    warm = run_grid(args.grid, RunOptions(tracking_uri=f"sqlite:///{work}/warm.db", **base))
+    print(f"{warm.grid}: {warm.cells} cells; trained {warm.targets_trained} targets, {warm.auxiliary_trained} "
+          f"auxiliary models (cached for both runs)", flush=True)
+
+    rows, frames = [], {}
+    for label, isolate in (("served by an actor (isolated)", True), ("served inside the cell's task", False)):
+        uri = f"sqlite:///{work}/{'isolated' if isolate else 'in_cell'}.db"
+        start = time.perf_counter()
+        summary = run_grid(args.grid, RunOptions(tracking_uri=uri, isolate_oracle=isolate, **base))
+        wall = time.perf_counter() - start
+        frame = report.cell_frame(uri, summary.grid)
+        frames[isolate] = frame.set_index("tags.recsec.cell_hash")
+        cell_seconds = frame["metrics.cell_seconds"]
+        rows.append((label, wall, cell_seconds.sum(), statistics.median(cell_seconds), summary.failed))
+
+    print(f"\n| serving | wall s | cells' own s (sum) | median cell s | failed |\n|---|---|---|---|---|")
+    for label, wall, total, median, failed in rows:
+        print(f"| {label} | {wall:.1f} | {total:.1f} | {median:.2f} | {failed} |")
+    print(f"\nwall ratio isolated / in-cell: {rows[0][1] / rows[1][1]:.2f}")
+    a, b = frames[True][f"metrics.{args.metric}"], frames[False][f"metrics.{args.metric}"]
+    diff = (a - b.reindex(a.index)).abs().max()
+    print(f"{args.metric}: largest difference between the two runs over {len(a)} cells: {diff:.2e}")
+    return 0 if diff < 1e-9 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

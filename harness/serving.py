@@ -1,0 +1,104 @@
+"""Serving a trained target to the attacks, so that the attacker's process never holds it.
+
+A cell runs in three steps, each in its own place:
+1. the **server** (`TargetServer`, one per trained target, shared by the cells that attack it)
+   holds the target, its data and the output defense. For each cell it opens a session: the
+   family's grant (the attacker's view: what the threat model gives it) and the cell's oracle
+   (`attacks.oracle.Oracle`: the budget, the counting and the defense, enforced here);
+2. the **attack** runs with the view and an oracle client (`OracleClient`): a handle that can
+   only send queries to its session and read the session's list length and budget;
+3. the **grader** measures the attack's result against the target (the family's `grade`).
+
+On Ray the server is an actor and the three steps are separate processes
+(harness.executors.ray_executor); in one process (`--executor local`, tests) they share it, and
+the cell records that its oracle was not isolated.
+
+What isolation means here: the attack's process receives no model, no training data and no
+defense state, so an attack cannot read them by accident or by walking its objects. It is not a
+sandbox: code that deliberately uses Ray's own APIs to reach other actors is outside what a Python
+process boundary can stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from attacks.oracle import QueryBudgetExceeded
+from harness.plugins import load_plugins
+
+
+@dataclass
+class ServingState:
+    """What a server holds for its target: the data, the trained target's record, the device,
+    and a memo where a family keeps what it builds once per target (the loaded model)."""
+
+    data: Any
+    target: Any
+    device: str = "cpu"
+    memo: dict = field(default_factory=dict)
+
+    def once(self, key: str, build):
+        if key not in self.memo:
+            self.memo[key] = build()
+        return self.memo[key]
+
+
+class TargetServer:
+    """Serves one trained target: one session (grant + oracle) per cell that attacks it."""
+
+    def __init__(self, data, target, device: str = "cpu"):
+        load_plugins()  # a plugin's family and attacks, in the server's own process
+        self.state = ServingState(data, target, device)
+        self._sessions: dict[str, Any] = {}
+
+    def open(self, cell, session: str, auxiliary=None):
+        """Open the cell's session; return the attacker's view (what its threat model grants)."""
+        family = cell.family_plugin
+        self._sessions[session] = family.oracle(cell, self.state)
+        return family.grant(cell, self.state, auxiliary)
+
+    def describe(self, session: str) -> dict:
+        oracle = self._sessions[session]
+        return {"k": oracle.k, "budget": oracle.budget}
+
+    def call(self, session: str, method: str, *args):
+        """A query to the session's oracle: only the oracle's public query methods are served."""
+        oracle = self._sessions[session]
+        if method not in getattr(oracle, "QUERIES", ("query",)):
+            raise AttributeError(f"the oracle serves {', '.join(getattr(oracle, 'QUERIES', ('query',)))}, not {method!r}")
+        return getattr(oracle, method)(*args)
+
+    def close(self, session: str, *_after) -> dict:
+        """End the session; return what its oracle counted. (`_after`: a result to wait for.)"""
+        oracle = self._sessions.pop(session)
+        return oracle.counts()
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+
+class OracleClient:
+    """The attack's only access to its target: queries to one session of a server, answered
+    there. `send(method, *args)` carries a query and returns the answer (raising what the
+    server raised, e.g. `QueryBudgetExceeded`)."""
+
+    def __init__(self, send, describe: dict):
+        self._send = send
+        self.k: int = describe["k"]
+        self.budget: int | None = describe["budget"]
+
+    def query(self, keys):
+        return self._send("query", keys)
+
+    def upload(self, items, images):
+        return self._send("upload", items, images)
+
+
+def in_process_client(server: TargetServer, session: str) -> OracleClient:
+    """A client that calls a server in the same process (the oracle is then not isolated)."""
+    return OracleClient(lambda method, *args: server.call(session, method, *args), server.describe(session))
+
+
+__all__ = ["OracleClient", "QueryBudgetExceeded", "ServingState", "TargetServer", "in_process_client"]
