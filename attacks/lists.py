@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.losses import PAIRWISE_LOSSES, pairwise_loss
-from models.ranking import mask_rows_
-from models.sampling import make_generator, sample_outside
+from recsec.models.losses import PAIRWISE_LOSSES, pairwise_loss
+from recsec.models.ranking import mask_rows_
+from recsec.models.sampling import make_generator, sample_outside
 
 
 @dataclass(frozen=True)

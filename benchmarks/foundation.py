@@ -30,7 +30,7 @@ LEARNING_RATES = {"adam": 1e-3, "lazy_adam": 1e-3, "sgd": 0.05}
 
 
 def bpr_epoch_seconds(matrix, optimizer: str, epochs: int) -> tuple[float, float]:
-    from models import create_model
+    from recsec.models import create_model
 
     stamps = []
     model = create_model("bpr", *matrix.shape, epochs=epochs, batch_size=2048, dim=64, optimizer=optimizer,
@@ -42,7 +42,7 @@ def bpr_epoch_seconds(matrix, optimizer: str, epochs: int) -> tuple[float, float
 
 
 def ranking_seconds(matrix, repeats: int = 5) -> float:
-    from models import create_model
+    from recsec.models import create_model
 
     model = create_model("bpr", *matrix.shape, epochs=1)
     users = np.arange(matrix.shape[0])
@@ -57,9 +57,9 @@ def ranking_seconds(matrix, repeats: int = 5) -> float:
 
 TRAIN_TASK = """
 import sys, json
-from harness.data import load_dataset
-from harness.grid import parse_grid, expand
-from harness import tasks
+from recsec.harness.data import load_dataset
+from recsec.harness.grid import parse_grid, expand
+from recsec.harness import tasks
 grid = parse_grid({"name": "bench", "dataset": {"name": "ml-1m"}, "matrix": {"target": ["bpr"], "attack": ["ptd"]},
                    "training": {"defaults": {"epochs": %d}}})
 data = load_dataset("ml-1m", data_dir=sys.argv[1], cache_dir=sys.argv[2])
@@ -78,8 +78,8 @@ def training_task_peak(data_dir: Path, cache_dir: Path, epochs: int) -> dict:
 
 def quickstart_overhead(num_cpus: int) -> dict:
     """Run the quickstart grid fresh (new MLflow store, new cache) and split its wall time."""
-    from harness.driver import RunOptions, run_grid
-    from harness.grid import expand, load_grid
+    from recsec.harness.driver import RunOptions, run_grid
+    from recsec.harness.grid import expand, load_grid
 
     grid_path = REPO / "grids" / "quickstart.yaml"
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    from harness.data import load_dataset
+    from recsec.harness.data import load_dataset
 
     figures = {"torch_threads": torch.get_num_threads(), "device": "cpu"}
     data = load_dataset("ml-1m", data_dir=args.data_dir, cache_dir=args.cache_dir)

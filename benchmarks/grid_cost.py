@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from harness import settings
-from harness.grid import expand, load_grid
-from harness.tracking import CELL_HASH, KIND, Tracker
+from recsec.harness import settings
+from recsec.harness.grid import expand, load_grid
+from recsec.harness.tracking import CELL_HASH, KIND, Tracker
 
 
 def main() -> None:

@@ -24,12 +24,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.cache import TargetCache  # noqa: E402
-from harness.data import dataset_digest  # noqa: E402
-from harness.executors.local import LocalExecutor  # noqa: E402
-from harness.grid import expand, load_grid  # noqa: E402
-from harness.planner import make_plan  # noqa: E402
-from harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
+from recsec.harness.cache import TargetCache  # noqa: E402
+from recsec.harness.data import dataset_digest  # noqa: E402
+from recsec.harness.executors.local import LocalExecutor  # noqa: E402
+from recsec.harness.grid import expand, load_grid  # noqa: E402
+from recsec.harness.planner import make_plan  # noqa: E402
+from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
 
 AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
 

@@ -28,7 +28,7 @@ FAMILIES = {
 
 
 def log_store(uri: str, cells: int, rng: np.random.Generator) -> int:
-    from harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
+    from recsec.harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
 
     tracker = Tracker(uri)
     combos = [(f, a, d) for f, (attacks, defenses) in FAMILIES.items() for a in attacks for d in defenses]
@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None)
     args = parser.parse_args()
 
-    from harness import leaderboard
-    from harness.leaderboard_render import to_html_text, to_markdown_text
+    from recsec.harness import leaderboard
+    from recsec.harness.leaderboard_render import to_html_text, to_markdown_text
 
     with tempfile.TemporaryDirectory() as tmp:
         uri = args.tracking_uri or f"sqlite:///{Path(tmp) / 'bench.db'}"

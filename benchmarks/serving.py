@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness import report  # noqa: E402
-from harness.driver import RunOptions, run_grid  # noqa: E402
+from recsec.harness import report  # noqa: E402
+from recsec.harness.driver import RunOptions, run_grid  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,10 @@
 """Defenses, registered by name. Output defenses transform the lists an oracle serves; training
 defenses change how the target is trained."""
 
-from defenses.registry import create_defense, defense_class, defense_names, register_defense
+from recsec.defenses.registry import create_defense, defense_class, defense_names, register_defense
 
-from defenses.output import identity, popular_mix, popularity_randomization, reorder  # noqa: F401,E402  (registration side effect)
-from defenses.training import gro  # noqa: F401,E402
-from defenses.visual import registered as _visual  # noqa: F401,E402
+from recsec.defenses.output import identity, popular_mix, popularity_randomization, reorder  # noqa: F401,E402  (registration side effect)
+from recsec.defenses.training import gro  # noqa: F401,E402
+from recsec.defenses.visual import registered as _visual  # noqa: F401,E402
 
 __all__ = ["create_defense", "defense_class", "defense_names", "register_defense"]

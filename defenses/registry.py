@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.registry import Registry
+from recsec.models.registry import Registry
 
 DEFENSES = Registry("defense")
 register_defense = DEFENSES.register

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.records import TargetRecord
+from recsec.harness.records import TargetRecord
 
 
 class TargetCache:

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from harness.heartbeat import STALE_AFTER_S
+from recsec.harness.heartbeat import STALE_AFTER_S
 
 
 class TrainingClaims:

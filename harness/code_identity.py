@@ -25,11 +25,11 @@ from pathlib import Path
 
 # Modules whose code decides no number a result holds.
 ORCHESTRATION = (
-    "harness.cache", "harness.claims", "harness.cli", "harness.code_identity", "harness.driver",
-    "harness.errors", "harness.executors", "harness.grid", "harness.grid_compose", "harness.grid_report", "harness.heartbeat",
-    "harness.html", "harness.leaderboard", "harness.leaderboard_render", "harness.planner", "harness.plots",
-    "harness.plugins", "harness.report", "harness.scheduler", "harness.settings", "harness.tasks", "harness.tracking",
-    "harness.version",
+    "recsec.harness.cache", "recsec.harness.claims", "recsec.harness.cli", "recsec.harness.code_identity", "recsec.harness.driver",
+    "recsec.harness.errors", "recsec.harness.executors", "recsec.harness.grid", "recsec.harness.grid_compose", "recsec.harness.grid_report", "recsec.harness.heartbeat",
+    "recsec.harness.html", "recsec.harness.leaderboard", "recsec.harness.leaderboard_render", "recsec.harness.planner", "recsec.harness.plots",
+    "recsec.harness.plugins", "recsec.harness.report", "recsec.harness.scheduler", "recsec.harness.settings", "recsec.harness.tasks", "recsec.harness.tracking",
+    "recsec.harness.version",
 )
 
 

@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import tasks
-from harness.cache import TargetCache
-from harness.data import dataset_digest
-from harness.executors import Executor, make_executor
-from harness.grid import Cell, Grid, expand, load_grid
-from harness.heartbeat import Heartbeat
-from harness.planner import Plan, PlannedCell, make_plan
-from harness.scheduler import RunSummary, cell_label, load_data, run_plan
-from harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, ORACLE_ISOLATED, TARGET_HASH, Tracker, flatten
+from recsec.harness import tasks
+from recsec.harness.cache import TargetCache
+from recsec.harness.data import dataset_digest
+from recsec.harness.executors import Executor, make_executor
+from recsec.harness.grid import Cell, Grid, expand, load_grid
+from recsec.harness.heartbeat import Heartbeat
+from recsec.harness.planner import Plan, PlannedCell, make_plan
+from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan
+from recsec.harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, ORACLE_ISOLATED, TARGET_HASH, Tracker, flatten
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_grid"]
 

@@ -16,16 +16,16 @@ from typing import Any, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import attacks
-import defenses
-import models
-from harness import __version__
-from harness.data import dataset_names
-from harness.errors import GridError
-from harness.families import Family, family_names, get_family
-from harness.grid_compose import apply_overrides, read_grid_file
-from harness.plugins import load_plugins
-from attacks.threat import KNOWN_UNITS, Knowledge
+from recsec import attacks
+from recsec import defenses
+from recsec import models
+from recsec.harness import __version__
+from recsec.harness.data import dataset_names
+from recsec.harness.errors import GridError
+from recsec.harness.families import Family, family_names, get_family
+from recsec.harness.grid_compose import apply_overrides, read_grid_file
+from recsec.harness.plugins import load_plugins
+from recsec.attacks.threat import KNOWN_UNITS, Knowledge
 
 # The axes a grid's `matrix` may sweep, in the order cells are expanded and shown.
 AXES = ("target", "clone", "attack", "defense", "known_share", "known_unit", "list_length",

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from harness.errors import GridError
+from recsec.harness.errors import GridError
 
 EXTENDS = "extends"
 

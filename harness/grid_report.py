@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import leaderboard, plots, report
-from harness.html import Link, Page
-from harness.leaderboard_render import READING, pareto_table
+from recsec.harness import leaderboard, plots, report
+from recsec.harness.html import Link, Page
+from recsec.harness.leaderboard_render import READING, pareto_table
 
 # Axes a grid sweeps to draw a curve: how much the attacker knows or may ask.
 CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_length")

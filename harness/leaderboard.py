@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.errors import RecsecError
-from harness.families import Family, Success, column, family_names
-from harness.grid import AXES
-from harness.report import cell_frame, natural_key, registered_families
-from harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
+from recsec.harness.errors import RecsecError
+from recsec.harness.families import Family, Success, column, family_names
+from recsec.harness.grid import AXES
+from recsec.harness.report import cell_frame, natural_key, registered_families
+from recsec.harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
 
 UNDEFENDED = "none"
 # Everything that names a setting, besides the defense: the pairing key of a defended cell.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.html import Link, Page
-from harness.leaderboard import FamilyBoard
-from harness.report import to_markdown
+from recsec.harness.html import Link, Page
+from recsec.harness.leaderboard import FamilyBoard
+from recsec.harness.report import to_markdown
 
 READING = (
     "Each matrix entry is the attack's success under a defense: mean ± std over every finished cell of "
@@ -69,7 +69,7 @@ def to_csv_text(boards: list[FamilyBoard]) -> str:
 
 
 def to_html_text(boards: list[FamilyBoard], source: str) -> str:
-    from harness import plots
+    from recsec.harness import plots
 
     page = Page("recsec leaderboard", subtitle=f"from {source}")
     page.text(READING)

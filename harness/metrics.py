@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 # ROC AUC lives with the models (attacks select checkpoints by it; they never import the harness).
-from models.evaluation import check_binary as _check_binary, roc_auc  # noqa: F401
+from recsec.models.evaluation import check_binary as _check_binary, roc_auc  # noqa: F401
 
 
 def agreement_at_k(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:

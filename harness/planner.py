@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness import tasks
-from harness.cache import TargetCache
-from harness.grid import Cell, Grid
+from recsec.harness import tasks
+from recsec.harness.cache import TargetCache
+from recsec.harness.grid import Cell, Grid
 
 
 @dataclass(frozen=True)

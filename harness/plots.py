@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.report import aggregate, natural_key  # noqa: E402
+from recsec.harness.report import aggregate, natural_key  # noqa: E402
 
 
 def _ordered(values) -> list:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from harness.errors import RecsecError
+from recsec.harness.errors import RecsecError
 
 ENV = "RECSEC_PLUGINS"
 _loaded: set[str] = set()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-import attacks
-from harness.errors import RecsecError
-from harness.families import Family, family_names, get_family
-from harness.grid import AXES, load_grid
-from harness.plugins import load_plugins
-from harness.tracking import CELL_HASH, FAMILY, runs_frame
+from recsec import attacks
+from recsec.harness.errors import RecsecError
+from recsec.harness.families import Family, family_names, get_family
+from recsec.harness.grid import AXES, load_grid
+from recsec.harness.plugins import load_plugins
+from recsec.harness.tracking import CELL_HASH, FAMILY, runs_frame
 
 AXIS_NAMES = AXES + ("seed",)
 

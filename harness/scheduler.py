@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-from harness import tasks
-from harness.cache import TargetCache
-from harness.claims import TrainingClaims
-from harness.executors import Executor, TaskFailed
-from harness.data import load_dataset
-from harness.errors import GridError
-from harness.grid import Cell, Grid
-from harness.heartbeat import INTERVAL_S as HEARTBEAT_S
-from harness.planner import Plan, PlannedCell
+from recsec.harness import tasks
+from recsec.harness.cache import TargetCache
+from recsec.harness.claims import TrainingClaims
+from recsec.harness.executors import Executor, TaskFailed
+from recsec.harness.data import load_dataset
+from recsec.harness.errors import GridError
+from recsec.harness.grid import Cell, Grid
+from recsec.harness.heartbeat import INTERVAL_S as HEARTBEAT_S
+from recsec.harness.planner import Plan, PlannedCell
 
 try:
     from tqdm import tqdm

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from attacks.oracle import QueryBudgetExceeded
-from harness.plugins import load_plugins
+from recsec.attacks.oracle import QueryBudgetExceeded
+from recsec.harness.plugins import load_plugins
 
 
 @dataclass

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-from harness.code_identity import fingerprint
-from harness.data import Interactions
-from harness.grid import Cell
-from harness.plugins import load_plugins
-from harness.records import (LISTS_WIDTH, AttackOutcome, CellRecord, TargetRecord, cell_record, peak_rss_mb,
+from recsec.harness.code_identity import fingerprint
+from recsec.harness.data import Interactions
+from recsec.harness.grid import Cell
+from recsec.harness.plugins import load_plugins
+from recsec.harness.records import (LISTS_WIDTH, AttackOutcome, CellRecord, TargetRecord, cell_record, peak_rss_mb,
                              pick_device)
-from harness.serving import TargetServer, in_process_client
+from recsec.harness.serving import TargetServer, in_process_client
 
 __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "attack_cell", "auxiliary_code", "cell_code",
            "grade_cell", "peak_rss_mb", "pick_device", "run_cell", "target_code", "train_auxiliary", "train_target"]

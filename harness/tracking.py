@@ -27,7 +27,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from harness.version import code_version, git_commit  # noqa: E402
+from recsec.harness.version import code_version, git_commit  # noqa: E402
 
 KIND = "recsec.kind"
 FAMILY = "recsec.family"

@@ -7,7 +7,7 @@ import functools
 import subprocess
 from pathlib import Path
 
-from harness import __version__
+from recsec.harness import __version__
 
 
 @functools.lru_cache(maxsize=1)

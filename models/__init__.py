@@ -4,7 +4,7 @@ Every model module registers itself with `@register_model`; importing this packa
 all explicitly (no probing), so `create_model("bpr", ...)` always finds them.
 """
 
-from models.registry import (
+from recsec.models.registry import (
     ModelSpec,
     create_model,
     load_model,
@@ -14,8 +14,8 @@ from models.registry import (
     register_model,
 )
 
-from models import bpr, itemcf, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
-from models import sequential  # noqa: F401,E402  (registers sasrec, bert4rec, narm, gru4rec, stamp)
-from models import visual  # noqa: F401,E402  (registers vbpr, amr: built from item features)
+from recsec.models import bpr, itemcf, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
+from recsec.models import sequential  # noqa: F401,E402  (registers sasrec, bert4rec, narm, gru4rec, stamp)
+from recsec.models import visual  # noqa: F401,E402  (registers vbpr, amr: built from item features)
 
 __all__ = ["ModelSpec", "model_from_payload", "create_model", "load_model", "model_class", "model_names", "register_model"]

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from models.ranking import recommend_top_k
+from recsec.models.ranking import recommend_top_k
 
 # Called after each epoch with (epoch index, mean training loss); used for progress and logging.
 EpochCallback = Callable[[int, float], None]

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import EpochCallback, Recommender, normal_init_
-from models.config import check_fields
-from models.optim import OPTIMIZERS
-from models.registry import register_model
-from models.sampling import InteractionSampler, make_generator
+from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.config import check_fields
+from recsec.models.optim import OPTIMIZERS
+from recsec.models.registry import register_model
+from recsec.models.sampling import InteractionSampler, make_generator
 
 
 @dataclass(frozen=True)

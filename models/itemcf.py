@@ -15,9 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.base import EpochCallback, Recommender
-from models.config import check_fields
-from models.registry import register_model
+from recsec.models.base import EpochCallback, Recommender
+from recsec.models.config import check_fields
+from recsec.models.registry import register_model
 
 # Items per chunk when computing similarities: bounds the dense [chunk, n_items] block in memory.
 _SIMILARITY_CHUNK = 1024

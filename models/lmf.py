@@ -15,11 +15,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from models.base import EpochCallback, Recommender, normal_init_
-from models.config import check_fields
-from models.registry import register_model
-from models.sampling import make_generator
-from models.training import train_sampled
+from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.config import check_fields
+from recsec.models.registry import register_model
+from recsec.models.sampling import make_generator
+from recsec.models.training import train_sampled
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from models.base import EpochCallback, Recommender
-from models.registry import register_model
+from recsec.models.base import EpochCallback, Recommender
+from recsec.models.registry import register_model
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import torch
 
 if TYPE_CHECKING:
-    from models.base import Recommender
+    from recsec.models.base import Recommender
 
 
 class Configured:
@@ -83,7 +83,7 @@ def save_model(model: "Recommender", path: Path) -> None:
 def model_from_payload(payload: dict) -> "Recommender":
     cls = model_class(payload["model"])
     if getattr(cls, "input_kind", "users") == "images":
-        from models.visual.registry import visual_model_from_payload
+        from recsec.models.visual.registry import visual_model_from_payload
 
         return visual_model_from_payload(payload)
     model = construct(cls, payload.get("n_users", 0), payload["n_items"], cls.Config(**payload["config"]))

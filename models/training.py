@@ -12,9 +12,9 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from models.base import EpochCallback, Recommender
-from models.losses import bpr_loss
-from models.sampling import InteractionSampler, make_generator
+from recsec.models.base import EpochCallback, Recommender
+from recsec.models.losses import bpr_loss
+from recsec.models.sampling import InteractionSampler, make_generator
 
 OBJECTIVES = ("bpr", "bce")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from harness.claims import TrainingClaims
-from harness.heartbeat import STALE_AFTER_S
+from recsec.harness.claims import TrainingClaims
+from recsec.harness.heartbeat import STALE_AFTER_S
 
 
 def test_one_driver_holds_a_claim_until_it_releases_it(tmp_path):

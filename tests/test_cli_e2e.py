@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.tracking import CELL_HASH, KIND, Tracker
+from recsec.harness.tracking import CELL_HASH, KIND, Tracker
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -53,7 +53,7 @@ def recsec(*args: str, cwd: Path, plugins: bool = False, **popen) -> subprocess.
         env["RECSEC_TEST_CRASH_MARKER"] = str(cwd / "crashed-once")
         env["RECSEC_TEST_GATE_DIR"] = str(cwd)
         env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "harness.cli", *args]
+    cmd = [sys.executable, "-m", "recsec.harness.cli", *args]
     if popen:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.tracking import NODE, Tracker
+from recsec.harness.tracking import NODE, Tracker
 from browser import assert_renders
 from test_cli_e2e import recsec, write_grid
 
@@ -122,7 +122,7 @@ def test_a_detached_grid_on_a_multi_node_cluster_logs_to_an_mlflow_server_and_sh
 
 
 def test_status_says_when_a_driver_is_lost(tmp_path):
-    from harness.heartbeat import STALE_AFTER_S, describe
+    from recsec.harness.heartbeat import STALE_AFTER_S, describe
 
     now = time.time()
     state = {"state": "running", "host": "h", "pid": 1, "started": now - 600, "updated": now - STALE_AFTER_S - 1,

@@ -10,11 +10,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import code_identity, tasks
-from harness.cache import TargetCache
-from harness.grid import expand, parse_grid
-from harness.planner import make_plan, render_plan
-from harness.records import TargetRecord
+from recsec.harness import code_identity, tasks
+from recsec.harness.cache import TargetCache
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.planner import make_plan, render_plan
+from recsec.harness.records import TargetRecord
 
 DIGEST = "d" * 64
 
@@ -54,8 +54,8 @@ def test_a_changed_comment_keeps_the_fingerprint_and_a_changed_loss_does_not(pac
 
 
 PLUGIN_MODEL = '''
-from models.bpr import BPRMF
-from models.registry import register_model
+from recsec.models.bpr import BPRMF
+from recsec.models.registry import register_model
 
 
 @register_model("{name}")
@@ -105,3 +105,17 @@ def test_results_logged_before_codes_were_kept_count_as_stale(tmp_path):
     cells = expand(grid)
     plan = make_plan(grid, cells, DIGEST, TargetCache(tmp_path), {cells[0].cell_hash(DIGEST): None})
     assert plan.cells[0].stale and not plan.cells[0].done
+
+
+def test_recsec_imports_only_under_its_own_name():
+    """Installed, recsec claims one name: running a cell never imports a bare `harness`,
+    `models`, `attacks` or `defenses` (which would also load a second copy of each registry)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; import recsec.harness.driver, recsec.harness.cli; "
+              "from recsec.harness.families import family_names; family_names(); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('harness', 'models', 'attacks', 'defenses')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 from typer.testing import CliRunner
 
-from harness.cli.data import app
-from harness.data import (
+from recsec.harness.cli.data import app
+from recsec.harness.data import (
     Interactions,
     RawData,
     dataset_digest,
@@ -20,9 +20,9 @@ from harness.data import (
     get_dataset,
     load_dataset,
 )
-from harness.data import cache as cache_module
-from harness.data.preprocess import build_interactions, kcore, remap
-from harness.errors import DataError
+from recsec.harness.data import cache as cache_module
+from recsec.harness.data.preprocess import build_interactions, kcore, remap
+from recsec.harness.errors import DataError
 
 # --------------------------------------------------------------------------- preprocessing
 
@@ -297,7 +297,7 @@ def test_the_data_carries_the_runs_directories_to_every_worker(tmp_path, monkeyp
     """A Ray worker on another node has its own environment and working directory: what it
     reads besides the interactions (item images) and what it caches (their CNN features) must
     follow the run's --data-dir and --cache-dir, which travel with the data, cached or not."""
-    from harness.families.visual_cells import cache_dir_of
+    from recsec.harness.families.visual_cells import cache_dir_of
 
     monkeypatch.setenv("RECSEC_CACHE_DIR", str(tmp_path / "elsewhere"))
     for _ in range(2):  # parsed, then read back from the cache

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import defenses
-from attacks.oracle import ServingContext
+from recsec import defenses
+from recsec.attacks.oracle import ServingContext
 
 N_USERS, N_ITEMS, K = 40, 200, 20
 

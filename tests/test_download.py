@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli.data import app
-from harness.data import download
-from harness.data.download import download_dataset
-from harness.data.loaders import get_dataset
-from harness.errors import DataError
+from recsec.harness.cli.data import app
+from recsec.harness.data import download
+from recsec.harness.data.download import download_dataset
+from recsec.harness.data.loaders import get_dataset
+from recsec.harness.errors import DataError
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
 

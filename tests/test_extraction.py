@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from attacks.extraction.synthesis import Prefixes, synthesize
-from attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext
-from defenses.training.gro import GRO, GROConfig, SwapRegularizer
-from harness.data import load_dataset
-from harness.grid import expand, parse_grid
-from harness.families.sequences import rank_sequences, sequence_split
-from harness.tasks import run_cell, train_target
-from models import ModelSpec
-from models.losses import pairwise_loss
-from models.sampling import make_generator
-from models.sequential.sequences import Sequences
-from models.sequential.training import WindowSampler
+from recsec.attacks.extraction.synthesis import Prefixes, synthesize
+from recsec.attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext
+from recsec.defenses.training.gro import GRO, GROConfig, SwapRegularizer
+from recsec.harness.data import load_dataset
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.families.sequences import rank_sequences, sequence_split
+from recsec.harness.tasks import run_cell, train_target
+from recsec.models import ModelSpec
+from recsec.models.losses import pairwise_loss
+from recsec.models.sampling import make_generator
+from recsec.models.sequential.sequences import Sequences
+from recsec.models.sequential.training import WindowSampler
 
 N_ITEMS, K = 40, 5
 
@@ -134,8 +134,7 @@ def test_gro_at_every_position_covers_each_labelled_position_and_trains_the_targ
 def test_gro_pretrained_fine_tunes_the_trained_target(monkeypatch):
     """pretrained: the target first trains as usual, then GRO continues from those weights for
     its own epochs; otherwise GRO trains from a fresh initialization."""
-    import defenses.training.gro as gro
-
+    import recsec.defenses.training.gro as gro
     calls = []
     real = gro.train_next_item
 
@@ -225,7 +224,7 @@ def test_reverse_costs_the_target_utility_and_the_attacker_agreement(extraction)
 
 def test_rank_sequences_matches_the_models_own_ranking(extraction):
     data, target, _ = extraction
-    from models import model_from_payload
+    from recsec.models import model_from_payload
     model = model_from_payload(target.payload)
     split = sequence_split(data).target
     rows = np.arange(5)
@@ -288,7 +287,7 @@ def explicit_swap_rows(student_scores, listed, outside_scores, margin=0.5):
 def test_gro_ties_first_item_swaps_with_item_zero_as_the_swap_tensor_argmax_does():
     """A hand-made student: rank 0's hinges hold (its gradient is zero), rank 1 should rise and
     rank 2 fall. GRO's code's argmax picks item 0 for the tied rank; `skip` swaps nothing."""
-    from defenses.training.gro import swap_loss, swap_targets
+    from recsec.defenses.training.gro import swap_loss, swap_targets
 
     scores = torch.tensor([[2.5, 5.0, 4.0, 1.0, 3.0, 0.5]])
     listed = torch.tensor([[1, 4, 2]])  # student scores 5, 3, 4: the pair (4, 2) is out of order
@@ -314,7 +313,7 @@ def test_gro_ties_first_item_swaps_with_item_zero_as_the_swap_tensor_argmax_does
 
 
 def test_per_parameter_clipping_clips_each_tensor_on_its_own():
-    from models.sequential.training import clip_gradients
+    from recsec.models.sequential.training import clip_gradients
 
     def params():
         a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
@@ -331,7 +330,7 @@ def test_per_parameter_clipping_clips_each_tensor_on_its_own():
 
 
 def test_softmax_negatives_still_draw_listed_items_e_times_less_often():
-    from models.sampling import softmax_negatives
+    from recsec.models.sampling import softmax_negatives
 
     listed = torch.tensor([[0, 1]]).expand(20000, 2)
     drawn = softmax_negatives(listed, 4, make_generator(0, torch.device("cpu"))).flatten()
@@ -344,8 +343,8 @@ def test_softmax_negatives_still_draw_listed_items_e_times_less_often():
 def test_distillation_keeps_the_best_held_out_epoch_and_never_trains_on_it(monkeypatch):
     """select best_last_prefix: each epoch is scored on the last prefix of every sequence, which
     no batch trains on, and the weights of the best-scoring epoch (not the last) are returned."""
-    import attacks.extraction.distill as distill_module
-    from attacks.extraction.dfme import DFMEConfig
+    import recsec.attacks.extraction.distill as distill_module
+    from recsec.attacks.extraction.dfme import DFMEConfig
 
     length, n_items = 4, 12
     sequences = np.arange(6 * length).reshape(6, length) % n_items
@@ -376,7 +375,7 @@ def test_distillation_keeps_the_best_held_out_epoch_and_never_trains_on_it(monke
 
 
 def test_sampled_negatives_are_distinct_unseen_and_the_same_for_a_seed():
-    from harness.families.sequences import SAMPLED_NEGATIVES, sampled_negatives
+    from recsec.harness.families.sequences import SAMPLED_NEGATIVES, sampled_negatives
 
     n_items = SAMPLED_NEGATIVES + 3
     prefixes = Sequences.from_lists([[0, 1], [5, 5, 7]], n_items)  # a repeated item counts once

@@ -21,7 +21,7 @@ def recsec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache"), "RECSEC_PLUGINS": "profiling_family",
            "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "recsec.harness.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
 

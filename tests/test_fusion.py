@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import models
-from attacks.stealing.fusion import FusedItemClone
+from recsec import models
+from recsec.attacks.stealing.fusion import FusedItemClone
 
 
 @pytest.mark.parametrize("name", ["bpr", "lmf", "ncf"])

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 import yaml
 
-from harness.errors import GridError
-from harness.grid import expand, load_grid, parse_grid
+from recsec.harness.errors import GridError
+from recsec.harness.grid import expand, load_grid, parse_grid
 
 DIGEST = "d" * 64
 

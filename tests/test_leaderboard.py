@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from harness import leaderboard
-from harness.cli import app
-from harness.errors import RecsecError
-from harness.leaderboard_render import to_csv_text, to_html_text, to_markdown_text
-from harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
+from recsec.harness import leaderboard
+from recsec.harness.cli import app
+from recsec.harness.errors import RecsecError
+from recsec.harness.leaderboard_render import to_csv_text, to_html_text, to_markdown_text
+from recsec.harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
 
 from browser import assert_renders
 
@@ -125,7 +125,7 @@ def test_no_runs_is_a_clear_error(tmp_path):
 
 
 def test_a_grid_page_draws_the_curve_along_its_swept_axis(store, tmp_path):
-    from harness.grid_report import grid_page
+    from recsec.harness.grid_report import grid_page
 
     page = tmp_path / "budget.html"
     page.write_text(grid_page(store, "budget", "http://127.0.0.1:5000"))

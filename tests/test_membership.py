@@ -9,25 +9,25 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import defenses
-import models
-from attacks.membership import (DLMIA, DLMIAConfig, ItemVectors, PartFeatures, MembershipServingContext, ZhangKMeans, ZhangKMeansConfig,
+from recsec import defenses
+from recsec import models
+from recsec.attacks.membership import (DLMIA, DLMIAConfig, ItemVectors, PartFeatures, MembershipServingContext, ZhangKMeans, ZhangKMeansConfig,
                                 ZhangMLP, difference_vectors, factorize_items, part_features, run_attack,
                                 serve_lists)
-from attacks.membership.base import single_threaded
-from attacks.membership.features import rank_weights
-from attacks.membership.recommendations import published_lists
-from attacks.oracle import ServingContext
-from harness.data import load_dataset
-from harness.errors import DataError, GridError
-from harness.grid import expand, parse_grid
-from harness.families.membership_cells import partition_for
-from harness.families.membership_splits import load_dlmia_split, membership_partition
-from harness.families.membership_cells import unpack_csr
-from harness.tasks import run_cell, train_auxiliary, train_target
-from harness.metrics import (accuracy, agreement_at_k, balanced_accuracy, membership_metrics, precision, recall, roc_auc,
+from recsec.attacks.membership.base import single_threaded
+from recsec.attacks.membership.features import rank_weights
+from recsec.attacks.membership.recommendations import published_lists
+from recsec.attacks.oracle import ServingContext
+from recsec.harness.data import load_dataset
+from recsec.harness.errors import DataError, GridError
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.families.membership_cells import partition_for
+from recsec.harness.families.membership_splits import load_dlmia_split, membership_partition
+from recsec.harness.families.membership_cells import unpack_csr
+from recsec.harness.tasks import run_cell, train_auxiliary, train_target
+from recsec.harness.metrics import (accuracy, agreement_at_k, balanced_accuracy, membership_metrics, precision, recall, roc_auc,
                              tpr_at_fpr)
-from models.itemcf import top_neighbours
+from recsec.models.itemcf import top_neighbours
 
 
 def csr(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -469,7 +469,7 @@ def test_a_published_dlmia_split_is_a_grid_dataset_with_its_own_members(shared_d
 
 
 def test_difference_norm_calls_short_vectors_members_with_a_threshold_from_the_shadow_part():
-    from attacks.membership.baseline import DifferenceNorm
+    from recsec.attacks.membership.baseline import DifferenceNorm
     # Shadow: members' vectors have length 1, non-members' length 3; the cut lies between.
     shadow_x = np.array([[1.0, 0], [0, 1], [3, 0], [0, -3]])
     attack = DifferenceNorm().fit(shadow_x, np.array([1, 1, 0, 0]), None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from harness.metrics import agreement_at_k, hit_ratio_at_k, hits_matrix, ndcg_at_k, recall_at_k
+from recsec.harness.metrics import agreement_at_k, hit_ratio_at_k, hits_matrix, ndcg_at_k, recall_at_k
 
 
 def heldout(rows: list[list[int]], n_items: int = 20) -> sp.csr_matrix:

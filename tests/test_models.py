@@ -11,12 +11,12 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-import models
-import models.sampling as sampling
-from harness.metrics import recall_at_k
-from models.bpr import bpr_batch_gradient
-from models.optim import OPTIMIZERS, LazyAdam
-from models.registry import load_model, save_model
+from recsec import models
+import recsec.models.sampling as sampling
+from recsec.harness.metrics import recall_at_k
+from recsec.models.bpr import bpr_batch_gradient
+from recsec.models.optim import OPTIMIZERS, LazyAdam
+from recsec.models.registry import load_model, save_model
 
 N_USERS, N_ITEMS = 40, 30
 
@@ -320,8 +320,8 @@ def test_lazy_adam_leaves_untouched_rows_alone():
     ("ncf", {"epochs": 8, "lr": 3e-3}),
 ])
 def test_trained_model_beats_popularity_on_ml100k(shared_data_dir, tmp_path, name, params):
-    from harness.data import load_dataset
-    from harness.splits import stealing_split
+    from recsec.harness.data import load_dataset
+    from recsec.harness.splits import stealing_split
 
     data = load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path)
     split = stealing_split(data.matrix, target_share=0.5, holdout_share=0.2, seed=0)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import defenses
-from attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext, ServingContext
-from models import create_model
+from recsec import defenses
+from recsec.attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext, ServingContext
+from recsec.models import create_model
 
 N_USERS, N_ITEMS, K = 30, 60, 5
 
@@ -168,15 +168,15 @@ def test_sequence_queries_count_one_per_row_and_defenses_skip_the_sequence_items
 def test_a_target_server_answers_only_its_oracles_queries(tmp_path):
     """The attack's client can ask its session's oracle for lists (and, where the oracle takes
     them, uploads), never for anything else the server holds."""
-    from harness.grid import expand, parse_grid
-    from harness.serving import TargetServer, in_process_client
-    from harness.tasks import train_target
+    from recsec.harness.grid import expand, parse_grid
+    from recsec.harness.serving import TargetServer, in_process_client
+    from recsec.harness.tasks import train_target
 
     grid = parse_grid({"name": "g", "dataset": {"name": "synthetic", "params": {"n_users": 60, "n_items": 80,
                                                                                  "n_interactions": 1500}},
                        "matrix": {"target": [{"name": "bpr", "epochs": 1, "dim": 8}], "attack": ["ptd"],
                                   "query_budget": [3], "list_length": [5]}})
-    from harness.data import load_dataset
+    from recsec.harness.data import load_dataset
 
     cell = expand(grid)[0]
     data = load_dataset("synthetic", params=cell.dataset.params, cache_dir=tmp_path)

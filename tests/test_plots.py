@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import plots, report
+from recsec.harness import plots, report
 
 
 def runs() -> pd.DataFrame:

@@ -9,13 +9,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import models
-from harness.data import Interactions, load_dataset
-from harness.data.sequences import Sequences, leave_one_out, pad_batch, sequences_from_interactions
-from harness.errors import DataError
-from harness.metrics import hit_at_k_single, ndcg_at_k_single
-from models.registry import load_model, save_model
-from models.sequential import SequentialRecommender
+from recsec import models
+from recsec.harness.data import Interactions, load_dataset
+from recsec.harness.data.sequences import Sequences, leave_one_out, pad_batch, sequences_from_interactions
+from recsec.harness.errors import DataError
+from recsec.harness.metrics import hit_at_k_single, ndcg_at_k_single
+from recsec.models.registry import load_model, save_model
+from recsec.models.sequential import SequentialRecommender
 
 SEQUENTIAL = ["bert4rec", "gru4rec", "narm", "sasrec", "stamp"]
 

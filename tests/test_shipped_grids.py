@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.grid import expand, load_grid
+from recsec.harness.grid import expand, load_grid
 
 ROOT = Path(__file__).resolve().parents[1] / "grids"
 # A folder named bases/ holds what grids extend (no name, no matrix): not a grid itself.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.data import load_dataset
-from harness.grid import expand, parse_grid
-from harness.tasks import run_cell, train_target
+from recsec.harness.data import load_dataset
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.tasks import run_cell, train_target
 
 K = 50
 BUDGET = 10
@@ -148,7 +148,7 @@ def test_run_cell_is_deterministic(data, cells, target, results):
 def test_the_clone_schedule_is_stated_in_steps_so_it_adapts_to_how_much_is_known():
     """1,000 steps are 50 epochs of 20 batches but 334 epochs of 3 batches: a small known set
     trains as many steps as a large one. `clone_epochs`, when given, is taken as it is."""
-    from attacks.stealing.base import CloneTraining
+    from recsec.attacks.stealing.base import CloneTraining
 
     schedule = CloneTraining(clone_steps=1000)
     assert schedule.clone_epochs_for(20 * 2048, 2048) == 50
@@ -162,8 +162,8 @@ def test_the_clone_schedule_is_stated_in_steps_so_it_adapts_to_how_much_is_known
 def test_list_learning_has_the_same_step_budget_in_every_recipe():
     """QSD and PTQ's fine-tuning learn lists for the same number of steps, whatever the number of
     queried users; explicit `epochs` wins."""
-    from attacks.stealing.ptq import PTQConfig
-    from attacks.stealing.qsd import QSDConfig
+    from recsec.attacks.stealing.ptq import PTQConfig
+    from recsec.attacks.stealing.qsd import QSDConfig
 
     for config in (PTQConfig(), QSDConfig()):
         assert config.steps == 600
@@ -178,10 +178,10 @@ def test_a_ptd_clone_trains_for_the_schedule_of_its_known_interactions(data):
     """The clone the PTD stage builds carries the epochs the step schedule gives for the view."""
     import numpy as np
 
-    from attacks.stealing.ptd import PTD, PTDConfig
-    from attacks.threat import AttackerView, Knowledge
-    from harness.splits import choose_known
-    from models import ModelSpec
+    from recsec.attacks.stealing.ptd import PTD, PTDConfig
+    from recsec.attacks.threat import AttackerView, Knowledge
+    from recsec.harness.splits import choose_known
+    from recsec.models import ModelSpec
 
     known, rows = choose_known(data.matrix, 0.05, "users", np.random.default_rng(0))
     view = AttackerView(n_items=data.n_items, known_users=known, known_interactions=rows, knowledge=Knowledge())
@@ -197,8 +197,8 @@ def test_clone_top_outside_items_come_from_the_clones_own_top_but_never_the_list
     import scipy.sparse as sp
     import torch
 
-    from attacks.lists import draw_from_pools, model_top_pools
-    from attacks.stealing.ptq import PTQConfig
+    from recsec.attacks.lists import draw_from_pools, model_top_pools
+    from recsec.attacks.stealing.ptq import PTQConfig
 
     class ScoresByItemId(torch.nn.Module):
         n_items = 10

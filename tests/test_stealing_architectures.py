@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.data import load_dataset
-from harness.grid import expand, parse_grid
-from harness.tasks import run_cell, train_target
+from recsec.harness.data import load_dataset
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.tasks import run_cell, train_target
 
 K = 50
 TRAINING = {"bpr": {"epochs": 30}, "lmf": {"epochs": 30}, "ncf": {"epochs": 6, "lr": 3e-3}}

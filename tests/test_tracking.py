@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 OPEN_STORE = """
 import sys
 sys.path.insert(0, {repo!r})
-from harness.tracking import Tracker
+from recsec.harness.tracking import Tracker
 print(Tracker(sys.argv[1]).experiment("grid"))
 """
 

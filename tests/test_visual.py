@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-from attacks.visual import choose_classes, create_visual_attack, run_taamr, visual_attack_names
-from defenses.visual import create_input_defense, input_defense_names
-from harness.data.visual import (
+from recsec.attacks.visual import choose_classes, create_visual_attack, run_taamr, visual_attack_names
+from recsec.defenses.visual import create_input_defense, input_defense_names
+from recsec.harness.data.visual import (
     generate_visual_interactions,
     item_features,
     load_fashion_images,
     load_taamr_dataset,
 )
-from harness.data import load_dataset
-from harness.errors import DataError, GridError
-from harness.grid import expand, load_grid, parse_grid
-from harness.tasks import run_cell, train_target
-from harness.metrics import recall_at_k
-from harness.splits import holdout
-from harness.families.visual_metrics import (
+from recsec.harness.data import load_dataset
+from recsec.harness.errors import DataError, GridError
+from recsec.harness.grid import expand, load_grid, parse_grid
+from recsec.harness.tasks import run_cell, train_target
+from recsec.harness.metrics import recall_at_k
+from recsec.harness.splits import holdout
+from recsec.harness.families.visual_metrics import (
     chr_at_k,
     chr_ndcg_at_k,
     class_hit_ratios,
@@ -38,8 +38,8 @@ from harness.families.visual_metrics import (
     ssim,
     taamr_metrics,
 )
-from models import create_model
-from models.visual import (
+from recsec.models import create_model
+from recsec.models.visual import (
     FEATURE_DIM,
     IMAGENET_CLASSES,
     EfficientNetLite0,

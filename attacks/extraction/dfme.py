@@ -13,14 +13,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
-from attacks.extraction.synthesis import MODES, Prefixes, synthesize
-from attacks.lists import ListLossConfig
-from attacks.registry import register_attack
-from attacks.threat import Knowledge, SequenceView
-from models import ModelSpec
-from models.sampling import NEGATIVE_RULES, make_generator
-from models.sequential.training import CLIP_MODES
+from recsec.attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
+from recsec.attacks.extraction.synthesis import MODES, Prefixes, synthesize
+from recsec.attacks.lists import ListLossConfig
+from recsec.attacks.registry import register_attack
+from recsec.attacks.threat import Knowledge, SequenceView
+from recsec.models import ModelSpec
+from recsec.models.sampling import NEGATIVE_RULES, make_generator
+from recsec.models.sequential.training import CLIP_MODES
 
 
 @dataclass(frozen=True)

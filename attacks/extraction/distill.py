@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.losses import list_loss
-from models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
-from models.sequential.training import BestEpoch, clip_gradients, make_optimizer
+from recsec.models.losses import list_loss
+from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
+from recsec.models.sequential.training import BestEpoch, clip_gradients, make_optimizer
 
 SELECTIONS = ("best_last_prefix", "last")
 SELECTION_RANKINGS = ("listed", "all")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks.oracle import Oracle
+from recsec.attacks.oracle import Oracle
 
 MODES = ("autoregressive", "random")
 

@@ -11,11 +11,11 @@ The pieces, in the order an experiment uses them:
 - `run_attack` -> `MembershipResult`, graded by `harness.metrics.membership_metrics`.
 """
 
-from attacks.membership.base import MembershipAttack, MembershipResult, PartFeatures, run_attack
-from attacks.membership.dlmia import DLMIA, DLMIAConfig
-from attacks.membership.features import ItemVectors, difference_vectors, factorize_items, part_features
-from attacks.membership.recommendations import MembershipServingContext, ServedLists, serve_lists
-from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
+from recsec.attacks.membership.base import MembershipAttack, MembershipResult, PartFeatures, run_attack
+from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
+from recsec.attacks.membership.features import ItemVectors, difference_vectors, factorize_items, part_features
+from recsec.attacks.membership.recommendations import MembershipServingContext, ServedLists, serve_lists
+from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 
 __all__ = [
     "DLMIA",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.evaluation import roc_auc
+from recsec.models.evaluation import roc_auc
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attacks.membership.base import MembershipAttack
-from models.evaluation import roc_auc
+from recsec.attacks.membership.base import MembershipAttack
+from recsec.models.evaluation import roc_auc
 
 
 @dataclass(frozen=True)

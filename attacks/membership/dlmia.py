@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attacks.membership.base import (BestCheckpoint, NetworkAttack, Standardizer, batches, holdout_split, mlp,
+from recsec.attacks.membership.base import (BestCheckpoint, NetworkAttack, Standardizer, batches, holdout_split, mlp,
                                      seeded_init, single_threaded)
-from models.config import check_fields
+from recsec.models.config import check_fields
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.membership.base import PartFeatures, single_threaded
+from recsec.attacks.membership.base import PartFeatures, single_threaded
 
 if TYPE_CHECKING:
-    from attacks.membership.recommendations import ServedLists
+    from recsec.attacks.membership.recommendations import ServedLists
 
 WEIGHTS = ("uniform", "rank")
 

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from attacks.membership.base import PartFeatures
-from attacks.membership.features import ItemVectors, difference_vectors
-from attacks.membership.recommendations import MembershipServingContext
-from attacks.threat import Knowledge
+from recsec.attacks.membership.base import PartFeatures
+from recsec.attacks.membership.features import ItemVectors, difference_vectors
+from recsec.attacks.membership.recommendations import MembershipServingContext
+from recsec.attacks.threat import Knowledge
 
 
 @dataclass(frozen=True)

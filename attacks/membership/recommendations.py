@@ -33,10 +33,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.membership.base import single_threaded
-from attacks.oracle import ListDefense, ServingContext
-from models.base import Recommender
-from models.ranking import recommend_top_k
+from recsec.attacks.membership.base import single_threaded
+from recsec.attacks.oracle import ListDefense, ServingContext
+from recsec.models.base import Recommender
+from recsec.models.ranking import recommend_top_k
 
 NONMEMBER_OPTIONS = ("popular", "fold_in")
 PROTOCOLS = ("published", "deployed")

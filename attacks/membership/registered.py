@@ -16,15 +16,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from attacks.membership.base import MembershipAttack, MembershipResult, run_attack
-from attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
-from attacks.membership.dlmia import DLMIA, DLMIAConfig
-from attacks.membership.features import WEIGHTS
-from attacks.membership.parts import MembershipView
-from attacks.membership.recommendations import PROTOCOLS
-from attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
-from attacks.registry import register_attack
-from models.registry import Configured
+from recsec.attacks.membership.base import MembershipAttack, MembershipResult, run_attack
+from recsec.attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
+from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
+from recsec.attacks.membership.features import WEIGHTS
+from recsec.attacks.membership.parts import MembershipView
+from recsec.attacks.membership.recommendations import PROTOCOLS
+from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
+from recsec.attacks.registry import register_attack
+from recsec.models.registry import Configured
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks.membership.base import (BestCheckpoint, MembershipAttack, NetworkAttack, Standardizer, batches,
+from recsec.attacks.membership.base import (BestCheckpoint, MembershipAttack, NetworkAttack, Standardizer, batches,
                                      holdout_split, mlp, seeded_init, single_threaded)
-from models.config import check_fields
+from recsec.models.config import check_fields
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from attacks.lists import ListLossConfig, finetune_on_lists
-from attacks.oracle import Oracle
-from attacks.threat import AttackerView
-from models import ModelSpec
-from models.base import Recommender
-from models.sequential.training import train_next_item_pairs
-from models.training import train_sampled
+from recsec.attacks.lists import ListLossConfig, finetune_on_lists
+from recsec.attacks.oracle import Oracle
+from recsec.attacks.threat import AttackerView
+from recsec.models import ModelSpec
+from recsec.models.base import Recommender
+from recsec.models.sequential.training import train_next_item_pairs
+from recsec.models.training import train_sampled
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import Recommender
-from models.sequential.base import recommend_after
+from recsec.models.base import Recommender
+from recsec.models.sequential.base import recommend_after
 
 
 class FusedItemClone(Recommender):

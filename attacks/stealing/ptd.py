@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attacks.registry import register_attack
-from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
+from recsec.attacks.registry import register_attack
+from recsec.attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attacks.registry import register_attack
-from attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
+from recsec.attacks.registry import register_attack
+from recsec.attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attacks.registry import register_attack
-from attacks.stealing.base import ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
-from models.sampling import make_generator
+from recsec.attacks.registry import register_attack
+from recsec.attacks.stealing.base import ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
+from recsec.models.sampling import make_generator
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ protocol that re-ranks users with the attacked items' new features.
 `create_visual_attack("pgd", eps=4)` builds one; grids name them through attacks/visual/registered.py.
 """
 
-from attacks.visual.base import SPACES, ImageAttack
-from attacks.visual.fgsm import FGSM, FGSMConfig  # registers fgsm
-from attacks.visual.pgd import PGD, PGDConfig  # registers pgd
-from attacks.visual.registry import create_visual_attack, visual_attack_class, visual_attack_names
-from attacks.visual.selection import choose_classes
-from attacks.visual.taamr import TAaMROutcome, run_taamr
+from recsec.attacks.visual.base import SPACES, ImageAttack
+from recsec.attacks.visual.fgsm import FGSM, FGSMConfig  # registers fgsm
+from recsec.attacks.visual.pgd import PGD, PGDConfig  # registers pgd
+from recsec.attacks.visual.registry import create_visual_attack, visual_attack_class, visual_attack_names
+from recsec.attacks.visual.selection import choose_classes
+from recsec.attacks.visual.taamr import TAaMROutcome, run_taamr
 
 __all__ = [
     "FGSM",

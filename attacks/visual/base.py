@@ -20,9 +20,9 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
 
-from models.registry import Configured
-from models.sampling import make_generator
-from models.visual.efficientnet_lite import as_float_images
+from recsec.models.registry import Configured
+from recsec.models.sampling import make_generator
+from recsec.models.visual.efficientnet_lite import as_float_images
 
 SPACES = ("pixel", "normalized")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from attacks.visual.base import ImageAttack, check_common, target_loss_gradient
-from attacks.visual.registry import register_visual_attack
+from recsec.attacks.visual.base import ImageAttack, check_common, target_loss_gradient
+from recsec.attacks.visual.registry import register_visual_attack
 
 
 @dataclass(frozen=True)

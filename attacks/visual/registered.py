@@ -15,13 +15,13 @@ from typing import ClassVar, Optional
 import numpy as np
 import torch
 
-from attacks.registry import register_attack
-from attacks.visual.base import ImageAttack
-from attacks.visual.fgsm import FGSM, FGSMConfig
-from attacks.visual.pgd import PGD, PGDConfig
-from attacks.visual.selection import choose_classes, class_hit_ratios
-from attacks.visual.taamr import CatalogueView, UploadResult
-from models.registry import Configured
+from recsec.attacks.registry import register_attack
+from recsec.attacks.visual.base import ImageAttack
+from recsec.attacks.visual.fgsm import FGSM, FGSMConfig
+from recsec.attacks.visual.pgd import PGD, PGDConfig
+from recsec.attacks.visual.selection import choose_classes, class_hit_ratios
+from recsec.attacks.visual.taamr import CatalogueView, UploadResult
+from recsec.models.registry import Configured
 
 
 @dataclass(frozen=True)

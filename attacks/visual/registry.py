@@ -4,7 +4,7 @@ with the TAaMR choice of classes."""
 
 from __future__ import annotations
 
-from models.registry import Registry
+from recsec.models.registry import Registry
 
 VISUAL_ATTACKS = Registry("visual attack")
 register_visual_attack = VISUAL_ATTACKS.register

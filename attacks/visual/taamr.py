@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.visual.base import ImageAttack
+from recsec.attacks.visual.base import ImageAttack
 
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from models.registry import Configured
+from recsec.models.registry import Configured
 
 
 class OutputDefense(Configured):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defenses.output.base import OutputDefense
-from defenses.registry import register_defense
+from recsec.defenses.output.base import OutputDefense
+from recsec.defenses.registry import register_defense
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,11 @@ from typing import ClassVar
 
 import torch
 
-from defenses.registry import register_defense
-from models import ModelSpec, model_class
-from models.losses import list_loss
-from models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
-from models.sequential.training import CLIP_MODES, clip_gradients, make_optimizer, train_next_item
+from recsec.defenses.registry import register_defense
+from recsec.models import ModelSpec, model_class
+from recsec.models.losses import list_loss
+from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
+from recsec.models.sequential.training import CLIP_MODES, clip_gradients, make_optimizer, train_next_item
 
 
 POSITIONS = ("all", "last")

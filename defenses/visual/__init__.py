@@ -6,12 +6,12 @@ the training-time defense, is a recommender (`models.visual.AMR`).
 Grids name them through defenses/visual/registered.py (kind "input").
 """
 
-from defenses.visual.base import ImageTransform
-from defenses.visual.detection import ContrastiveDetector, DetectorConfig  # registers detect
-from defenses.visual.jpeg import JPEGCompression, JPEGConfig  # registers jpeg
-from defenses.visual.median import MedianConfig, MedianFilter  # registers median
-from defenses.visual.purification import Purifier, PurifierConfig  # registers purify
-from defenses.visual.registry import create_input_defense, input_defense_class, input_defense_names
+from recsec.defenses.visual.base import ImageTransform
+from recsec.defenses.visual.detection import ContrastiveDetector, DetectorConfig  # registers detect
+from recsec.defenses.visual.jpeg import JPEGCompression, JPEGConfig  # registers jpeg
+from recsec.defenses.visual.median import MedianConfig, MedianFilter  # registers median
+from recsec.defenses.visual.purification import Purifier, PurifierConfig  # registers purify
+from recsec.defenses.visual.registry import create_input_defense, input_defense_class, input_defense_names
 
 __all__ = [
     "ContrastiveDetector",

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import torch
 
-from models.registry import Configured
-from models.visual.efficientnet_lite import as_float_images
+from recsec.models.registry import Configured
+from recsec.models.visual.efficientnet_lite import as_float_images
 
 
 class ImageTransform(Configured):

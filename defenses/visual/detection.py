@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defenses.visual.registry import register_input_defense
-from models.sampling import make_generator
-from models.visual.efficientnet_lite import as_float_images
+from recsec.defenses.visual.registry import register_input_defense
+from recsec.models.sampling import make_generator
+from recsec.models.visual.efficientnet_lite import as_float_images
 
 
 @dataclass(frozen=True)

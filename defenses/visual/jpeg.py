@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from defenses.visual.base import ImageTransform
-from defenses.visual.registry import register_input_defense
+from recsec.defenses.visual.base import ImageTransform
+from recsec.defenses.visual.registry import register_input_defense
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from defenses.visual.base import ImageTransform
-from defenses.visual.registry import register_input_defense
+from recsec.defenses.visual.base import ImageTransform
+from recsec.defenses.visual.registry import register_input_defense
 
 
 @dataclass(frozen=True)

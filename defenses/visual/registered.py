@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from defenses.registry import register_defense
-from defenses.visual.detection import ContrastiveDetector, DetectorConfig
-from defenses.visual.jpeg import JPEGCompression, JPEGConfig
-from defenses.visual.median import MedianConfig, MedianFilter
-from defenses.visual.purification import Purifier, PurifierConfig
-from models.registry import Configured
+from recsec.defenses.registry import register_defense
+from recsec.defenses.visual.detection import ContrastiveDetector, DetectorConfig
+from recsec.defenses.visual.jpeg import JPEGCompression, JPEGConfig
+from recsec.defenses.visual.median import MedianConfig, MedianFilter
+from recsec.defenses.visual.purification import Purifier, PurifierConfig
+from recsec.models.registry import Configured
 
 
 class GridInputDefense(Configured):

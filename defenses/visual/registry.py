@@ -4,7 +4,7 @@ a library builds them. The main defense registry's `jpeg`, `median`, `purify`, `
 
 from __future__ import annotations
 
-from models.registry import Registry
+from recsec.models.registry import Registry
 
 INPUT_DEFENSES = Registry("input defense")
 register_input_defense = INPUT_DEFENSES.register

@@ -6,9 +6,9 @@ import sys
 
 import typer
 
-from harness.cli import data as data_cli
-from harness.cli.grid_commands import leaderboard, plan, report, run, status
-from harness.cli.listing import app as list_app
+from recsec.harness.cli import data as data_cli
+from recsec.harness.cli.grid_commands import leaderboard, plan, report, run, status
+from recsec.harness.cli.listing import app as list_app
 
 app = typer.Typer(
     help="Benchmark security and privacy attacks on recommender systems, and defenses against them.",

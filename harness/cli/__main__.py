@@ -1,3 +1,3 @@
-from harness.cli import main
+from recsec.harness.cli import main
 
 main()

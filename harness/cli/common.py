@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness import settings
-from harness.errors import RecsecError
+from recsec.harness import settings
+from recsec.harness.errors import RecsecError
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_INVALID = 0, 1, 2
 

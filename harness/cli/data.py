@@ -8,14 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from harness.data import dataset_digest, dataset_names, get_dataset, load_dataset
-from harness.data.cache import entry_path
-from harness.data.download import BASE_URL_ENV, download_dataset
-from harness.cli.common import CacheDir as CacheDirOption
-from harness.cli.common import DataDir as DataDirOption
-from harness.cli.common import user_errors as _user_errors
-from harness.errors import RecsecError
-from harness.settings import default_cache_dir, default_data_dir
+from recsec.harness.data import dataset_digest, dataset_names, get_dataset, load_dataset
+from recsec.harness.data.cache import entry_path
+from recsec.harness.data.download import BASE_URL_ENV, download_dataset
+from recsec.harness.cli.common import CacheDir as CacheDirOption
+from recsec.harness.cli.common import DataDir as DataDirOption
+from recsec.harness.cli.common import user_errors as _user_errors
+from recsec.harness.errors import RecsecError
+from recsec.harness.settings import default_cache_dir, default_data_dir
 
 app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 

@@ -24,7 +24,7 @@ def launch(argv: list[str], log: Path) -> int:
     env = {**os.environ, "RECSEC_DRIVER_LOG": str(log)}
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *argv], stdin=subprocess.DEVNULL, stdout=out,
+            [sys.executable, "-m", "recsec.harness.cli", *argv], stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )
     return process.pid

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.cli.common import (
+from recsec.harness.cli.common import (
     AcceptStale,
     EXIT_CELLS_FAILED,
     EXIT_OK,
@@ -24,7 +24,7 @@ from harness.cli.common import (
     tracking_uri,
     user_errors,
 )
-from harness.errors import RecsecError
+from recsec.harness.errors import RecsecError
 
 GridPath = Annotated[Path, typer.Argument(help="Grid file (YAML).", show_default=False)]
 
@@ -36,7 +36,7 @@ class ExecutorName(str, Enum):
 
 def _options(tracking, ray_address, data, cache, fresh=False, num_cpus=None, progress=True, overrides=None,
              accept_stale=False, executor=ExecutorName.ray):
-    from harness.driver import RunOptions
+    from recsec.harness.driver import RunOptions
 
     return RunOptions(
         tracking_uri=tracking_uri(tracking), data_dir=data_dir(data), cache_dir=cache_dir(cache),
@@ -70,13 +70,13 @@ def run(
     """
     import os
 
-    from harness import report
+    from recsec.harness import report
 
     if not ray_address:
         # A local Ray is one node: keep it on the loopback interface instead of the machine's
         # network address (nothing exposed, no firewall prompts). Ray reads this when imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from harness.driver import run_grid
+    from recsec.harness.driver import run_grid
 
     options = _options(tracking, ray_address, data, cache, fresh, num_cpus, progress=not quiet, overrides=overrides,
                        accept_stale=accept_stale, executor=executor)
@@ -114,8 +114,8 @@ def run(
 
 def _detach(grid: Path, options, log: Path | None) -> None:
     """Check the grid here (bad input fails in this shell), then hand the run to a background driver."""
-    from harness.cli import detach
-    from harness.grid import load_grid
+    from recsec.harness.cli import detach
+    from recsec.harness.grid import load_grid
 
     with user_errors():
         the_grid = load_grid(grid, options.overrides)
@@ -143,7 +143,7 @@ def plan(
     accept_stale: AcceptStale = False,
 ):
     """Print GRID's cells, what is cached, already done or stale, and the resources asked, without running."""
-    from harness.planner import render_plan
+    from recsec.harness.planner import render_plan
 
     the_plan, _, _ = _read_only_plan(grid, tracking, data, cache, overrides, accept_stale)
     typer.echo(render_plan(the_plan))
@@ -151,8 +151,8 @@ def plan(
 
 def _read_only_plan(grid: Path, tracking, data, cache, overrides=None, accept_stale=False):
     """Load and plan GRID against MLflow and the cache without changing either."""
-    from harness.driver import prepare
-    from harness.grid import load_grid
+    from recsec.harness.driver import prepare
+    from recsec.harness.grid import load_grid
 
     with user_errors():
         return prepare(load_grid(grid, tuple(overrides or ())),
@@ -172,7 +172,7 @@ def status(
     running where, how far, or lost. Works from any shell that reaches the tracking store."""
     import time
 
-    from harness.heartbeat import STALE_AFTER_S
+    from recsec.harness.heartbeat import STALE_AFTER_S
 
     watching_since = last_live = time.time()
     while True:
@@ -196,11 +196,11 @@ def status(
 
 
 def _status_lines(grid: Path, tracking, data, cache, overrides=None) -> tuple[list[str], dict | None, bool]:
-    from harness.driver import prepare
-    from harness.errors import DataError
-    from harness.grid import expand, load_grid
-    from harness.heartbeat import describe
-    from harness.tracking import CELL_HASH, KIND, Tracker
+    from recsec.harness.driver import prepare
+    from recsec.harness.errors import DataError
+    from recsec.harness.grid import expand, load_grid
+    from recsec.harness.heartbeat import describe
+    from recsec.harness.tracking import CELL_HASH, KIND, Tracker
 
     note = ""
     with user_errors():
@@ -280,21 +280,21 @@ def report(
     mlflow_url: MlflowUrl = None,
 ):
     """Tables and figures of one grid from MLflow: mean ± std over seeds."""
-    from harness import report as rep
+    from recsec.harness import report as rep
 
     if plot is not None and (output is None or metric is None):
         raise fail("--plot needs --metric and --output FILE.png")
     uri = tracking_uri(tracking)
     with user_errors():
         if fmt is Format.html:
-            from harness.grid_report import grid_page
+            from recsec.harness.grid_report import grid_page
 
             pivots = [(metric, rows, cols)] if metric else []
             _write(grid_page(uri, grid, _mlflow_url(mlflow_url, uri), pivots), output)
             return
         frame = rep.cell_frame(uri, grid)
         if plot is not None:
-            from harness import plots
+            from recsec.harness import plots
 
             draw = plots.line_plot if plot is Plot.line else plots.heatmap
             args = (frame, metric, cols, rows) if plot is Plot.line else (frame, metric, rows, cols)
@@ -321,8 +321,8 @@ def leaderboard(
 ):
     """Attacks x defenses per family, across grids: the attack's success under each defense, the
     defense's utility cost and protection, the Pareto-optimal defenses, and links to every run."""
-    from harness import leaderboard as board
-    from harness import leaderboard_render as render
+    from recsec.harness import leaderboard as board
+    from recsec.harness import leaderboard_render as render
 
     uri = tracking_uri(tracking)
     with user_errors():

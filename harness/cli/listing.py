@@ -20,8 +20,7 @@ def _fields(config_cls) -> str:
 @app.command("models")
 def list_models():
     """Recommenders usable as targets and clones, with their parameters and defaults."""
-    import models
-
+    from recsec import models
     for name in models.model_names():
         typer.echo(f"{name:12s} {_fields(models.model_class(name).Config)}")
 
@@ -29,8 +28,7 @@ def list_models():
 @app.command("attacks")
 def list_attacks():
     """Attacks by family, with their parameters and defaults."""
-    import attacks
-
+    from recsec import attacks
     for name in attacks.attack_names():
         cls = attacks.attack_class(name)
         typer.echo(f"{name:12s} [{cls.family}] {_fields(cls.Config)}")
@@ -39,8 +37,7 @@ def list_attacks():
 @app.command("defenses")
 def list_defenses():
     """Defenses by kind, with their parameters and defaults."""
-    import defenses
-
+    from recsec import defenses
     for name in defenses.defense_names():
         cls = defenses.defense_class(name)
         typer.echo(f"{name:12s} [{cls.kind}] {_fields(cls.Config)}")
@@ -49,7 +46,7 @@ def list_defenses():
 @app.command("datasets")
 def list_datasets():
     """Dataset loaders (see `recsec data list` for which are present in the data directory)."""
-    from harness.data import dataset_names, get_dataset
+    from recsec.harness.data import dataset_names, get_dataset
 
     for name in dataset_names():
         typer.echo(f"{name:15s} {get_dataset(name).description}")

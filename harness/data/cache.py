@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from harness.data.interactions import Interactions
-from harness.data.loaders import get_dataset
-from harness.data.preprocess import build_interactions
-from harness.errors import DataError
-from harness.settings import default_cache_dir, default_data_dir
+from recsec.harness.data.interactions import Interactions
+from recsec.harness.data.loaders import get_dataset
+from recsec.harness.data.preprocess import build_interactions
+from recsec.harness.errors import DataError
+from recsec.harness.settings import default_cache_dir, default_data_dir
 
 CACHE_VERSION = 1
 """Bump when loaders or preprocessing change what they produce, to invalidate old entries."""

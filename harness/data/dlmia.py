@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.loaders import RawData, register_dataset
+from recsec.harness.data.loaders import RawData, register_dataset
 
 
 def _register(name: str, description: str) -> None:
     # harness.families.membership_splits reads the files; imported late, it imports harness.data itself.
     def locate(data_dir: Path) -> list[Path]:
-        from harness.families.membership_splits import published_files
+        from recsec.harness.families.membership_splits import published_files
         return published_files(name, data_dir)
 
     def load(data_dir: Path) -> RawData:
-        from harness.families.membership_splits import published_raw
+        from recsec.harness.families.membership_splits import published_raw
         return published_raw(name, data_dir)
 
     register_dataset(name, locate=locate, description=description)(load)

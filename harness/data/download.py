@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from harness.errors import DataError
+from recsec.harness.errors import DataError
 
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 BASE_URL_ENV = "RECSEC_DOWNLOAD_BASE_URL"

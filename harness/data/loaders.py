@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from harness.errors import DataError
+from recsec.harness.errors import DataError
 
 
 @dataclass(frozen=True)

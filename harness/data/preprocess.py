@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from harness.data.interactions import Interactions
-from harness.data.loaders import RawData
-from harness.errors import DataError
+from recsec.harness.data.interactions import Interactions
+from recsec.harness.data.loaders import RawData
+from recsec.harness.errors import DataError
 
 
 def remap(raw_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.data.interactions import Interactions
-from harness.errors import DataError
-from models.sequential.sequences import Sequences, left_windows, pad_batch, ragged_range
+from recsec.harness.data.interactions import Interactions
+from recsec.harness.errors import DataError
+from recsec.models.sequential.sequences import Sequences, left_windows, pad_batch, ragged_range
 
 __all__ = ["LeaveOneOut", "Sequences", "leave_one_out", "left_windows", "pad_batch", "ragged_range",
            "sequences_from_interactions"]

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.loaders import RawData, register_dataset
-from harness.errors import DataError
+from recsec.harness.data.loaders import RawData, register_dataset
+from recsec.harness.errors import DataError
 
 _CHUNK_CELLS = 1 << 22  # user x item scores held at once (32 MB of float64)
 

@@ -51,8 +51,8 @@ import scipy.sparse as sp
 import torch
 from PIL import Image
 
-from harness.data.interactions import csr_from_pairs
-from harness.errors import DataError
+from recsec.harness.data.interactions import csr_from_pairs
+from recsec.harness.errors import DataError
 
 FEATURE_CACHE_VERSION = 1
 """Bump when feature extraction changes what it produces, to invalidate old cache entries."""
@@ -339,7 +339,7 @@ def _locate_fashion(data_dir: Path) -> list[Path]:
 
 def fashion_cnn():
     """The CNN whose features and classes the fashion dataset and the visual cells share."""
-    from models.visual import EfficientNetLite0
+    from recsec.models.visual import EfficientNetLite0
 
     return EfficientNetLite0()
 
@@ -348,7 +348,7 @@ def fashion_world(data_dir: Path, *, limit: int | None = None, cache_dir: Path |
     """(images, CNN, features) of the fashion items: the dataset's generator and the visual cells
     read the same cached features. Kept per process, so a worker running many cells decodes the
     images and builds the CNN once."""
-    from harness.settings import default_cache_dir
+    from recsec.harness.settings import default_cache_dir
 
     return _fashion_world(str(Path(data_dir).resolve()), limit, str(cache_dir or default_cache_dir()))
 
@@ -364,7 +364,7 @@ def load_fashion_interactions(data_dir: Path, *, n_users: int = 1000, mean_items
                               limit: int | None = None, seed: int = 0):
     """The `fashion-images` grid dataset: `generate_visual_interactions` over the real images
     (semi-synthetic users; see the module docstring). Item ids are the products' ids."""
-    from harness.data.loaders import RawData
+    from recsec.harness.data.loaders import RawData
 
     images, _, features = fashion_world(data_dir, limit=limit)
     drawn = generate_visual_interactions(images.categories, features.features, n_users=n_users,
@@ -374,7 +374,7 @@ def load_fashion_interactions(data_dir: Path, *, n_users: int = 1000, mean_items
 
 
 def _register() -> None:
-    from harness.data.loaders import register_dataset
+    from recsec.harness.data.loaders import register_dataset
 
     register_dataset("fashion-images", locate=_locate_fashion,
                      description="1,000 fashion product images with semi-synthetic users (visual family)"

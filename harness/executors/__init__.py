@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.executors.base import Executor, TaskFailed
+from recsec.harness.executors.base import Executor, TaskFailed
 
 EXECUTORS = ("ray", "local")
 
@@ -10,10 +10,10 @@ EXECUTORS = ("ray", "local")
 def make_executor(name: str, *, address: str | None = None, num_cpus: int | None = None,
                   isolate_oracle: bool = True) -> Executor:
     if name == "ray":
-        from harness.executors.ray_executor import RayExecutor
+        from recsec.harness.executors.ray_executor import RayExecutor
         return RayExecutor(address, num_cpus, isolate_oracle)
     if name == "local":
-        from harness.executors.local import LocalExecutor
+        from recsec.harness.executors.local import LocalExecutor
         return LocalExecutor()
     raise ValueError(f"unknown executor {name!r}; executors: {', '.join(EXECUTORS)}")
 

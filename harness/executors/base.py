@@ -58,7 +58,7 @@ class Executor(ABC):
         """Run a planned cell's steps (serve, attack, grade; harness.serving) against `target`
         (its record, or a ticket standing for it). By default all three in one task, so its
         oracle is not isolated and its record says so."""
-        from harness import tasks
+        from recsec.harness import tasks
 
         return self.submit(tasks.run_cell, (planned.cell, data, target, planned.cell_hash, auxiliary), resources)
 

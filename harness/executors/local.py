@@ -8,8 +8,8 @@ import socket
 import traceback
 from typing import Any, Callable
 
-from harness.executors.base import Executor, TaskFailed
-from harness.records import pick_device
+from recsec.harness.executors.base import Executor, TaskFailed
+from recsec.harness.records import pick_device
 
 
 class LocalExecutor(Executor):

@@ -16,11 +16,11 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 import ray  # noqa: E402
 
-from harness.errors import ResourceError  # noqa: E402
-from harness import tasks  # noqa: E402
-from harness.executors.base import Executor, TaskFailed  # noqa: E402
-from harness.records import pick_device  # noqa: E402
-from harness.serving import OracleClient, TargetServer  # noqa: E402
+from recsec.harness.errors import ResourceError  # noqa: E402
+from recsec.harness import tasks  # noqa: E402
+from recsec.harness.executors.base import Executor, TaskFailed  # noqa: E402
+from recsec.harness.records import pick_device  # noqa: E402
+from recsec.harness.serving import OracleClient, TargetServer  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not.
 MAX_RETRIES = 2

@@ -25,22 +25,21 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
-import attacks
-import defenses
-import models
-
+from recsec import attacks
+from recsec import defenses
+from recsec import models
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from attacks.oracle import Oracle
-    from harness.data import Interactions
-    from harness.grid import Cell, DatasetConfig, Grid
-    from harness.records import TargetRecord
-    from harness.serving import ServingState
+    from recsec.attacks.oracle import Oracle
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid import Cell, DatasetConfig, Grid
+    from recsec.harness.records import TargetRecord
+    from recsec.harness.serving import ServingState
 
 # The axes every family reads: what is attacked, by what, behind what.
 CORE_AXES = ("target", "attack", "defense")
-DATA_CODE = "harness.data.cache"  # loading and preprocessing: what every result's data went through
+DATA_CODE = "recsec.harness.data.cache"  # loading and preprocessing: what every result's data went through
 
 
 @dataclass(frozen=True)
@@ -204,5 +203,5 @@ def model_module(name: str) -> str:
     try:
         return models.model_class(name).__module__
     except (KeyError, ValueError):
-        from models.visual import visual_model_class
+        from recsec.models.visual import visual_model_class
         return visual_model_class(name).__module__

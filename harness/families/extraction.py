@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.families import sequences
-from harness.families.base import CORE_AXES, Success
-from harness.families.registry import register_family
-from harness.families.stealing import ListsFamily
+from recsec.harness.families import sequences
+from recsec.harness.families.base import CORE_AXES, Success
+from recsec.harness.families.registry import register_family
+from recsec.harness.families.stealing import ListsFamily
 
 if TYPE_CHECKING:
-    from attacks.oracle import Oracle
-    from harness.data import Interactions
-    from harness.grid import Cell
-    from harness.records import TargetRecord
-    from harness.serving import ServingState
+    from recsec.attacks.oracle import Oracle
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid import Cell
+    from recsec.harness.records import TargetRecord
+    from recsec.harness.serving import ServingState
 
 
 class Extraction(ListsFamily):

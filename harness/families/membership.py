@@ -8,18 +8,18 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
 
-import defenses
-from harness.families import membership_cells
-from harness.families.base import CORE_AXES, Family, Success
-from harness.families.registry import register_family
-from harness.grid import DatasetConfig, Strict
+from recsec import defenses
+from recsec.harness.families import membership_cells
+from recsec.harness.families.base import CORE_AXES, Family, Success
+from recsec.harness.families.registry import register_family
+from recsec.harness.grid import DatasetConfig, Strict
 
 if TYPE_CHECKING:
-    from attacks.oracle import Oracle
-    from harness.data import Interactions
-    from harness.grid import Cell, Grid
-    from harness.records import TargetRecord
-    from harness.serving import ServingState
+    from recsec.attacks.oracle import Oracle
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.records import TargetRecord
+    from recsec.harness.serving import ServingState
 
 
 class MembershipConfig(Strict):

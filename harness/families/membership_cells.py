@@ -29,24 +29,24 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.membership import ItemVectors, MembershipResult, factorize_items, serve_lists
-from attacks.membership.parts import LabelledPart, MembershipView, PartData
-from attacks.membership.recommendations import published_lists
-from attacks.oracle import Oracle
-from harness.data import Interactions
-from harness.data.sequences import leave_one_out, sequences_from_interactions
-from harness.errors import DataError
-from harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
+from recsec.attacks.membership import ItemVectors, MembershipResult, factorize_items, serve_lists
+from recsec.attacks.membership.parts import LabelledPart, MembershipView, PartData
+from recsec.attacks.membership.recommendations import published_lists
+from recsec.attacks.oracle import Oracle
+from recsec.harness.data import Interactions
+from recsec.harness.data.sequences import leave_one_out, sequences_from_interactions
+from recsec.harness.errors import DataError
+from recsec.harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
                                                 membership_partition, published_partition)
-from harness.metrics import membership_metrics, next_item_metrics, utility_metrics
-from harness.plugins import load_plugins
-from harness.records import TargetRecord, peak_rss_mb
-from harness.splits import holdout
-from models import ModelSpec, model_class
+from recsec.harness.metrics import membership_metrics, next_item_metrics, utility_metrics
+from recsec.harness.plugins import load_plugins
+from recsec.harness.records import TargetRecord, peak_rss_mb
+from recsec.harness.splits import holdout
+from recsec.models import ModelSpec, model_class
 
 if TYPE_CHECKING:
-    from harness.grid import Cell
-    from harness.serving import ServingState
+    from recsec.harness.grid import Cell
+    from recsec.harness.serving import ServingState
 
 
 def partition_for(cell: Cell, data: Interactions) -> MembershipPartition:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from harness.data.interactions import Interactions
-from harness.data.loaders import RawData, read_table
-from harness.data.preprocess import build_interactions
-from harness.errors import DataError
+from recsec.harness.data.interactions import Interactions
+from recsec.harness.data.loaders import RawData, read_table
+from recsec.harness.data.preprocess import build_interactions
+from recsec.harness.errors import DataError
 
 PARTS = ("shadow", "target")
 

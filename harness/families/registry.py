@@ -6,12 +6,12 @@ from __future__ import annotations
 import importlib
 import threading
 
-import attacks
-from harness.errors import RecsecError
-from harness.families.base import Family
+from recsec import attacks
+from recsec.harness.errors import RecsecError
+from recsec.harness.families.base import Family
 
-BUILTIN = ("harness.families.stealing", "harness.families.extraction", "harness.families.membership",
-           "harness.families.visual")
+BUILTIN = ("recsec.harness.families.stealing", "recsec.harness.families.extraction", "recsec.harness.families.membership",
+           "recsec.harness.families.visual")
 _families: dict[str, Family] = {}
 _builtins_loaded = False
 _loading = threading.RLock()  # a served target's actor opens sessions from several threads

@@ -18,20 +18,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-import defenses
-from attacks.oracle import Oracle, SequenceServingContext
-from attacks.threat import SequenceView
-from harness import metrics
-from harness.data import Interactions
-from harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
-from harness.plugins import load_plugins
-from harness.splits import choose_known_users, split_users
-from harness.records import TargetRecord, peak_rss_mb
-from models import ModelSpec, model_from_payload
+from recsec import defenses
+from recsec.attacks.oracle import Oracle, SequenceServingContext
+from recsec.attacks.threat import SequenceView
+from recsec.harness import metrics
+from recsec.harness.data import Interactions
+from recsec.harness.data.sequences import LeaveOneOut, Sequences, leave_one_out, sequences_from_interactions
+from recsec.harness.plugins import load_plugins
+from recsec.harness.splits import choose_known_users, split_users
+from recsec.harness.records import TargetRecord, peak_rss_mb
+from recsec.models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:
-    from harness.grid import Cell
-    from harness.serving import ServingState
+    from recsec.harness.grid import Cell
+    from recsec.harness.serving import ServingState
 
 
 LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target

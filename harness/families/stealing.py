@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.data.sequences import sequences_from_interactions
-from harness.families import sequences, user_ids
-from harness.families.base import CORE_AXES, Family, Success
-from harness.families.registry import register_family
+from recsec.harness.data.sequences import sequences_from_interactions
+from recsec.harness.families import sequences, user_ids
+from recsec.harness.families.base import CORE_AXES, Family, Success
+from recsec.harness.families.registry import register_family
 
 if TYPE_CHECKING:
-    from attacks.oracle import Oracle
-    from harness.data import Interactions
-    from harness.grid import Cell, Grid
-    from harness.records import TargetRecord
-    from harness.serving import ServingState
+    from recsec.attacks.oracle import Oracle
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.records import TargetRecord
+    from recsec.harness.serving import ServingState
 
 
 def _check_sequences(grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import defenses
-from attacks.oracle import Oracle, ServingContext
-from attacks.stealing.base import StealingResult
-from attacks.threat import AttackerView
-from harness import metrics
-from harness.data import Interactions
-from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
-from harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
-from models import ModelSpec, model_from_payload
+from recsec import defenses
+from recsec.attacks.oracle import Oracle, ServingContext
+from recsec.attacks.stealing.base import StealingResult
+from recsec.attacks.threat import AttackerView
+from recsec.harness import metrics
+from recsec.harness.data import Interactions
+from recsec.harness.plugins import load_plugins
+from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
+from recsec.harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
+from recsec.models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:
-    from harness.grid import Cell
-    from harness.serving import ServingState
+    from recsec.harness.grid import Cell
+    from recsec.harness.serving import ServingState
 
 
 def split_for(cell: Cell, data: Interactions) -> StealingSplit:

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-import defenses
-from harness.families import visual_cells
-from harness.families.base import CORE_AXES, Family, Success, column
-from harness.families.registry import register_family
+from recsec import defenses
+from recsec.harness.families import visual_cells
+from recsec.harness.families.base import CORE_AXES, Family, Success, column
+from recsec.harness.families.registry import register_family
 
 if TYPE_CHECKING:
-    from attacks.oracle import Oracle
-    from harness.data import Interactions
-    from harness.grid import Cell, Grid
-    from harness.records import TargetRecord
-    from harness.serving import ServingState
+    from recsec.attacks.oracle import Oracle
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.records import TargetRecord
+    from recsec.harness.serving import ServingState
 
 
 def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:

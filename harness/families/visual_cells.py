@@ -28,26 +28,26 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from attacks.oracle import Oracle
-from attacks.visual import PGD, PGDConfig
-from attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResult, features_as_seen,
+from recsec.attacks.oracle import Oracle
+from recsec.attacks.visual import PGD, PGDConfig
+from recsec.attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResult, features_as_seen,
                                   with_item_features)
-from harness.data import Interactions
-from harness.data.visual import ItemImages, fashion_world, item_features
-from harness.families.visual_metrics import detection_metrics, taamr_metrics
-from harness.metrics import utility_metrics
-from harness.plugins import load_plugins
-from harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
-from harness.settings import default_cache_dir, default_data_dir
-from harness.splits import holdout
-from models import model_from_payload
-from models.visual import create_visual_model
+from recsec.harness.data import Interactions
+from recsec.harness.data.visual import ItemImages, fashion_world, item_features
+from recsec.harness.families.visual_metrics import detection_metrics, taamr_metrics
+from recsec.harness.metrics import utility_metrics
+from recsec.harness.plugins import load_plugins
+from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
+from recsec.harness.settings import default_cache_dir, default_data_dir
+from recsec.harness.splits import holdout
+from recsec.models import model_from_payload
+from recsec.models.visual import create_visual_model
 
 PAIR_ITEMS = 128  # items whose clean/perturbed pairs train a purifier or a detector
 
 if TYPE_CHECKING:
-    from harness.grid import Cell
-    from harness.serving import ServingState
+    from recsec.harness.grid import Cell
+    from recsec.harness.serving import ServingState
 
 
 @dataclass

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks.visual.selection import class_hit_ratios, top_k as _top  # noqa: F401  (CHR of every class)
-from harness.metrics import accuracy
-from models.evaluation import roc_auc
+from recsec.attacks.visual.selection import class_hit_ratios, top_k as _top  # noqa: F401  (CHR of every class)
+from recsec.harness.metrics import accuracy
+from recsec.models.evaluation import roc_auc
 
 
 # -- category hit ratio --------------------------------------------------------------------------

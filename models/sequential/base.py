@@ -20,12 +20,12 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from models.sequential.sequences import Sequences
-from models.base import EpochCallback
-from models.config import check_fields
-from models.ranking import recommend_top_k
-from models.sampling import make_generator
-from models.sequential.training import CLIP_MODES, Batch, next_item_cross_entropy, train_next_item
+from recsec.models.sequential.sequences import Sequences
+from recsec.models.base import EpochCallback
+from recsec.models.config import check_fields
+from recsec.models.ranking import recommend_top_k
+from recsec.models.sampling import make_generator
+from recsec.models.sequential.training import CLIP_MODES, Batch, next_item_cross_entropy, train_next_item
 
 SELECTIONS = ("last", "best_valid")
 

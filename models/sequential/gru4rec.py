@@ -12,11 +12,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.config import check_fields
-from models.registry import register_model
-from models.sequential.base import SequentialConfig, SequentialRecommender
-from models.sequential.layers import LeftPaddedGRU
-from models.sequential.training import Batch, next_item_cross_entropy
+from recsec.models.config import check_fields
+from recsec.models.registry import register_model
+from recsec.models.sequential.base import SequentialConfig, SequentialRecommender
+from recsec.models.sequential.layers import LeftPaddedGRU
+from recsec.models.sequential.training import Batch, next_item_cross_entropy
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.registry import register_model
-from models.sequential.base import SequentialConfig, SequentialRecommender
-from models.sequential.layers import LeftPaddedGRU
+from recsec.models.registry import register_model
+from recsec.models.sequential.base import SequentialConfig, SequentialRecommender
+from recsec.models.sequential.layers import LeftPaddedGRU
 
 
 @dataclass(frozen=True)

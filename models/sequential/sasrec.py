@@ -12,10 +12,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.registry import register_model
-from models.sequential.base import SequentialRecommender, TransformerConfig
-from models.sequential.layers import TransformerEncoder
-from models.sequential.training import Batch, sampled_binary_cross_entropy
+from recsec.models.registry import register_model
+from recsec.models.sequential.base import SequentialRecommender, TransformerConfig
+from recsec.models.sequential.layers import TransformerEncoder
+from recsec.models.sequential.training import Batch, sampled_binary_cross_entropy
 
 
 @dataclass(frozen=True)

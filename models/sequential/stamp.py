@@ -16,8 +16,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.registry import register_model
-from models.sequential.base import SequentialConfig, SequentialRecommender
+from recsec.models.registry import register_model
+from recsec.models.sequential.base import SequentialConfig, SequentialRecommender
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.sequential.sequences import Sequences, left_windows, ragged_range
-from models.losses import bpr_loss
-from models.sampling import InteractionSampler, make_generator
+from recsec.models.sequential.sequences import Sequences, left_windows, ragged_range
+from recsec.models.losses import bpr_loss
+from recsec.models.sampling import InteractionSampler, make_generator
 
 if TYPE_CHECKING:
-    from models.sequential.base import SequentialRecommender
+    from recsec.models.sequential.base import SequentialRecommender
 
 
 class BestEpoch:

@@ -5,7 +5,7 @@ The recommenders have their own registry (`models.visual.registry`): they are bu
 features, which the main model registry's entries are not.
 """
 
-from models.visual.efficientnet_lite import (
+from recsec.models.visual.efficientnet_lite import (
     FEATURE_DIM,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -16,15 +16,15 @@ from models.visual.efficientnet_lite import (
     as_float_images,
     packaged_weights_path,
 )
-from models.visual.imagenet_classes import IMAGENET_CLASSES
-from models.visual.registry import (
+from recsec.models.visual.imagenet_classes import IMAGENET_CLASSES
+from recsec.models.visual.registry import (
     create_visual_model,
     register_visual_model,
     visual_model_class,
     visual_model_from_payload,
     visual_model_names,
 )
-from models.visual.vbpr import AMR, VBPR, AMRConfig, VBPRConfig  # registers vbpr, amr
+from recsec.models.visual.vbpr import AMR, VBPR, AMRConfig, VBPRConfig  # registers vbpr, amr
 
 __all__ = [
     "AMR",

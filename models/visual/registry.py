@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from models.registry import Registry
+from recsec.models.registry import Registry
 
 if TYPE_CHECKING:
-    from models.visual.vbpr import VBPR
+    from recsec.models.visual.vbpr import VBPR
 
 VISUAL_MODELS = Registry("visual recommender")
 register_visual_model = VISUAL_MODELS.register

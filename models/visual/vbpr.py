@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import EpochCallback, Recommender
-from models.losses import bpr_loss
-from models.sampling import make_generator
-from models.training import train_pairs
-from models.registry import register_model
-from models.visual.registry import register_visual_model
+from recsec.models.base import EpochCallback, Recommender
+from recsec.models.losses import bpr_loss
+from recsec.models.sampling import make_generator
+from recsec.models.training import train_pairs
+from recsec.models.registry import register_model
+from recsec.models.visual.registry import register_visual_model
 
 VARIANTS = ("vbpr", "taamr")
 ADV_NORMS = ("l2", "linf")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from attacks.registry import register_attack
-from attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
-from models.popularity import MostPopular
-from models.registry import register_model
+from recsec.attacks.registry import register_attack
+from recsec.attacks.stealing.base import CloneTraining, StealingAttack, StealingResult
+from recsec.models.popularity import MostPopular
+from recsec.models.registry import register_model
 
 
 @dataclass(frozen=True)

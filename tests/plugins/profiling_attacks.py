@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from attacks.registry import register_attack
+from recsec.attacks.registry import register_attack
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from typing import Literal
 import numpy as np
 
 import profiling_attacks  # noqa: F401  (registers the family's attacks)
-from attacks.oracle import Oracle, ServingContext
-from attacks.threat import AttackerView
-from harness.families import CORE_AXES, Family, Success, register_family
-from harness.families import user_ids
-from harness.grid import Strict
-from harness.splits import choose_known
+from recsec.attacks.oracle import Oracle, ServingContext
+from recsec.attacks.threat import AttackerView
+from recsec.harness.families import CORE_AXES, Family, Success, register_family
+from recsec.harness.families import user_ids
+from recsec.harness.grid import Strict
+from recsec.harness.splits import choose_known
 
 
 class ProfilingConfig(Strict):
