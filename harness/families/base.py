@@ -20,6 +20,7 @@ class names its family in its `family` class attribute.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
@@ -140,7 +141,7 @@ class Family:
 
     def runner_modules(self, cell: Cell) -> tuple[str, ...]:
         """The modules that run this cell's tasks (with what they import: harness.code_identity)."""
-        return (type(self).__module__,)
+        return (self.cell_module(cell).__name__,)
 
     def target_modules(self, cell: Cell) -> tuple[str, ...]:
         modules = (DATA_CODE, *self.runner_modules(cell), model_module(cell.target.name))
@@ -161,31 +162,40 @@ class Family:
     # -- tasks ----------------------------------------------------------------------------
     # A cell runs in three places (harness.serving): the server opens its session (`grant`, and
     # `oracle` over the target), the attack runs with the view and an oracle client
-    # (`run_attack`), and the grader measures the result against the target (`grade`).
+    # (`run_attack`), and the grader measures the result against the target (`grade`). By
+    # default each is the function of that name in the cell's module (`cell_module`).
+
+    def cell_module(self, cell: Cell) -> ModuleType:
+        """The module whose functions run this cell's tasks and steps."""
+        raise NotImplementedError(f"family {self.name} names no module for its cells: define cell_module() "
+                                  f"or each task and step")
 
     def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
-        raise NotImplementedError
+        return self.cell_module(cell).train_target(cell, data, target_hash, device)
 
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
-        raise ValueError(f"{self.name} attacks use no auxiliary model")
+        train = getattr(self.cell_module(cell), "train_auxiliary", None)
+        if train is None:
+            raise ValueError(f"{self.name} attacks use no auxiliary model")
+        return train(cell, data, auxiliary_hash, device)
 
     def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
         """The attacker's view: what its threat model gives it, built where the target is served
         (`state`: the data, the target, a memo) and shipped to the attack."""
-        raise NotImplementedError
+        return self.cell_module(cell).grant(cell, state, auxiliary)
 
     def oracle(self, cell: Cell, state: ServingState) -> Oracle:
         """The cell's oracle over the served target: its list length, budget and output defense."""
-        raise NotImplementedError
+        return self.cell_module(cell).oracle(cell, state)
 
     def run_attack(self, cell: Cell, view, oracle, device: str):
         """Run the cell's attack (in the attack's process: `oracle` is a client)."""
-        raise NotImplementedError
+        return self.cell_module(cell).run_attack(cell, view, oracle, device)
 
     def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
         """The attack's success and the defended target's utility, measured against the target;
         with `n_known_users` (how many users the attacker knew)."""
-        raise NotImplementedError
+        return self.cell_module(cell).grade(cell, data, target, view, result, device)
 
     # -- reports ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ surrogate. Defenses: output defenses, or GRO trained into the target."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from recsec.harness.families import sequences
@@ -13,7 +14,6 @@ from recsec.harness.families.stealing import ListsFamily
 
 if TYPE_CHECKING:
     from recsec.attacks.oracle import Oracle
-    from recsec.harness.data import Interactions
     from recsec.harness.grid import Cell
     from recsec.harness.records import TargetRecord
     from recsec.harness.serving import ServingState
@@ -24,27 +24,16 @@ class Extraction(ListsFamily):
     axes = CORE_AXES + ("clone", "list_length", "query_budget")
     success = Success("agr_at_{k}", "the surrogate's agreement with the target's top-K next items")
 
-    def runner_modules(self, cell: Cell) -> tuple[str, ...]:
-        return (sequences.__name__,)
-
-    def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
-        return sequences.train_target(cell, data, target_hash, device)
-
-    def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
-        return sequences.train_auxiliary(cell, data, auxiliary_hash, device)
+    def cell_module(self, cell: Cell) -> ModuleType:
+        return sequences
 
     def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
         return sequences.data_free_view(cell, state, auxiliary)
 
     def oracle(self, cell: Cell, state: ServingState) -> Oracle:
         # The budget counts synthetic sequences: the attack says how many its settings query.
-        return sequences.oracle(cell, state, cell.attack_instance(clone=None).query_allowance(cell.knowledge))
-
-    def run_attack(self, cell: Cell, view, oracle, device: str):
-        return sequences.run_attack(cell, view, oracle, device)
-
-    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
-        return sequences.grade(cell, data, target, view, result, device)
+        budget = cell.attack_instance(clone=None).query_allowance(cell.knowledge)
+        return sequences.sequence_oracle(cell, state, budget)
 
 
 register_family(Extraction())

@@ -4,6 +4,7 @@ attacker's shadow recommender (the grid's clone axis) on a shadow part trains th
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
@@ -15,11 +16,7 @@ from recsec.harness.families.registry import register_family
 from recsec.harness.grid import DatasetConfig, Strict
 
 if TYPE_CHECKING:
-    from recsec.attacks.oracle import Oracle
-    from recsec.harness.data import Interactions
     from recsec.harness.grid import Cell, Grid
-    from recsec.harness.records import TargetRecord
-    from recsec.harness.serving import ServingState
 
 
 class MembershipConfig(Strict):
@@ -74,26 +71,8 @@ class Membership(Family):
         crossed = cell.sections["membership"].shadow_dataset
         return crossed if crossed is not None else cell.dataset
 
-    def runner_modules(self, cell: Cell) -> tuple[str, ...]:
-        return (membership_cells.__name__,)
-
-    def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
-        return membership_cells.train_target(cell, data, target_hash, device)
-
-    def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
-        return membership_cells.train_auxiliary(cell, data, auxiliary_hash, device)
-
-    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
-        return membership_cells.grant(cell, state, auxiliary)
-
-    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
-        return membership_cells.oracle(cell, state)
-
-    def run_attack(self, cell: Cell, view, oracle, device: str):
-        return membership_cells.run_attack(cell, view, oracle, device)
-
-    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
-        return membership_cells.grade(cell, data, target, view, result, device)
+    def cell_module(self, cell: Cell) -> ModuleType:
+        return membership_cells
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return ["roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]

@@ -168,7 +168,7 @@ def data_free_view(cell: Cell, state: ServingState, auxiliary: TargetRecord | No
     return SequenceView(state.data.n_items, cell.knowledge)
 
 
-def known_sequences_view(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
+def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
     """The stealing attacks' grant: `known_share` of the target users' training sequences (of
     which they may query `query_budget`), and with an auxiliary attack its own model."""
     knowledge = cell.knowledge
@@ -184,9 +184,14 @@ def known_sequences_view(cell: Cell, state: ServingState, auxiliary: TargetRecor
     return SequenceView(data.n_items, knowledge, split.train.take(known), known, auxiliary_model=auxiliary_model)
 
 
-def oracle(cell: Cell, state: ServingState, budget: int | None) -> Oracle:
-    """The sequence oracle: next-item lists for the queried sequences, behind the cell's output
-    defense (none when the defense was trained into the target)."""
+def oracle(cell: Cell, state: ServingState) -> Oracle:
+    """The sequence oracle under the threat model's `query_budget`."""
+    return sequence_oracle(cell, state, cell.knowledge.query_budget)
+
+
+def sequence_oracle(cell: Cell, state: ServingState, budget: int | None) -> Oracle:
+    """Next-item lists for the queried sequences, behind the cell's output defense (none when
+    the defense was trained into the target)."""
     model = state.once("sequences:model", lambda: model_from_payload(state.target.payload).to(state.device))
     context = state.once("sequences:context",
                          lambda: SequenceServingContext(state.data.item_popularity(), pad=model.pad))

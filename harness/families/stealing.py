@@ -3,6 +3,7 @@ lists and fits a clone. Against user-id targets (`user_ids`) or sequential ones 
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from recsec.harness.data.sequences import sequences_from_interactions
@@ -11,11 +12,8 @@ from recsec.harness.families.base import CORE_AXES, Family, Success
 from recsec.harness.families.registry import register_family
 
 if TYPE_CHECKING:
-    from recsec.attacks.oracle import Oracle
     from recsec.harness.data import Interactions
     from recsec.harness.grid import Cell, Grid
-    from recsec.harness.records import TargetRecord
-    from recsec.harness.serving import ServingState
 
 
 def _check_sequences(grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:
@@ -40,33 +38,8 @@ class Stealing(ListsFamily):
                         "item_overlap")
     success = Success("agr_at_{k}", "the clone's agreement with the target's top-K lists")
 
-    def runner(self, cell: Cell):
+    def cell_module(self, cell: Cell) -> ModuleType:
         return sequences if cell.sequential else user_ids
-
-    def runner_modules(self, cell: Cell) -> tuple[str, ...]:
-        return (self.runner(cell).__name__,)
-
-    def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
-        return self.runner(cell).train_target(cell, data, target_hash, device)
-
-    def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
-        return self.runner(cell).train_auxiliary(cell, data, auxiliary_hash, device)
-
-    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
-        if cell.sequential:
-            return sequences.known_sequences_view(cell, state, auxiliary)
-        return user_ids.grant(cell, state, auxiliary)
-
-    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
-        if cell.sequential:
-            return sequences.oracle(cell, state, cell.knowledge.query_budget)
-        return user_ids.oracle(cell, state)
-
-    def run_attack(self, cell: Cell, view, oracle, device: str):
-        return self.runner(cell).run_attack(cell, view, oracle, device)
-
-    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
-        return self.runner(cell).grade(cell, data, target, view, result, device)
 
 
 register_family(Stealing())

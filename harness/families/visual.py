@@ -4,6 +4,7 @@ Defenses transform images before the features (JPEG, median, a purifier) or dete
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -14,11 +15,7 @@ from recsec.harness.families.base import CORE_AXES, Family, Success, column
 from recsec.harness.families.registry import register_family
 
 if TYPE_CHECKING:
-    from recsec.attacks.oracle import Oracle
-    from recsec.harness.data import Interactions
     from recsec.harness.grid import Cell, Grid
-    from recsec.harness.records import TargetRecord
-    from recsec.harness.serving import ServingState
 
 
 def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:
@@ -42,23 +39,8 @@ class Visual(Family):
                                 f"they take none or an input defense ({', '.join(_input_defenses())})")
         return problems
 
-    def runner_modules(self, cell: Cell) -> tuple[str, ...]:
-        return (visual_cells.__name__,)
-
-    def train_target(self, cell: Cell, data: Interactions, target_hash: str, device: str) -> TargetRecord:
-        return visual_cells.train_target(cell, data, target_hash, device)
-
-    def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
-        return visual_cells.grant(cell, state, auxiliary)
-
-    def oracle(self, cell: Cell, state: ServingState) -> Oracle:
-        return visual_cells.oracle(cell, state)
-
-    def run_attack(self, cell: Cell, view, oracle, device: str):
-        return visual_cells.run_attack(cell, view, oracle, device)
-
-    def grade(self, cell: Cell, data: Interactions, target: TargetRecord, view, result, device: str) -> dict:
-        return visual_cells.grade(cell, data, target, view, result, device)
+    def cell_module(self, cell: Cell) -> ModuleType:
+        return visual_cells
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",
