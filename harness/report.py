@@ -51,7 +51,10 @@ def _families(frame: pd.DataFrame) -> pd.Series:
             except Exception:
                 return "unknown"
 
-        tagged = tagged.where(~missing, frame.get("params.attack.name", pd.Series(index=frame.index)).map(family_of))
+        # The attack's name: its parameter, else its label without parameters ("pgd(eps=8)").
+        names = frame.get("params.attack.name", pd.Series(index=frame.index, dtype=object))
+        labels = frame.get("tags.attack", pd.Series(index=frame.index, dtype=object)).astype(str).str.split("(").str[0]
+        tagged = tagged.where(~missing, names.fillna(labels).map(family_of))
     return tagged
 
 
@@ -59,7 +62,8 @@ def registered_families(frame: pd.DataFrame) -> list[Family]:
     """The registered families of these runs, in name order (runs of others are left out)."""
     load_plugins()  # a plugin's family reads its own runs
     known = set(family_names())
-    return [get_family(name) for name in sorted(frame["family"].dropna().unique()) if name in known]
+    families = frame["family"] if "family" in frame else _families(frame)
+    return [get_family(name) for name in sorted(families.dropna().unique()) if name in known]
 
 
 def natural_key(value) -> tuple:
