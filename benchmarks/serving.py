@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--metric", default="agr_at_10", help="checked equal between the two runs")
+    parser.add_argument("--repeats", type=int, default=2, help="pairs of runs, in-cell then isolated each")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="recsec-serving-"))
@@ -40,24 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{warm.grid}: {warm.cells} cells; trained {warm.targets_trained} targets, {warm.auxiliary_trained} "
           f"auxiliary models (cached for both runs)", flush=True)
 
-    rows, frames = [], {}
-    for label, isolate in (("served by an actor (isolated)", True), ("served inside the cell's task", False)):
-        uri = f"sqlite:///{work}/{'isolated' if isolate else 'in_cell'}.db"
-        start = time.perf_counter()
-        summary = run_grid(args.grid, RunOptions(tracking_uri=uri, isolate_oracle=isolate, **base))
-        wall = time.perf_counter() - start
-        frame = report.cell_frame(uri, summary.grid)
-        frames[isolate] = frame.set_index("tags.recsec.cell_hash")
-        cell_seconds = frame["metrics.cell_seconds"]
-        rows.append((label, wall, cell_seconds.sum(), statistics.median(cell_seconds), summary.failed))
+    modes = {True: "served by an actor (isolated)", False: "served inside the cell's task"}
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    cells: dict[bool, list[float]] = {True: [], False: []}
+    frames = {}
+    for repeat in range(args.repeats):
+        for isolate in (False, True):  # pair by pair, so a drifting machine hits both alike
+            uri = f"sqlite:///{work}/{'isolated' if isolate else 'in_cell'}-{repeat}.db"
+            start = time.perf_counter()
+            summary = run_grid(args.grid, RunOptions(tracking_uri=uri, isolate_oracle=isolate, **base))
+            walls[isolate].append(time.perf_counter() - start)
+            frame = report.cell_frame(uri, summary.grid)
+            frames[isolate] = frame.set_index("tags.recsec.cell_hash")
+            cells[isolate].append(frame["metrics.cell_seconds"].sum())
+            print(f"  {modes[isolate]}: {walls[isolate][-1]:.1f}s wall, {summary.failed} failed", flush=True)
 
-    print(f"\n| serving | wall s | cells' own s (sum) | median cell s | failed |\n|---|---|---|---|---|")
-    for label, wall, total, median, failed in rows:
-        print(f"| {label} | {wall:.1f} | {total:.1f} | {median:.2f} | {failed} |")
-    print(f"\nwall ratio isolated / in-cell: {rows[0][1] / rows[1][1]:.2f}")
+    print("\n| serving | wall s (median) | cells' own s, summed (median) |\n|---|---|---|")
+    for isolate in (True, False):
+        print(f"| {modes[isolate]} | {statistics.median(walls[isolate]):.1f} | {statistics.median(cells[isolate]):.1f} |")
+    ratios = [a / b for a, b in zip(walls[True], walls[False])]
+    print(f"\nwall ratio isolated / in-cell, pair by pair: {', '.join(f'{r:.2f}' for r in ratios)}")
     a, b = frames[True][f"metrics.{args.metric}"], frames[False][f"metrics.{args.metric}"]
     diff = (a - b.reindex(a.index)).abs().max()
-    print(f"{args.metric}: largest difference between the two runs over {len(a)} cells: {diff:.2e}")
+    print(f"{args.metric}: largest difference between the two serving modes over {len(a)} cells: {diff:.2e}")
     return 0 if diff < 1e-9 else 1
 
 
