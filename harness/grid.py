@@ -22,7 +22,7 @@ from recsec import models
 from recsec.harness import __version__
 from recsec.harness.data import dataset_names
 from recsec.harness.errors import GridError
-from recsec.harness.families import Family, family_names, get_family
+from recsec.harness.families import Axis, Family, family_names, get_family
 from recsec.harness.grid_compose import apply_overrides, read_grid_file
 from recsec.harness.plugins import load_plugins
 from recsec.attacks.threat import KNOWN_UNITS, Knowledge
@@ -119,6 +119,10 @@ class Metrics(Strict):
 
 
 class Matrix(Strict):
+    # Besides these, an axis a family adds (Family.own_axes): kept as extra keys, checked by
+    # `_check_family_axes` once the grid's families are known.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     target: list[Component] = Field(min_length=1)
     clone: list[Component] = Field(default_factory=lambda: [Component(name="same")], min_length=1)
     attack: list[Component] = Field(min_length=1)
@@ -185,6 +189,8 @@ class Cell:
     metric_ks: tuple[int, ...]
     # The grid sections the cell's family reads (name -> its validated model), e.g. `membership`.
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The values of the axes only the cell's family reads (Family.own_axes), e.g. `fake_share`.
+    family_axes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def axes(self) -> dict[str, Any]:
         """Axis values as shown in tables and tags (components by label)."""
@@ -199,6 +205,7 @@ class Cell:
             "query_budget": "all" if self.knowledge.query_budget is None else self.knowledge.query_budget,
             "aux_share": self.knowledge.aux_share,
             "item_overlap": self.knowledge.item_overlap,
+            **self.family_axes,
             "seed": self.seed,
         }
 
@@ -214,6 +221,8 @@ class Cell:
             "seed": self.seed,
             "metric_ks": list(self.metric_ks),
             **{name: section.model_dump() for name, section in self.sections.items()},
+            # Absent when empty, so the cells of families without axes of their own keep their hashes.
+            **({"family_axes": dict(sorted(self.family_axes.items()))} if self.family_axes else {}),
         }
 
     def target_normalized(self) -> dict:
@@ -309,9 +318,53 @@ def parse_grid(raw: Any, source: str = "<grid>") -> Grid:
     except ValidationError as exc:
         raise GridError(_format_validation(source, exc)) from None
     grid = grid.model_copy(update={"sections": _parse_sections(grid, given, section_models, source)})
+    _check_family_axes(grid, source)
     _check_axes(grid, source)
     _check_names_and_params(grid, source)
     return grid
+
+
+def family_axes() -> dict[str, tuple[str, Axis]]:
+    """Every registered family's own axes: name -> (family name, Axis)."""
+    return {axis: (name, spec) for name in family_names() for axis, spec in get_family(name).own_axes.items()}
+
+
+def all_axes() -> tuple[str, ...]:
+    """The shared axes, then each registered family's own, in family order: what runs are tagged with."""
+    return AXES + tuple(family_axes())
+
+
+def _check_family_axes(grid: Grid, source: str) -> None:
+    """The matrix's keys beyond the shared axes must be axes of the grid's families, each a
+    non-empty list of values their family accepts."""
+    owners, families = family_axes(), grid_families(grid)
+    problems = []
+    for axis, values in (grid.matrix.model_extra or {}).items():
+        where = f"{source}: matrix.{axis}"
+        if axis not in owners:
+            known = ", ".join(AXES + tuple(owners))
+            problems.append(f"{where}: unknown key; axes: {known}")
+        elif families and owners[axis][0] not in families:
+            problems.append(f"{where}: only {owners[axis][0]} attacks read this axis, and the grid runs "
+                            f"{', '.join(sorted(families))} attacks")
+        elif not isinstance(values, list) or not values:
+            problems.append(f"{where}: expected a non-empty list of values, got {values!r}")
+        else:
+            problems += [f"{where}[{i}]: expected {owners[axis][1].expected}, got {v!r}"
+                         for i, v in enumerate(values) if not owners[axis][1].valid(v)]
+    if problems:
+        raise GridError("\n".join(problems))
+
+
+def _grid_axis_values(grid: Grid) -> dict[str, list]:
+    """Each axis the grid's cells take a value of, with its values: the shared axes, then the
+    own axes of the grid's families (their default where the matrix does not sweep them)."""
+    values = {axis: getattr(grid.matrix, axis) for axis in AXES}
+    extra = grid.matrix.model_extra or {}
+    for family in grid_families(grid).values():
+        for axis, spec in family.own_axes.items():
+            values[axis] = extra.get(axis, [spec.default])
+    return values
 
 
 def _section_models() -> dict[str, tuple[str, type]]:
@@ -348,9 +401,14 @@ def _check_axes(grid: Grid, source: str) -> None:
     if not families:
         return  # unknown attacks: reported by the name checks
     read = {axis for family in families.values() for axis in family.axes}
-    named = [(f"matrix.{axis}", axis) for axis in sorted(grid.matrix.model_fields_set, key=AXES.index)]
+    named = [(f"matrix.{axis}", axis) for axis in sorted(set(grid.matrix.model_fields_set) & set(AXES),
+                                                         key=AXES.index)]
     named += [(f"include[{i}].{axis}", axis) for i, entry in enumerate(grid.include) for axis in entry]
     for where, axis in named:
+        owner = family_axes().get(axis)
+        if owner is not None and owner[0] not in families:
+            raise GridError(f"{source}: {where}: only {owner[0]} attacks read this axis, and the grid runs "
+                            f"{', '.join(sorted(families))} attacks")
         if axis in AXES and axis not in read:
             reads = "; ".join(f"{name} reads {', '.join(a for a in AXES if a in family.axes)}"
                               for name, family in sorted(families.items()))
@@ -526,12 +584,16 @@ def _check_names_and_params(grid: Grid, source: str) -> None:
             problems.append(f"{where}: unknown model; known: {', '.join(models.model_names())}")
         else:
             problems += _check_config(where, models.model_class(name).Config, overrides)
+    owners = family_axes()
     for kind in ("include", "exclude"):
         for i, entry in enumerate(getattr(grid, kind)):
             for axis, value in entry.items():
                 where = f"{source}: {kind}[{i}].{axis}"
-                if axis not in AXES + ("seed",):
-                    problems.append(f"{where}: unknown axis; axes: {', '.join(AXES + ('seed',))}")
+                if axis in owners:
+                    if not owners[axis][1].valid(value):
+                        problems.append(f"{where}: expected {owners[axis][1].expected}, got {value!r}")
+                elif axis not in AXES + ("seed",):
+                    problems.append(f"{where}: unknown axis; axes: {', '.join(all_axes() + ('seed',))}")
                 elif axis in COMPONENT_AXES:
                     try:
                         comp = Component.model_validate(value)
@@ -593,7 +655,7 @@ def expand(grid: Grid) -> list[Cell]:
     entry adds cells: axes it does not name take each axis's first value, and it runs for its
     `seed` if given, else for every seed; included cells are not subject to `exclude`.
     """
-    axis_values = {axis: getattr(grid.matrix, axis) for axis in AXES}
+    axis_values = _grid_axis_values(grid)
     cells, seen = [], set()
 
     def add(combo: dict, seed: int) -> None:
@@ -604,7 +666,7 @@ def expand(grid: Grid) -> list[Cell]:
             cells.append(cell)
 
     for values in itertools.product(*axis_values.values()):
-        combo = dict(zip(AXES, values))
+        combo = dict(zip(axis_values, values))
         for seed in grid.seeds:
             if not any(_matches({**combo, "seed": seed}, rule) for rule in grid.exclude):
                 add(combo, seed)
@@ -620,7 +682,9 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
     family = get_family(attacks.attack_class(combo["attack"].name).family)
     # An axis the family does not read keeps its default, so that a grid mixing families runs
     # each of this family's cells once.
-    combo = {axis: value if axis in family.axes else _AXIS_DEFAULTS[axis] for axis, value in combo.items()}
+    own = {axis: value for axis, value in combo.items() if axis in family.own_axes}
+    combo = {axis: value if axis in family.axes else _AXIS_DEFAULTS[axis] for axis, value in combo.items()
+             if axis in AXES}
     target = resolve_training(grid.training, combo["target"])
     clone = target if combo["clone"].name == "same" else resolve_training(grid.training, combo["clone"])
     return Cell(
@@ -637,6 +701,7 @@ def _make_cell(grid: Grid, combo: dict, seed: int) -> Cell:
         seed=seed,
         metric_ks=tuple(grid.metrics.k),
         sections={name: grid.sections[name] for name in family.sections},
+        family_axes=own,
     )
 
 

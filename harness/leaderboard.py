@@ -16,14 +16,20 @@ import pandas as pd
 
 from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, Success, column, family_names
-from recsec.harness.grid import AXES
+from recsec.harness.grid import all_axes
 from recsec.harness.report import cell_frame, natural_key, registered_families
 from recsec.harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
 
 UNDEFENDED = "none"
-# Everything that names a setting, besides the defense: the pairing key of a defended cell.
-SETTING = ["experiment"] + [f"tags.{a}" for a in AXES if a != "defense"] + ["tags.seed"]
-ENTRY = ["family", "experiment", "tags.recsec.dataset"] + [f"tags.{a}" for a in AXES]
+
+
+def setting_columns() -> list[str]:
+    """Everything that names a setting, besides the defense: the pairing key of a defended cell."""
+    return ["experiment"] + [f"tags.{a}" for a in all_axes() if a != "defense"] + ["tags.seed"]
+
+
+def entry_columns() -> list[str]:
+    return ["family", "experiment", "tags.recsec.dataset"] + [f"tags.{a}" for a in all_axes()]
 
 
 @dataclass
@@ -75,7 +81,7 @@ def _family_board(family: Family, rows: pd.DataFrame, k_wanted: int, mlflow_url:
 
 def _paired(rows: pd.DataFrame) -> pd.DataFrame:
     """Each cell with its undefended twin's leakage and utility: protection and utility cost."""
-    keys = [c for c in SETTING if c in rows]
+    keys = [c for c in setting_columns() if c in rows]
     base = (rows[rows["tags.defense"] == UNDEFENDED].groupby(keys, dropna=False)[["leakage", "utility"]]
             .mean().rename(columns={"leakage": "base_leakage", "utility": "base_utility"}).reset_index())
     out = rows.merge(base, on=keys, how="left")
@@ -118,7 +124,7 @@ def pareto(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
-    keys = [c for c in ENTRY if c in rows]
+    keys = [c for c in entry_columns() if c in rows]
     rows = rows.assign(**{c: rows[c].fillna("") for c in keys})  # an axis a run lacks groups as ""
     if "tags.recsec.grid" not in rows:
         rows = rows.assign(**{"tags.recsec.grid": rows["experiment"]})
@@ -149,7 +155,7 @@ def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
     if "clone" in table:
         table["clone"] = table["clone"].where(table["clone"] != table["target"], "same")
     # Axes that are the same for every entry of the family say nothing: drop them.
-    constant = [a for a in AXES if a in table and a not in ("attack", "defense", "target")
+    constant = [a for a in all_axes() if a in table and a not in ("attack", "defense", "target")
                 and table[a].nunique(dropna=False) <= 1]
     return table.drop(columns=constant)
 

@@ -10,11 +10,10 @@ import pandas as pd
 from recsec import attacks
 from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, family_names, get_family
-from recsec.harness.grid import AXES, load_grid
+from recsec.harness.grid import all_axes, load_grid
 from recsec.harness.plugins import load_plugins
 from recsec.harness.tracking import CELL_HASH, FAMILY, runs_frame
 
-AXIS_NAMES = AXES + ("seed",)
 
 
 def experiment_name(grid: str) -> str:
@@ -80,8 +79,8 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
         known = sorted(c.removeprefix("metrics.") for c in frame if c.startswith("metrics."))
         raise RecsecError(f"no metric {metric!r} in these runs; metrics: {', '.join(known)}")
     for axis in by:
-        if axis not in AXIS_NAMES:
-            raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(AXIS_NAMES)}")
+        if axis not in all_axes() + ("seed",):
+            raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(all_axes() + ('seed',))}")
     keys = [f"tags.{axis}" for axis in by]
     grouped = frame.dropna(subset=[column]).groupby(keys, sort=True)[column]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
@@ -117,8 +116,8 @@ def main_k(frame: pd.DataFrame) -> int:
 def varying_axes(frame: pd.DataFrame) -> list[str]:
     """The axes (besides seed) that take more than one value in these runs; attack and defense
     always, so a summary never pools cells that differ in anything but the seed."""
-    axes = [a for a in AXES if f"tags.{a}" in frame and frame[f"tags.{a}"].nunique() > 1]
-    return [a for a in AXES if a in axes or a in ("attack", "defense")]
+    axes = [a for a in all_axes() if f"tags.{a}" in frame and frame[f"tags.{a}"].nunique() > 1]
+    return [a for a in all_axes() if a in axes or a in ("attack", "defense")]
 
 
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -60,7 +60,7 @@ class TargetServer:
 
     def describe(self, session: str) -> dict:
         oracle = self._sessions[session]
-        return {"k": oracle.k, "budget": oracle.budget}
+        return {"k": oracle.k, "budget": oracle.budget, "queries": tuple(getattr(oracle, "QUERIES", ("query",)))}
 
     def call(self, session: str, method: str, *args):
         """A query to the session's oracle: only the oracle's public query methods are served."""
@@ -88,12 +88,16 @@ class OracleClient:
         self._send = send
         self.k: int = describe["k"]
         self.budget: int | None = describe["budget"]
+        self._queries = tuple(describe.get("queries", ("query",)))
 
     def query(self, keys):
         return self._send("query", keys)
 
-    def upload(self, items, images):
-        return self._send("upload", items, images)
+    def __getattr__(self, method: str):
+        # A family's oracle may serve more than lists (an upload, an injection): its QUERIES.
+        if method.startswith("_") or method not in self._queries:
+            raise AttributeError(f"the oracle serves {', '.join(self._queries)}, not {method!r}")
+        return lambda *args: self._send(method, *args)
 
 
 def in_process_client(server: TargetServer, session: str) -> OracleClient:

@@ -91,3 +91,52 @@ def train_pairs(
             on_epoch(epoch, float(total) / max(1, n_batches))
     model.eval()
     return model
+
+
+def train_fixed_negatives(
+    model: Recommender,
+    train: sp.csr_matrix,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    negatives: int,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+    reset: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Recommender:
+    """Binary cross-entropy over instances built once, as NCF's code (and DL-Attack's) builds them:
+    every positive labelled 1 and `negatives` items per positive labelled 0, drawn once, uniform
+    over the items outside the user's row; each epoch visits all instances in a fresh order.
+    `reset=False` continues from the model's weights; `optimizer` continues its state."""
+    model.check_train_shape(train)
+    generator = make_generator(seed, model.device)
+    if reset:
+        model.reset_parameters(generator)
+    sampler = InteractionSampler(train, model.device, generator)
+    negative_users = sampler.users.repeat_interleave(negatives)
+    users = torch.cat([sampler.users, negative_users])
+    items = torch.cat([sampler.items, sampler.negatives(negative_users)])
+    labels = torch.cat([torch.ones(len(sampler.users), device=model.device),
+                        torch.zeros(len(negative_users), device=model.device)])
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(users), generator=generator, device=model.device)
+        total, n_batches = torch.zeros((), device=model.device), 0
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            logits = model.score_pairs(users[batch], items[batch].unsqueeze(1)).squeeze(1)
+            loss = F.binary_cross_entropy_with_logits(logits, labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            n_batches += 1
+        if on_epoch is not None:
+            on_epoch(epoch, float(total) / max(1, n_batches))
+    model.eval()
+    return model

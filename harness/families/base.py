@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,17 @@ class Success:
         return sorted(ks)
 
 
+@dataclass(frozen=True)
+class Axis:
+    """A threat-model axis a family adds to the grid's matrix (its knowledge or budget): swept
+    like the core axes, tagged on each run, part of its cells' identity."""
+
+    default: Any  # the value of cells whose grid does not sweep it
+    expected: str  # what a value must be, shown when one is refused
+    valid: Callable[[Any], bool]
+    meaning: str = ""
+
+
 def column(frame: pd.DataFrame, metric: str) -> pd.Series:
     """A metric's column of a runs frame (all NaN when no run logged it)."""
     name = f"metrics.{metric}"
@@ -96,7 +107,8 @@ class Family:
     grid's target axis trained on the grid's dataset, attacked through the oracle."""
 
     name: ClassVar[str]
-    axes: ClassVar[tuple[str, ...]] = CORE_AXES
+    axes: ClassVar[tuple[str, ...]] = CORE_AXES  # of the grid's shared axes (grid.AXES)
+    own_axes: ClassVar[dict[str, Axis]] = {}  # axes only this family reads, by name
     sections: ClassVar[dict[str, type[BaseModel]]] = {}
     success: ClassVar[Success]
     headline: ClassVar[str] = ""  # what plots show; default: the success metric

@@ -1,4 +1,4 @@
-"""The registered attack families, by name. recsec's own four register on first lookup; a plugin
+"""The registered attack families, by name. recsec's own five register on first lookup; a plugin
 (`$RECSEC_PLUGINS`) registers its own with `register_family`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from recsec.harness.errors import RecsecError
 from recsec.harness.families.base import Family
 
 BUILTIN = ("recsec.harness.families.stealing", "recsec.harness.families.extraction", "recsec.harness.families.membership",
-           "recsec.harness.families.visual")
+           "recsec.harness.families.visual", "recsec.harness.families.poisoning")
 _families: dict[str, Family] = {}
 _builtins_loaded = False
 _loading = threading.RLock()  # a served target's actor opens sessions from several threads

@@ -1,0 +1,195 @@
+"""The poisoning family's tasks and cell steps (see harness.serving): the clean target trains
+once per (dataset, split, target, defense, seed) and is cached; a cell grants the attacker its
+knowledge, serves an oracle that takes its fake users (counted, budgeted), and grades by
+retraining the target on the real and injected users (through the defense) and measuring the
+target items before and after. Plain functions: no Ray, no MLflow."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsec.attacks.oracle import Oracle, ServingContext
+from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
+from recsec.harness import metrics
+from recsec.harness.data import Interactions
+from recsec.harness.families.poisoning_metrics import mean_of, target_metrics, target_ranks
+from recsec.harness.families.poisoning_split import PoisonSplit, choose_targets, poison_split
+from recsec.harness.plugins import load_plugins
+from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
+from recsec.harness.splits import choose_known
+from recsec.models import ModelSpec, model_from_payload
+from recsec.models.selection import BestEpoch, sampled_candidates
+
+if TYPE_CHECKING:
+    from recsec.harness.grid import Cell
+    from recsec.harness.serving import ServingState
+
+
+def split_for(cell: Cell, data: Interactions) -> PoisonSplit:
+    return poison_split(data, cell.sections["poisoning"].split, cell.split.holdout, cell.seed)
+
+
+def targets_for(cell: Cell, split: PoisonSplit) -> np.ndarray:
+    axes = cell.family_axes
+    return choose_targets(split.train, axes["target_items"], axes["target_stratum"], cell.seed)
+
+
+def budget_for(cell: Cell, split: PoisonSplit) -> PoisonBudget:
+    return PoisonBudget(fake_users=round(cell.family_axes["fake_share"] * split.n_users),
+                        filler_items=cell.family_axes["filler_items"])
+
+
+# -- training a target (clean or poisoned) -----------------------------------------------------
+
+def fit_target(cell: Cell, train: sp.csr_matrix, split: PoisonSplit, seed: int, device: str):
+    """The cell's target model trained on `train` (real users first, then any fake users); with
+    `selection: sampled_hr`, the epoch whose held-out items rank best among 99 sampled items."""
+    spec = ModelSpec.of(cell.target.name, cell.target.params)
+    model = spec.build(*train.shape).to(device)
+    keeper = None
+    if cell.sections["poisoning"].selection == "sampled_hr":
+        users = np.flatnonzero(split.heldout_item >= 0)
+        seen = (split.train + split.test).tocsr()
+        candidates = sampled_candidates(seen, users, split.heldout_item[users], 99,
+                                        np.random.default_rng([cell.seed, 0x99]))
+        keeper = BestEpoch(model, users, candidates)
+    model.fit(train, seed=seed, on_epoch=keeper)
+    return keeper.restore() if keeper is not None else model
+
+
+def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
+    """The rows of `train` the target trains on: all, or those a detector does not flag."""
+    defense = cell.defense_instance()
+    if defense is None:
+        return np.arange(train.shape[0])
+    return np.flatnonzero(~defense.flag(train))
+
+
+def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:
+    """The clean target: trained on the real users' data (through the detector, if any); its
+    utility on the held-out items."""
+    load_plugins()
+    split = split_for(cell, data)
+    start = time.perf_counter()
+    kept = defended_rows(cell, split.train)
+    model = fit_target(cell, _rows_only(split.train, kept), split, cell.seed, device)
+    train_seconds = time.perf_counter() - start
+    ks = [k for k in cell.metric_ks if k <= split.n_items]
+    lists = model.recommend(np.arange(split.n_users), min(max(ks + [LISTS_WIDTH]), split.n_items),
+                            exclude=split.train)
+    record = metrics.utility_metrics(lists, split.test, ks)
+    record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
+    params = {"n_target_users": split.n_users, "n_items": split.n_items, "n_train_interactions": split.train.nnz,
+              "n_users_dropped": split.n_users - len(kept), "device": device}
+    return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
+
+
+def _rows_only(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """`matrix` with only `rows` left non-empty (ids unchanged: a dropped user keeps its row)."""
+    keep = np.zeros(matrix.shape[0], dtype=bool)
+    keep[rows] = True
+    return sp.diags(keep.astype(np.float32)) @ matrix
+
+
+# -- a cell's steps ---------------------------------------------------------------------------
+
+def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> PoisonView:
+    """What the attacker knows: a `known_share` of the real users' training data, the target
+    items and its budget; with `attacker_sees_holdout`, the known users' held-out items."""
+    split = state.once("poison_split", lambda: split_for(cell, state.data))
+    rng = np.random.default_rng([cell.seed, 0xA77])
+    known, known_train = choose_known(split.train, cell.knowledge.known_share, cell.knowledge.known_unit, rng)
+    sees = cell.sections["poisoning"].attacker_sees_holdout
+    return PoisonView(n_items=split.n_items, n_real_users=split.n_users, known_train=known_train,
+                      target_items=targets_for(cell, split), budget=budget_for(cell, split),
+                      knowledge=cell.knowledge, known_holdout=split.heldout_item[known] if sees else None)
+
+
+class InjectionOracle(Oracle):
+    """The platform as a poisoning attacker meets it: it serves the clean target's lists to real
+    users (counted, budgeted) and registers fake users, refusing any beyond the budget."""
+
+    QUERIES = ("query", "inject")
+
+    def __init__(self, *args, budget: PoisonBudget, targets: np.ndarray, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.poison_budget = budget
+        self.targets = targets
+        self.fake_users = 0
+        self.injected_interactions = 0
+
+    def inject(self, profiles: sp.csr_matrix) -> None:
+        self.poison_budget.check(profiles, self.targets, already=self.fake_users)
+        self.fake_users += profiles.shape[0]
+        self.injected_interactions += int(profiles.nnz)
+
+    def counts(self) -> dict[str, int]:
+        return {**super().counts(), "fake_users": self.fake_users, "injected_interactions": self.injected_interactions}
+
+
+def oracle(cell: Cell, state: ServingState) -> InjectionOracle:
+    split = state.once("poison_split", lambda: split_for(cell, state.data))
+    lists = state.target.lists
+    context = ServingContext(split.train, np.asarray(split.train.sum(axis=0)).ravel())
+    return InjectionOracle(lambda users, k: lists[users, :k].astype(np.int64), context,
+                           min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget, None,
+                           np.random.default_rng([cell.seed, 0x0C]),
+                           budget=budget_for(cell, split), targets=targets_for(cell, split))
+
+
+def run_attack(cell: Cell, view: PoisonView, oracle, device: str = "cpu") -> Injection:
+    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+
+
+def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView, result: Injection,
+          device: str = "cpu") -> dict:
+    """The target items before (the cached clean target) and after poisoning (the target
+    retrained on real + fake users through the defense, `retrainings` times, averaged); the
+    detector's catch; the poisoned target's utility."""
+    split = split_for(cell, data)
+    targets = targets_for(cell, split)
+    profiles = result.profiles.tocsr()
+    budget_for(cell, split).check(profiles, targets)  # what the attack returns is what it injected
+    ks = [k for k in cell.metric_ks if k <= split.n_items]
+    n_ranked = split.n_items - np.diff(split.train.indptr)
+    clean = model_from_payload(target.payload).to(device)
+    before = target_metrics(target_ranks(clean, split.train, targets), n_ranked, ks)
+
+    poisoned = sp.vstack([split.train, profiles], format="csr")
+    kept = defended_rows(cell, poisoned)
+    out = _detection(kept, split.n_users, profiles.shape[0]) if cell.defense.name != "none" else {}
+    after, utility = [], []
+    for r in range(cell.sections["poisoning"].retrainings):
+        model = fit_target(cell, _rows_only(poisoned, kept), split, _retraining_seed(cell.seed, r), device)
+        after.append(target_metrics(target_ranks(model, split.train, targets), n_ranked, ks))
+        lists = model.recommend(np.arange(split.n_users), max(ks), exclude=split.train)
+        utility.append(metrics.utility_metrics(lists, split.test, ks, prefix="poisoned_"))
+    after = mean_of(after)
+    for name, value in after.items():
+        out[name] = value
+        out[f"{name}_clean"] = before[name]
+    for k in ks:
+        out[f"target_hr_gain_at_{k}"] = after[f"target_hr_at_{k}"] - before[f"target_hr_at_{k}"]
+    out.update(mean_of(utility))
+    out.update(n_target_items=len(targets), n_fake_users=profiles.shape[0], n_known_users=view.n_known,
+               retrainings=cell.sections["poisoning"].retrainings)
+    return out
+
+
+def _retraining_seed(seed: int, r: int) -> int:
+    return seed if r == 0 else int(np.random.default_rng([seed, r]).integers(2**31))
+
+
+def _detection(kept: np.ndarray, n_real: int, n_fake: int) -> dict:
+    """The detector's catch, graded with the labels it never saw (fake rows follow the real)."""
+    dropped = np.ones(n_real + n_fake, dtype=bool)
+    dropped[kept] = False
+    caught = int(dropped[n_real:].sum())
+    flagged = int(dropped.sum())
+    return {"detection_precision": caught / flagged if flagged else float("nan"),
+            "detection_recall": caught / n_fake if n_fake else float("nan"),
+            "real_users_dropped": float(dropped[:n_real].mean())}

@@ -1,0 +1,164 @@
+"""The poisoning family (fake-user injection): its axes, its budget, its attacks' effect on a
+target trained on real data, its detector, and its measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonBudgetExceeded, profiles_matrix
+from recsec.defenses import create_defense
+from recsec.harness import tasks
+from recsec.harness.data import Interactions, load_dataset
+from recsec.harness.errors import GridError
+from recsec.harness.families.poisoning_cells import InjectionOracle
+from recsec.harness.families.poisoning_metrics import target_metrics
+from recsec.harness.families.poisoning_split import choose_targets, leave_one_out
+from recsec.harness.grid import expand, parse_grid
+from recsec.harness.serving import TargetServer, in_process_client
+
+BPR = {"name": "bpr", "dim": 32, "epochs": 20, "lr": 0.01, "batch_size": 2048}
+
+
+def grid(**matrix) -> dict:
+    spec = {"name": "poison-test", "dataset": {"name": "ml-100k", "min_user_interactions": 1,
+                                               "min_item_interactions": 1},
+            "matrix": {"target": [BPR], "attack": ["random"], "known_share": [1.0], **matrix},
+            "metrics": {"k": [10, 50]}}
+    return spec
+
+
+@pytest.fixture(scope="module")
+def ml100k(shared_data_dir) -> Interactions:
+    return load_dataset("ml-100k", data_dir=shared_data_dir, min_user_interactions=1, min_item_interactions=1)
+
+
+def run(cell, data):
+    target = tasks.train_target(cell, data, "target")
+    return tasks.run_cell(cell, data, target, "cell").metrics
+
+
+# -- the grid: the family's own axes ---------------------------------------------------------------
+
+def test_poisoning_axes_are_swept_tagged_and_checked():
+    cells = expand(parse_grid(grid(fake_share=[0.01, 0.05], filler_items=[10])))
+    assert [c.family_axes["fake_share"] for c in cells] == [0.01, 0.05]
+    assert cells[0].axes()["filler_items"] == 10 and cells[0].axes()["target_stratum"] == "random"
+    assert cells[0].cell_hash("d") != cells[1].cell_hash("d")
+
+    with pytest.raises(GridError, match=r"<grid>: matrix.fake_share\[1\]: expected a number in \[0, 1\], got 2"):
+        parse_grid(grid(fake_share=[0.01, 2]))
+    with pytest.raises(GridError, match=r"matrix.target_stratum\[0\]: expected one of random, unpopular, popular"):
+        parse_grid(grid(target_stratum=["obscure"]))
+    with pytest.raises(GridError, match=r"matrix.fake_users: unknown key; axes: .*fake_share"):
+        parse_grid(grid(fake_users=[5]))
+    stealing = grid(fake_share=[0.01])
+    stealing["matrix"]["attack"] = ["ptd"]
+    with pytest.raises(GridError, match="matrix.fake_share: only poisoning attacks read this axis"):
+        parse_grid(stealing)
+
+
+def test_families_without_own_axes_keep_their_cell_hashes():
+    """Adding family axes to the grid changed no other family's identity (cached results stay valid)."""
+    spec = grid()
+    spec["matrix"]["attack"] = ["ptd"]
+    cell = expand(parse_grid(spec))[0]
+    assert cell.family_axes == {} and "family_axes" not in cell.normalized()
+
+
+# -- the budget ------------------------------------------------------------------------------------
+
+def test_the_oracle_enforces_the_budget():
+    targets = np.array([3])
+    oracle = InjectionOracle(lambda users, k: np.zeros((len(users), k), dtype=np.int64), None, 5,
+                             budget=PoisonBudget(fake_users=2, filler_items=2), targets=targets)
+    oracle.inject(profiles_matrix([np.array([3, 0, 1])], 10))
+    with pytest.raises(PoisonBudgetExceeded, match="rates 3 filler items; the budget allows 2"):
+        oracle.inject(profiles_matrix([np.array([3, 0, 1, 2])], 10))
+    oracle.inject(profiles_matrix([np.array([3, 4])], 10))
+    with pytest.raises(PoisonBudgetExceeded, match="1 more fake users would exceed the budget of 2"):
+        oracle.inject(profiles_matrix([np.array([3])], 10))
+    assert oracle.counts() == {"queries": 0, "items_returned": 0, "fake_users": 2, "injected_interactions": 5}
+
+
+@pytest.mark.slow
+def test_grading_refuses_fake_users_the_oracle_never_took(ml100k):
+    """An attack cannot inject beyond its budget by returning profiles it never sent."""
+    cell = expand(parse_grid(grid(fake_share=[0.01])))[0]
+    target = tasks.train_target(cell, ml100k, "target")
+    server = TargetServer(ml100k, target)
+    view = server.open(cell, "s")
+    rows = [np.concatenate([view.target_items, [0]]) for _ in range(view.budget.fake_users + 1)]
+    outcome = tasks.AttackOutcome(Injection(profiles_matrix(rows, view.n_items)), 0.0, 0.0)
+    with pytest.raises(PoisonBudgetExceeded):
+        tasks.grade_cell(cell, ml100k, target, view, outcome, server.close("s"), "c")
+
+
+# -- the attacks, on real data ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_injected_profiles_raise_the_target_items_over_the_clean_target(ml100k):
+    cells = expand(parse_grid(grid(attack=["no_poison", "random", "popular"], fake_share=[0.05],
+                                   target_items=[3], target_stratum=["unpopular"])))
+    measured = {c.attack.name: run(c, ml100k) for c in cells}
+    clean = measured["no_poison"]
+    # The clean baseline retrained with nothing injected is the clean target itself.
+    assert clean["target_hr_gain_at_50"] == 0 and clean["fake_users"] == 0
+    for name in ("random", "popular"):
+        m = measured[name]
+        assert m["fake_users"] == round(0.05 * ml100k.n_users) and m["injected_interactions"] == m["fake_users"] * 33
+    # Fake users who rate the targets beside popular items pull them toward every real user's
+    # taste: the targets climb far up the rankings. (Random fillers barely move a BPR-MF: the
+    # targets join the fake users' random items, as the shilling literature reports.)
+    popular = measured["popular"]
+    assert popular["target_rank"] < 0.8 * popular["target_rank_clean"]
+    assert popular["target_hr_at_50"] > popular["target_hr_at_50_clean"]
+    assert popular["target_hr_gain_at_50"] > measured["random"]["target_hr_gain_at_50"]
+
+
+# -- the detector ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_pca_select_finds_random_filler_profiles_far_above_chance(ml100k):
+    train = leave_one_out(ml100k, 0).train
+    rng = np.random.default_rng(0)
+    n_fake = 30
+    fakes = profiles_matrix([np.r_[7, rng.choice(np.arange(8, train.shape[1]), 30, replace=False)]
+                             for _ in range(n_fake)], train.shape[1])
+    poisoned = sp.vstack([train, fakes], format="csr")
+    share = n_fake / poisoned.shape[0]
+    flagged = create_defense("pca_select", drop_share=share).flag(poisoned)
+    recall = flagged[train.shape[0]:].mean()
+    assert flagged.sum() == round(share * poisoned.shape[0])
+    assert recall > 10 * share, f"caught {recall:.2f} of the fake users; chance is {share:.2f}"
+
+
+# -- the split and the measures --------------------------------------------------------------------
+
+def test_leave_one_out_holds_out_each_users_latest_item():
+    matrix = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=np.float32))
+    # Timestamps follow the row's item order: user 0 rated item 2 first and item 0 last; user 1
+    # rated item 1 before item 3.
+    data = Interactions(matrix, timestamps=np.array([30, 20, 10, 5, 9, 1]))
+    split = leave_one_out(data, 0)
+    assert split.heldout_item.tolist() == [0, 3, -1]  # a user with one item keeps it
+    assert split.train.toarray().tolist() == [[0, 1, 1, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
+    assert split.test.nnz == 2
+
+
+def test_target_hit_ratio_counts_only_users_who_had_not_trained_on_the_target():
+    # 4 users x 1 target: user 3 trained on it (rank 0), users 0 and 1 have it in their top 10.
+    ranks = np.array([[1], [10], [11], [0]])
+    m = target_metrics(ranks, np.full(4, 100), [10])
+    assert m["target_hr_at_10"] == pytest.approx(2 / 3)  # over the 3 users who had not rated it
+    assert m["target_hr_all_at_10"] == pytest.approx(2 / 4)  # DL-Attack's code: over every real user
+    assert m["target_exposure_at_10"] == pytest.approx(2 / 40)
+    assert m["target_rank"] == pytest.approx(22 / 3)
+
+
+def test_target_strata_are_drawn_from_their_popularity_third():
+    train = sp.csr_matrix(np.triu(np.ones((30, 30), dtype=np.float32)))  # item j has j + 1 users
+    assert choose_targets(train, 3, "unpopular", 0).max() < 10
+    assert choose_targets(train, 3, "popular", 0).min() >= 20
+    assert len(set(choose_targets(train, 5, "random", 1))) == 5
