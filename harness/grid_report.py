@@ -42,7 +42,9 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
         if f"metrics.{metric}" not in rows:
             continue
         lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")
-        curves = [a for a in CURVE_AXES if a in varying and rows[f"tags.{a}"].nunique() > 1]
+        # The family's own numeric axes (a budget, a share) draw curves too.
+        own = tuple(a for a, spec in family.own_axes.items() if isinstance(spec.default, (int, float)))
+        curves = [a for a in CURVE_AXES + own if a in varying and rows[f"tags.{a}"].nunique() > 1]
         maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1
                 and not (rows[f"tags.{r}"] == rows[f"tags.{c}"]).all()]  # clone `same` follows the target
         if curves or maps:

@@ -103,8 +103,11 @@ def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFram
 
 def main_k(frame: pd.DataFrame) -> int:
     """The K the summary shows: the served list's length when agreement was measured there
-    (stealing), else the largest measured K within it (extraction measures K <= 20 of 100)."""
+    (stealing), else the largest measured K within it (extraction measures K <= 20 of 100);
+    families without agreement, at the Ks their success was measured."""
     ks = sorted(int(c.split("_")[-1]) for c in frame if c.startswith("metrics.agr_at_"))
+    if not ks:  # no agreement measured: the Ks at which the families' success was
+        ks = sorted({k for family in registered_families(frame) for k in family.success.measured_ks(frame)})
     lengths = frame.get("tags.list_length")
     if lengths is not None and lengths.nunique() == 1:
         length = int(lengths.iloc[0])

@@ -117,6 +117,46 @@ def test_injected_profiles_raise_the_target_items_over_the_clean_target(ml100k):
     assert popular["target_hr_gain_at_50"] > measured["random"]["target_hr_gain_at_50"]
 
 
+def test_dl_attack_spreads_its_fillers_by_decaying_chosen_items():
+    """DL-Attack's filler rule (its code's `prob`): the top-n items by surrogate score times a
+    weight, targets never; a chosen item's weight shrinks, and all reset once every non-target
+    item's is below 1."""
+    import torch
+
+    from recsec.attacks.poisoning.dlattack import DLAttack, DLAttackConfig
+
+    class Scores:  # a surrogate whose fake user scores items 0..5 by descending logit
+        device = torch.device("cpu")
+
+        def score(self, users):
+            return torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+
+    attack = DLAttack(DLAttackConfig(decay=0.5))
+    weights = np.ones(6)
+    targets = np.array([0])
+    first = attack._fillers(Scores(), 0, targets, weights, 2)
+    assert first.tolist() == [1, 2] and weights.tolist() == [1, 0.5, 0.5, 1, 1, 1]
+    # sigmoid(4) * 0.5 < sigmoid(2): the next fake user takes the next items
+    assert attack._fillers(Scores(), 0, targets, weights, 2).tolist() == [3, 4]
+    attack._fillers(Scores(), 0, targets, weights, 1)  # item 5's weight drops too: every one is < 1
+    assert weights.tolist() == [1] * 6
+
+
+def test_dl_attack_injects_its_budget_through_the_oracle(tmp_path):
+    params = {"n_users": 120, "n_items": 80, "n_interactions": 2400}
+    data = load_dataset("synthetic", data_dir=tmp_path, cache_dir=tmp_path, params=params)
+    spec = {"name": "dl-budget", "dataset": {"name": "synthetic", "params": params},
+            "matrix": {"target": [{"name": "ncf", "dim": 4, "layers": [8], "epochs": 1, "batch_size": 512}],
+                       "attack": [{"name": "dl_attack", "rounds": 1,
+                                   "surrogate": {"dim": 4, "mlp_dim": 4, "layers": [8], "epochs": 1,
+                                                 "batch_size": 512}}],
+                       "known_share": [1.0], "fake_share": [0.03], "filler_items": [5], "target_items": [2]}}
+    cell = expand(parse_grid(spec))[0]
+    m = run(cell, data)
+    assert m["fake_users"] == round(0.03 * data.n_users) == 4
+    assert m["injected_interactions"] == 4 * (5 + 2)
+
+
 # -- the detector ----------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -132,6 +172,34 @@ def test_pca_select_finds_random_filler_profiles_far_above_chance(ml100k):
     recall = flagged[train.shape[0]:].mean()
     assert flagged.sum() == round(share * poisoned.shape[0])
     assert recall > 10 * share, f"caught {recall:.2f} of the fake users; chance is {share:.2f}"
+
+
+@pytest.mark.slow
+def test_apr_holds_the_injected_targets_lower_at_no_cost_in_recall(ml100k):
+    """Adversarial training (APR) smooths BPR-MF's embeddings: the same fake users lift the
+    targets less, and the clean target ranks as well as plain BPR-MF."""
+    cells = expand(parse_grid(grid(attack=["popular"], defense=["none", {"name": "apr", "epochs": 20}],
+                                   fake_share=[0.05], target_items=[3], target_stratum=["unpopular"])))
+    plain, apr = (run(c, ml100k) for c in cells)
+    assert apr["target_rank"] > 1.1 * plain["target_rank"]
+    assert apr["target_hr_gain_at_50"] < plain["target_hr_gain_at_50"]
+    assert apr["recall_at_10"] > 0.9 * plain["recall_at_10"]
+
+
+@pytest.mark.slow
+def test_degsim_finds_look_alike_profiles_far_above_chance(ml100k):
+    """Fake users of one recipe (the targets and the same popular fillers) resemble each other
+    more than real users do."""
+    train = leave_one_out(ml100k, 0).train
+    popular = np.argsort(-np.asarray(train.sum(axis=0)).ravel(), kind="stable")[:40]
+    rng = np.random.default_rng(1)
+    n_fake = 30
+    fakes = profiles_matrix([np.r_[1500, rng.choice(popular, 30, replace=False)] for _ in range(n_fake)],
+                            train.shape[1])
+    poisoned = sp.vstack([train, fakes], format="csr")
+    share = n_fake / poisoned.shape[0]
+    flagged = create_defense("degsim", drop_share=share).flag(poisoned)
+    assert flagged[train.shape[0]:].mean() > 10 * share
 
 
 # -- the split and the measures --------------------------------------------------------------------
@@ -162,3 +230,50 @@ def test_target_strata_are_drawn_from_their_popularity_third():
     assert choose_targets(train, 3, "unpopular", 0).max() < 10
     assert choose_targets(train, 3, "popular", 0).min() >= 20
     assert len(set(choose_targets(train, 5, "random", 1))) == 5
+
+
+# -- through the CLI -------------------------------------------------------------------------------
+
+def recsec_cli(*args: str, cwd):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "recsec.harness.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_poisoning_grid_runs_into_the_report_and_the_leaderboard(tmp_path):
+    import csv
+    import io
+
+    import yaml
+    spec = {"name": "poison-e2e",
+            "dataset": {"name": "synthetic", "params": {"n_users": 300, "n_items": 200, "n_interactions": 9000}},
+            "seeds": [0, 1],
+            "matrix": {"target": [{"name": "bpr", "epochs": 5, "dim": 16, "lr": 0.01}],
+                       "attack": ["no_poison", "popular"],
+                       "defense": ["none", {"name": "pca_select", "drop_share": 0.05}],
+                       "known_share": [1.0], "fake_share": [0.05], "filler_items": [10], "target_items": [2]},
+            "metrics": {"k": [10, 20]}}
+    grid_file = tmp_path / "poison.yaml"
+    grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_ = recsec_cli("run", str(grid_file), "--num-cpus", "2", cwd=tmp_path)
+    assert run_.returncode == 0, run_.stdout + run_.stderr
+    assert "8 cells finished, 0 failed" in run_.stdout
+    assert "target_hr_gain_at_10" in run_.stdout
+
+    report = recsec_cli("report", "--grid", str(grid_file), "--format", "csv", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert {"target_hr_gain_at_10", "fake_users"} <= set(rows[0])
+    popular = [r for r in rows if r["attack"] == "popular"]
+    assert {float(r["fake_users"]) for r in popular} == {15.0}  # 5% of 300 real users, enforced and counted
+
+    board = recsec_cli("leaderboard", "--format", "csv", "--k", "10", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    entries = [r for r in csv.DictReader(io.StringIO(board.stdout)) if r["family"] == "poisoning"]
+    assert {(r["attack"], r["defense"].split("(")[0]) for r in entries} == {
+        (a, d) for a in ("no_poison", "popular") for d in ("none", "pca_select")}

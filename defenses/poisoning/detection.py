@@ -8,6 +8,11 @@ components, and score each user by the sum of its squared loadings on them. Fake
 alike and of little real structure, load weakly: the `drop_share` of users with the lowest
 scores is dropped. The paper drops the expected number of attackers; a defender does not know
 it, so the share is a fixed setting here (leak-free: no label is ever seen).
+
+`degsim` is the DegSim feature of Chirita et al. ("Preventing shilling attacks in online
+recommender systems", WIDM 2005): a user's mean cosine similarity to its `neighbours` most
+similar users. Profiles made by one recipe resemble each other more than real users do: the
+`drop_share` of users with the highest DegSim is dropped.
 """
 
 from __future__ import annotations
@@ -71,6 +76,39 @@ class PCASelect(UserFilter):
 
     def flag(self, matrix: sp.csr_matrix) -> np.ndarray:
         return lowest(self.loadings(matrix), self.config.drop_share)
+
+
+@dataclass(frozen=True)
+class DegSimConfig:
+    drop_share: float = 0.05  # share of the users dropped
+    neighbours: int = 10  # k of the k nearest neighbours
+
+    def __post_init__(self):
+        if not 0 <= self.drop_share < 1:
+            raise ValueError(f"degsim: drop_share must be in [0, 1), got {self.drop_share}")
+        if self.neighbours < 1:
+            raise ValueError(f"degsim: neighbours must be >= 1, got {self.neighbours}")
+
+
+@register_defense("degsim")
+class DegSim(UserFilter):
+    Config = DegSimConfig
+
+    def degree_of_similarity(self, matrix: sp.csr_matrix, block: int = 2048) -> np.ndarray:
+        """Each user's mean cosine similarity to its k most similar other users."""
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        unit = sp.diags(1 / np.where(norms > 0, norms, 1)) @ matrix
+        k = min(self.config.neighbours, matrix.shape[0] - 1)
+        out = np.zeros(matrix.shape[0])
+        for start in range(0, matrix.shape[0], block):  # a block of rows at a time: n x n never whole
+            sims = (unit[start:start + block] @ unit.T).toarray()
+            rows = np.arange(sims.shape[0])
+            sims[rows, start + rows] = -np.inf  # not its own neighbour
+            out[start:start + block] = np.sort(np.partition(sims, -k, axis=1)[:, -k:], axis=1).mean(axis=1)
+        return out
+
+    def flag(self, matrix: sp.csr_matrix) -> np.ndarray:
+        return lowest(-self.degree_of_similarity(matrix), self.config.drop_share)
 
 
 def _truncated_svd(z: np.ndarray, k: int):

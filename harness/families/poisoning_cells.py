@@ -57,14 +57,18 @@ def fit_target(cell: Cell, train: sp.csr_matrix, split: PoisonSplit, seed: int, 
         candidates = sampled_candidates(seen, users, split.heldout_item[users], 99,
                                         np.random.default_rng([cell.seed, 0x99]))
         keeper = BestEpoch(model, users, candidates)
-    model.fit(train, seed=seed, on_epoch=keeper)
+    robust = getattr(cell.defense_instance(), "fit", None)  # a defense that trains the target (APR)
+    if robust is not None:
+        robust(model, train, seed=seed, on_epoch=keeper)
+    else:
+        model.fit(train, seed=seed, on_epoch=keeper)
     return keeper.restore() if keeper is not None else model
 
 
 def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
     """The rows of `train` the target trains on: all, or those a detector does not flag."""
     defense = cell.defense_instance()
-    if defense is None:
+    if not hasattr(defense, "flag"):  # undefended, or a defense that trains rather than filters
         return np.arange(train.shape[0])
     return np.flatnonzero(~defense.flag(train))
 
@@ -161,7 +165,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
 
     poisoned = sp.vstack([split.train, profiles], format="csr")
     kept = defended_rows(cell, poisoned)
-    out = _detection(kept, split.n_users, profiles.shape[0]) if cell.defense.name != "none" else {}
+    out = _detection(kept, split.n_users, profiles.shape[0]) if hasattr(cell.defense_instance(), "flag") else {}
     after, utility = [], []
     for r in range(cell.sections["poisoning"].retrainings):
         model = fit_target(cell, _rows_only(poisoned, kept), split, _retraining_seed(cell.seed, r), device)

@@ -175,7 +175,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Se
     if knowledge.known_unit != "users":
         raise ValueError("against sequential targets the attacker's knowledge is counted in users")
     data = state.data
-    split = sequence_split(data, cell).target
+    split = state.once("sequences:split", lambda: sequence_split(data, cell)).target  # one per served target
     auxiliary_model = None
     if cell.needs_auxiliary:
         record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)

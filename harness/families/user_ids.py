@@ -79,7 +79,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> At
     interactions), and with an auxiliary attack, the auxiliary users' data and its own model of
     them (`auxiliary`, trained once by the driver; trained here if missing)."""
     data = state.data
-    split = split_for(cell, data)
+    split = _served(cell, state).split  # built once per served target, like its lists
     knowledge = cell.knowledge
     auxiliary_model = None
     if cell.needs_auxiliary:
@@ -117,8 +117,12 @@ class ServedTarget:
         return self._model.recommend(users, kk, exclude=self.split.target_train)
 
 
+def _served(cell: Cell, state: ServingState) -> ServedTarget:
+    return state.once("user_ids", lambda: ServedTarget(cell, state.data, state.target, state.device))
+
+
 def oracle(cell: Cell, state: ServingState) -> Oracle:
-    served = state.once("user_ids", lambda: ServedTarget(cell, state.data, state.target, state.device))
+    served = _served(cell, state)
     return Oracle(served.lists, served.context, min(cell.knowledge.list_length, served.split.n_items),
                   cell.knowledge.query_budget, defenses.create_defense(cell.defense.name, **cell.defense.params),
                   np.random.default_rng([cell.seed, 0x0C]))
