@@ -5,8 +5,8 @@ popular items only).
 
 Popularity is what the attacker can see: item counts in its known share of the training data.
 `bandwagon` follows DL-Attack's baseline code (bandwagon_attack.py): round(share * n) fillers from
-the top round(top_share * items) items by popularity, the others uniform over the remaining
-items (which may still be popular ones). `none` injects nothing: the clean baseline run through
+the top round(top_share * items) items by popularity, the others uniform over every other item
+the known users rated (the other popular ones included). `none` injects nothing: the clean baseline run through
 the same retraining.
 """
 
@@ -83,10 +83,11 @@ class BandwagonAttack(RandomAttack):
 
     def fillers(self, view: PoisonView, rng: np.random.Generator) -> np.ndarray:
         n = view.budget.filler_items
-        popular = _popular_first(view, _candidates(view))[: round(self.config.top_share * view.n_items)]
+        rated = _popular_first(view, _candidates(view))
+        popular = rated[: round(self.config.top_share * view.n_items)]
         n_popular = min(round(self.config.popular_share * n), len(popular))
         chosen = rng.choice(popular, n_popular, replace=False)
-        rest = np.setdiff1d(_candidates(view), popular)
+        rest = np.setdiff1d(rated, chosen)  # every other rated item, the other popular ones included
         return np.concatenate([chosen, rng.choice(rest, min(n - n_popular, len(rest)), replace=False)])
 
 
