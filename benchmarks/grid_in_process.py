@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from recsec.harness.cache import TargetCache  # noqa: E402
 from recsec.harness.data import dataset_digest  # noqa: E402
 from recsec.harness.executors.local import LocalExecutor  # noqa: E402
-from recsec.harness.grid import expand, load_grid  # noqa: E402
+from recsec.harness.grid import all_axes, expand, load_grid  # noqa: E402
 from recsec.harness.planner import make_plan  # noqa: E402
 from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
 
@@ -131,11 +131,13 @@ def default_metrics(rows: list[dict]) -> list[str]:
 
 
 def print_table(rows: list[dict], metrics: list[str]) -> None:
+    # The shared axes, then any axis a family adds (poisoning's fake_share...): never pooled.
+    axes = AXES + tuple(a for a in all_axes() if a not in AXES and any(a in row for row in rows))
     groups = defaultdict(list)
     for row in rows:
-        groups[tuple(row[a] for a in AXES)].append(row)
-    print("| " + " | ".join(AXES + tuple(metrics)) + " | seeds |")
-    print("|" + "---|" * (len(AXES) + len(metrics) + 1))
+        groups[tuple(row.get(a, "") for a in axes)].append(row)
+    print("| " + " | ".join(axes + tuple(metrics)) + " | seeds |")
+    print("|" + "---|" * (len(axes) + len(metrics) + 1))
     for key, members in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
         cells = []
         for metric in metrics:
