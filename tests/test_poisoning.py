@@ -263,14 +263,14 @@ def test_a_poisoning_grid_runs_into_the_report_and_the_leaderboard(tmp_path):
     run_ = recsec_cli("run", str(grid_file), "--num-cpus", "2", cwd=tmp_path)
     assert run_.returncode == 0, run_.stdout + run_.stderr
     assert "8 cells finished, 0 failed" in run_.stdout
-    assert "target_hr_gain_at_10" in run_.stdout
+    assert "target_hr_gain_at_20" in run_.stdout  # the summary, at the middle K measured
 
     report = recsec_cli("report", "--grid", str(grid_file), "--format", "csv", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader(io.StringIO(report.stdout)))
-    assert {"target_hr_gain_at_10", "fake_users"} <= set(rows[0])
+    assert {"target_hr_gain_at_20", "fake_users"} <= set(rows[0])
     popular = [r for r in rows if r["attack"] == "popular"]
-    assert {float(r["fake_users"]) for r in popular} == {15.0}  # 5% of 300 real users, enforced and counted
+    assert {r["fake_users"] for r in popular} == {"15.0000 ± 0.0000"}  # 5% of 300 real users, counted
 
     board = recsec_cli("leaderboard", "--format", "csv", "--k", "10", cwd=tmp_path)
     assert board.returncode == 0, board.stderr
