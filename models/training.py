@@ -6,7 +6,7 @@ here, so sampling, seeding, devices and progress are written once.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import scipy.sparse as sp
 import torch
@@ -77,11 +77,19 @@ def train_pairs(
     if reset:
         model.reset_parameters(generator)  # in place: the optimizer's parameters stay the same
     sampler = InteractionSampler(train, model.device, generator)
+    return descend(model, optimizer, epochs, lambda epoch: (batch_loss(epoch, sampler, users, pos, neg)
+                                                            for users, pos, neg in sampler.batches(batch_size)),
+                   on_epoch)
+
+
+def descend(model: Recommender, optimizer: torch.optim.Optimizer, epochs: int,
+            losses: Callable[[int], Iterator[torch.Tensor]], on_epoch: EpochCallback | None = None) -> Recommender:
+    """The epoch loop: one optimizer step on each batch loss `losses(epoch)` yields; the epoch's
+    mean loss to `on_epoch`."""
     model.train()
     for epoch in range(epochs):
         total, n_batches = torch.zeros((), device=model.device), 0
-        for users, pos, neg in sampler.batches(batch_size):
-            loss = batch_loss(epoch, sampler, users, pos, neg)
+        for loss in losses(epoch):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -123,20 +131,12 @@ def train_fixed_negatives(
                         torch.zeros(len(negative_users), device=model.device)])
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    model.train()
-    for epoch in range(epochs):
+
+    def losses(epoch: int) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(users), generator=generator, device=model.device)
-        total, n_batches = torch.zeros((), device=model.device), 0
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             logits = model.score_pairs(users[batch], items[batch].unsqueeze(1)).squeeze(1)
-            loss = F.binary_cross_entropy_with_logits(logits, labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-            n_batches += 1
-        if on_epoch is not None:
-            on_epoch(epoch, float(total) / max(1, n_batches))
-    model.eval()
-    return model
+            yield F.binary_cross_entropy_with_logits(logits, labels[batch])
+
+    return descend(model, optimizer, epochs, losses, on_epoch)

@@ -21,7 +21,7 @@ from recsec.attacks.registry import register_attack
 
 
 @dataclass(frozen=True)
-class NoConfig:
+class NoSettings:
     pass
 
 
@@ -29,7 +29,7 @@ class NoConfig:
 class NoPoison(PoisonAttack):
     """Injects nothing: the target retrained on clean data, graded like every attack."""
 
-    Config = NoConfig
+    Config = NoSettings
 
     def run(self, view: PoisonView, oracle, *, seed: int, device: str = "cpu") -> Injection:
         return Injection(profiles_matrix([], view.n_items))
@@ -47,14 +47,9 @@ def _popular_first(view: PoisonView, candidates: np.ndarray) -> np.ndarray:
     return candidates[order][counts[order] > 0]
 
 
-@dataclass(frozen=True)
-class RandomConfig:
-    pass
-
-
 @register_attack("random")
 class RandomAttack(PoisonAttack):
-    Config = RandomConfig
+    Config = NoSettings
 
     def fillers(self, view: PoisonView, rng: np.random.Generator) -> np.ndarray:
         candidates = _candidates(view)
