@@ -26,7 +26,10 @@ def sampled_candidates(seen: sp.csr_matrix, users: np.ndarray, heldout: np.ndarr
     for row, user in enumerate(users):
         unseen = np.setdiff1d(np.arange(n_items), seen.indices[seen.indptr[user]:seen.indptr[user + 1]])
         unseen = unseen[unseen != heldout[row]]
-        out[row, 1:] = rng.choice(unseen, min(n_negatives, len(unseen)), replace=False)
+        if len(unseen) < n_negatives:
+            raise ValueError(f"user {user} leaves {len(unseen)} items it never had, fewer than the "
+                             f"{n_negatives} sampled for epoch selection")
+        out[row, 1:] = rng.choice(unseen, n_negatives, replace=False)
     return out
 
 

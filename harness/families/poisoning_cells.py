@@ -16,6 +16,7 @@ from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
 from recsec.harness import metrics
 from recsec.harness.data import Interactions
+from recsec.harness.families.membership_splits import keep_rows
 from recsec.harness.families.poisoning_metrics import mean_of, target_metrics, target_ranks
 from recsec.harness.families.poisoning_split import PoisonSplit, choose_targets, poison_split
 from recsec.harness.plugins import load_plugins
@@ -45,24 +46,29 @@ def budget_for(cell: Cell, split: PoisonSplit) -> PoisonBudget:
 
 # -- training a target (clean or poisoned) -----------------------------------------------------
 
-def fit_target(cell: Cell, train: sp.csr_matrix, split: PoisonSplit, seed: int, device: str):
+def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: str):
     """The cell's target model trained on `train` (real users first, then any fake users); with
-    `selection: sampled_hr`, the epoch whose held-out items rank best among 99 sampled items."""
+    `candidates` (`selection_candidates`), the epoch whose held-out items rank best among them."""
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     model = spec.build(*train.shape).to(device)
-    keeper = None
-    if cell.sections["poisoning"].selection == "sampled_hr":
-        users = np.flatnonzero(split.heldout_item >= 0)
-        seen = (split.train + split.test).tocsr()
-        candidates = sampled_candidates(seen, users, split.heldout_item[users], 99,
-                                        np.random.default_rng([cell.seed, 0x99]))
-        keeper = BestEpoch(model, users, candidates)
+    keeper = BestEpoch(model, *candidates) if candidates is not None else None
     robust = getattr(cell.defense_instance(), "fit", None)  # a defense that trains the target (APR)
     if robust is not None:
         robust(model, train, seed=seed, on_epoch=keeper)
     else:
         model.fit(train, seed=seed, on_epoch=keeper)
     return keeper.restore() if keeper is not None else model
+
+
+def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np.ndarray] | None:
+    """With `selection: sampled_hr`, the users with a held-out item and its 99 sampled rivals
+    (seeded: the clean target and every retraining rank the same ones); else None."""
+    if cell.sections["poisoning"].selection != "sampled_hr":
+        return None
+    users = np.flatnonzero(split.heldout_item >= 0)
+    seen = (split.train + split.test).tocsr()
+    return users, sampled_candidates(seen, users, split.heldout_item[users], 99,
+                                     np.random.default_rng([cell.seed, 0x99]))
 
 
 def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
@@ -80,7 +86,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     split = split_for(cell, data)
     start = time.perf_counter()
     kept = defended_rows(cell, split.train)
-    model = fit_target(cell, _rows_only(split.train, kept), split, cell.seed, device)
+    model = fit_target(cell, keep_rows(split.train, kept), selection_candidates(cell, split), cell.seed, device)
     train_seconds = time.perf_counter() - start
     ks = [k for k in cell.metric_ks if k <= split.n_items]
     lists = model.recommend(np.arange(split.n_users), min(max(ks + [LISTS_WIDTH]), split.n_items),
@@ -90,13 +96,6 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     params = {"n_target_users": split.n_users, "n_items": split.n_items, "n_train_interactions": split.train.nnz,
               "n_users_dropped": split.n_users - len(kept), "device": device}
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
-
-
-def _rows_only(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """`matrix` with only `rows` left non-empty (ids unchanged: a dropped user keeps its row)."""
-    keep = np.zeros(matrix.shape[0], dtype=bool)
-    keep[rows] = True
-    return sp.diags(keep.astype(np.float32)) @ matrix
 
 
 # -- a cell's steps ---------------------------------------------------------------------------
@@ -167,8 +166,9 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
     kept = defended_rows(cell, poisoned)
     out = _detection(kept, split.n_users, profiles.shape[0]) if hasattr(cell.defense_instance(), "flag") else {}
     after, utility = [], []
+    candidates = selection_candidates(cell, split)  # drawn once for every retraining
     for r in range(cell.sections["poisoning"].retrainings):
-        model = fit_target(cell, _rows_only(poisoned, kept), split, _retraining_seed(cell.seed, r), device)
+        model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device)
         after.append(target_metrics(target_ranks(model, split.train, targets), n_ranked, ks))
         lists = model.recommend(np.arange(split.n_users), max(ks), exclude=split.train)
         utility.append(metrics.utility_metrics(lists, split.test, ks, prefix="poisoned_"))
