@@ -14,7 +14,7 @@ from recsec.models.registry import (
     register_model,
 )
 
-from recsec.models import bpr, itemcf, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
+from recsec.models import bpr, itemcf, lightgcn, lmf, ncf, popularity  # noqa: F401,E402  (registration side effect)
 from recsec.models import sequential  # noqa: F401,E402  (registers sasrec, bert4rec, narm, gru4rec, stamp)
 from recsec.models import visual  # noqa: F401,E402  (registers vbpr, amr: built from item features)
 

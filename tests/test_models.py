@@ -314,10 +314,24 @@ def test_lazy_adam_leaves_untouched_rows_alone():
 # --------------------------------------------------------------------------- real data
 
 
+def test_lightgcn_smooths_embeddings_over_the_normalized_graph(train):
+    """LightGCN's vectors are the mean of layers 0..L of D^-1/2 A D^-1/2 E, A the user-item graph."""
+    model = fast_model("lightgcn", layers=2).fit(train, seed=0)
+    adjacency = np.block([[np.zeros((N_USERS, N_USERS)), train.toarray()],
+                          [train.toarray().T, np.zeros((N_ITEMS, N_ITEMS))]])
+    degree = adjacency.sum(1)
+    inv_sqrt = np.where(degree > 0, 1 / np.sqrt(np.maximum(degree, 1e-12)), 0.0)
+    norm = inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+    e0 = model.embedding.detach().double().numpy()
+    expected = (e0 + norm @ e0 + norm @ norm @ e0) / 3
+    np.testing.assert_allclose(model.propagated.double().numpy(), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("name,params", [
     ("bpr", {"epochs": 40}),
     ("lmf", {"epochs": 30}),
     ("ncf", {"epochs": 8, "lr": 3e-3}),
+    ("lightgcn", {"epochs": 20, "lr": 5e-3}),
 ])
 def test_trained_model_beats_popularity_on_ml100k(shared_data_dir, tmp_path, name, params):
     from recsec.harness.data import load_dataset
