@@ -5,7 +5,7 @@ from recsec.defenses.registry import create_defense, defense_class, defense_name
 
 from recsec.defenses.output import identity, popular_mix, popularity_randomization, reorder  # noqa: F401,E402  (registration side effect)
 from recsec.defenses.training import gro  # noqa: F401,E402
-from recsec.defenses.poisoning import apr, detection  # noqa: F401,E402
+from recsec.defenses.poisoning import apr, detection, vat  # noqa: F401,E402
 from recsec.defenses.visual import registered as _visual  # noqa: F401,E402
 
 __all__ = ["create_defense", "defense_class", "defense_names", "register_defense"]

@@ -546,10 +546,13 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
             problems += _check_list_lengths(f"{source}: matrix.defense[{j}]", defense, m.list_length)
         if getattr(cls, "kind", "output") != "training":
             continue
+        # `targets` names the models a defense trains; `target_kinds` admits every model of a kind
+        trains, kinds = getattr(cls, "targets", ()), getattr(cls, "target_kinds", ())
         for i, target in targets:
-            if target.name not in getattr(cls, "targets", ()):
+            if target.name not in trains and _input_kind(target.name) not in kinds:
+                what = ", ".join([*trains, *(f"any model of {_KIND_WORDS[k]}" for k in kinds)]) or "no"
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} trains only "
-                                f"{', '.join(getattr(cls, 'targets', ())) or 'no'} targets, not matrix.target[{i}] {target.name}")
+                                f"{what} targets, not matrix.target[{i}] {target.name}")
     for family in families.values():
         problems += family.check(grid, source)
     return problems

@@ -20,11 +20,11 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from recsec.defenses.poisoning.robust import RobustTraining
 from recsec.defenses.registry import register_defense
 from recsec.models.base import EpochCallback
 from recsec.models.bpr import BPRMF, bpr_batch_gradient
 from recsec.models.optim import OPTIMIZERS
-from recsec.models.registry import Configured
 from recsec.models.sampling import InteractionSampler, make_generator
 
 
@@ -37,16 +37,6 @@ class APRConfig:
     def __post_init__(self):
         if self.eps < 0 or self.reg_adv < 0 or self.epochs < 0:
             raise ValueError(f"apr: eps, reg_adv and epochs must be >= 0, got {self.eps}, {self.reg_adv}, {self.epochs}")
-
-
-class RobustTraining(Configured):
-    """A defense that trains the target differently (on the data it is given)."""
-
-    kind: ClassVar[str] = "training"
-    families: ClassVar[tuple[str, ...]] = ("poisoning",)
-
-    def fit(self, model, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        raise NotImplementedError
 
 
 @register_defense("apr")

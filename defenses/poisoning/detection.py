@@ -26,15 +26,12 @@ import scipy.sparse as sp
 from recsec.defenses.registry import register_defense
 from recsec.models.registry import Configured
 
-USER_ID_TARGETS = ("amr", "bpr", "itemcf", "lmf", "ncf", "pop")
-
-
 class UserFilter(Configured):
     """A detector: which rows (users) of a training matrix to drop."""
 
     kind: ClassVar[str] = "training"
     families: ClassVar[tuple[str, ...]] = ("poisoning",)
-    targets: ClassVar[tuple[str, ...]] = USER_ID_TARGETS
+    target_kinds: ClassVar[tuple[str, ...]] = ("users",)  # it filters the data any user-id target trains on
 
     def flag(self, matrix: sp.csr_matrix) -> np.ndarray:
         """A boolean mask over the rows: True for the users dropped."""
