@@ -157,6 +157,46 @@ def test_dl_attack_injects_its_budget_through_the_oracle(tmp_path):
     assert m["injected_interactions"] == 4 * (5 + 2)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_revadv_lifts_the_targets_more_than_random_fillers_at_the_same_budget(ml100k, seed):
+    """The optimization-based attack beats the random baseline with the same fake users and
+    filler budget: its fillers are chosen by differentiating the target items' softmax loss
+    through a surrogate's training."""
+    spec = grid(attack=["random", {"name": "revadv", "adv_epochs": 3}], fake_share=[0.03], target_items=[3],
+                target_stratum=["unpopular"])
+    spec["seeds"] = [seed]
+    random, revadv = (run(c, ml100k) for c in expand(parse_grid(spec)))
+    assert revadv["fake_users"] == random["fake_users"] == round(0.03 * ml100k.n_users)
+    assert revadv["target_rank"] < 0.85 * random["target_rank"], (revadv["target_rank"], random["target_rank"])
+
+
+def test_revadv_differentiable_adam_steps_as_torch_adam_and_projects_within_the_budget():
+    import torch
+
+    from recsec.attacks.poisoning.revadv import DifferentiableAdam, RevAdv, RevAdvConfig
+
+    start = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    reference = start.clone().requires_grad_()
+    torch_adam = torch.optim.Adam([reference], lr=0.1, weight_decay=1e-2)
+    ours = DifferentiableAdam([start.clone().requires_grad_()], lr=0.1, weight_decay=1e-2)
+    for step in range(4):
+        torch_adam.zero_grad()
+        (reference ** 3).sum().backward()
+        torch_adam.step()
+        ours.step((ours.params[0] ** 3).sum(), differentiable=step >= 2)
+    torch.testing.assert_close(ours.params[0], reference.detach())
+    assert ours.params[0].grad_fn is not None  # the differentiable steps stay in the graph
+
+    values = torch.tensor([[0.9, 0.2, 0.01, 0.7, 0.6], [0.04, 0.0, 0.03, 0.5, 0.02]])
+    targets = torch.tensor([3])
+    projected = RevAdv(RevAdvConfig())._project(values, targets, filler_budget=2)
+    # above the threshold, at most two fillers (largest first), the target kept where it was above
+    assert projected.tolist() == [[1, 0, 0, 1, 1], [0, 0, 0, 1, 0]]
+    unbounded = RevAdv(RevAdvConfig(projection="threshold"))._project(values, targets, filler_budget=2)
+    assert unbounded.tolist() == [[1, 1, 0, 1, 1], [0, 0, 0, 1, 0]]
+
+
 # -- the detector ----------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -200,6 +240,41 @@ def test_degsim_finds_look_alike_profiles_far_above_chance(ml100k):
     share = n_fake / poisoned.shape[0]
     flagged = create_defense("degsim", drop_share=share).flag(poisoned)
     assert flagged[train.shape[0]:].mean() > 10 * share
+
+
+def test_vat_perturbs_the_users_the_model_fits_best_most():
+    import torch
+
+    from recsec.defenses.poisoning.vat import user_vulnerability
+
+    # user 0: two samples, summed loss 2; user 1: one, loss 4; their mean 3
+    g = user_vulnerability(torch.tensor([0, 0, 1]), torch.tensor([1.0, 1.0, 4.0]), 2.0)
+    expected = [2 * torch.sigmoid(torch.tensor(0.5)), 2 * torch.sigmoid(torch.tensor(0.5)),
+                2 * torch.sigmoid(torch.tensor(-0.25))]
+    torch.testing.assert_close(g, torch.stack(expected))
+
+
+def test_vat_without_its_adversarial_term_is_the_targets_own_training():
+    """VAT replaces the target's training but keeps its schedule, sampling and L2: with the
+    adversarial weight at 0 it trains the same model as BPR-MF's own fit."""
+    from recsec import models
+
+    rng = np.random.default_rng(0)
+    train = sp.random(60, 40, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    train.data[:] = 1
+    own = models.create_model("bpr", 60, 40, dim=8, epochs=6, batch_size=64, reg=0.01).fit(train, seed=4)
+    vat = create_defense("vat", adv_reg=0.0).fit(models.create_model("bpr", 60, 40, dim=8, epochs=6, batch_size=64,
+                                                                     reg=0.01), train, seed=4)
+    np.testing.assert_allclose(vat.embedding.detach().numpy(), own.embedding.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_vat_holds_the_injected_targets_lower(ml100k):
+    cells = expand(parse_grid(grid(attack=["popular"], defense=["none", "vat"], fake_share=[0.05], target_items=[3],
+                                   target_stratum=["unpopular"])))
+    plain, vat = (run(c, ml100k) for c in cells)
+    assert vat["target_hr_gain_at_50"] < plain["target_hr_gain_at_50"]
+    assert vat["target_exposure_at_50"] < plain["target_exposure_at_50"]
 
 
 # -- the split and the measures --------------------------------------------------------------------
