@@ -9,6 +9,7 @@ the same module through autograd via `score_pairs`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import scipy.sparse as sp
 import torch
@@ -20,6 +21,10 @@ from recsec.models.config import check_fields
 from recsec.models.optim import OPTIMIZERS
 from recsec.models.registry import register_model
 from recsec.models.sampling import InteractionSampler, make_generator
+
+
+# (epoch, users, positives, negatives) -> (rows touched, their gradients, the batch loss)
+RowGradient = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -101,23 +106,33 @@ class BPRMF(Recommender):
         return (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
+        table, reg = self.embedding.detach(), self.config.reg
+        return self.train_rows(train, lambda epoch, users, pos, neg: bpr_batch_gradient(table, self.n_users, users,
+                                                                                        pos, neg, reg),
+                               seed=seed, epochs=self.config.epochs, on_epoch=on_epoch)
+
+    def train_rows(self, train: sp.csr_matrix, batch_gradient: RowGradient, *, seed: int, epochs: int,
+                   on_epoch: EpochCallback | None = None, reset: bool = True, first_epoch: int = 0):
+        """The epoch loop on the embedding table: `batch_gradient(epoch, users, pos, neg)` gives
+        the rows a batch touches, their gradients and its loss; the config's optimizer steps them.
+        Adversarial trainings (defenses/poisoning) reuse it with their own batch gradient."""
         self.check_train_shape(train)
         cfg = self.config
         generator = make_generator(seed, self.device)
-        self.reset_parameters(generator)
+        if reset:
+            self.reset_parameters(generator)
         sampler = InteractionSampler(train, self.device, generator)
-        table = self.embedding.detach()
         lr = cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr
         optimizer = OPTIMIZERS[cfg.optimizer](self.embedding, lr)
-        for epoch in range(cfg.epochs):
+        for epoch in range(epochs):
             total = torch.zeros((), device=self.device)
             n_batches = 0
             for users, pos, neg in sampler.batches(cfg.batch_size):
-                rows, grads, loss = bpr_batch_gradient(table, self.n_users, users, pos, neg, cfg.reg)
+                rows, grads, loss = batch_gradient(epoch, users, pos, neg)
                 optimizer.step(rows, grads)
                 total += loss.detach()
                 n_batches += 1
             if on_epoch is not None:
-                on_epoch(epoch, float(total) / max(1, n_batches))
+                on_epoch(first_epoch + epoch, float(total) / max(1, n_batches))
         optimizer.close()
         return self

@@ -24,8 +24,6 @@ from recsec.defenses.poisoning.robust import RobustTraining
 from recsec.defenses.registry import register_defense
 from recsec.models.base import EpochCallback
 from recsec.models.bpr import BPRMF, bpr_batch_gradient
-from recsec.models.optim import OPTIMIZERS
-from recsec.models.sampling import InteractionSampler, make_generator
 
 
 @dataclass(frozen=True)
@@ -47,23 +45,18 @@ class APR(RobustTraining):
     def fit(self, model: BPRMF, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         model.fit(train, seed=seed, on_epoch=on_epoch)
         cfg, apr = model.config, self.config
-        sampler = InteractionSampler(train, model.device, make_generator(seed + 1, model.device))
         table = model.embedding.detach()
-        optimizer = OPTIMIZERS[cfg.optimizer](model.embedding, cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr)
-        for epoch in range(apr.epochs):
-            total, n_batches = torch.zeros((), device=model.device), 0
-            for users, pos, neg in sampler.batches(cfg.batch_size):
-                rows, grads, loss = bpr_batch_gradient(table, model.n_users, users, pos, neg, cfg.reg)
-                touched, position = torch.unique(rows, return_inverse=True)
-                row_grad = torch.zeros(len(touched), table.shape[1], device=table.device).index_add_(0, position, grads)
-                delta = apr.eps * F.normalize(row_grad, dim=1)
-                table.index_add_(0, touched, delta)  # theta + delta, for the adversarial gradient only
-                adv_rows, adv_grads, adv_loss = bpr_batch_gradient(table, model.n_users, users, pos, neg, 0.0)
-                table.index_add_(0, touched, -delta)
-                optimizer.step(torch.cat([rows, adv_rows]), torch.cat([grads, apr.reg_adv * adv_grads]))
-                total += (loss + apr.reg_adv * adv_loss).detach()
-                n_batches += 1
-            if on_epoch is not None:
-                on_epoch(cfg.epochs + epoch, float(total) / max(1, n_batches))
-        optimizer.close()
-        return model
+
+        def batch_gradient(epoch, users, pos, neg):
+            rows, grads, loss = bpr_batch_gradient(table, model.n_users, users, pos, neg, cfg.reg)
+            touched, position = torch.unique(rows, return_inverse=True)
+            row_grad = torch.zeros(len(touched), table.shape[1], device=table.device).index_add_(0, position, grads)
+            delta = apr.eps * F.normalize(row_grad, dim=1)
+            table.index_add_(0, touched, delta)  # theta + delta, for the adversarial gradient only
+            adv_rows, adv_grads, adv_loss = bpr_batch_gradient(table, model.n_users, users, pos, neg, 0.0)
+            table.index_add_(0, touched, -delta)
+            return (torch.cat([rows, adv_rows]), torch.cat([grads, apr.reg_adv * adv_grads]),
+                    loss + apr.reg_adv * adv_loss)
+
+        return model.train_rows(train, batch_gradient, seed=seed + 1, epochs=apr.epochs, on_epoch=on_epoch,
+                                reset=False, first_epoch=cfg.epochs)

@@ -28,8 +28,6 @@ from recsec.defenses.poisoning.robust import RobustTraining
 from recsec.defenses.registry import register_defense
 from recsec.models.base import EpochCallback
 from recsec.models.bpr import BPRMF
-from recsec.models.optim import OPTIMIZERS
-from recsec.models.sampling import InteractionSampler, make_generator
 
 
 @dataclass(frozen=True)
@@ -59,28 +57,16 @@ class VAT(RobustTraining):
     targets: ClassVar[tuple[str, ...]] = ("bpr",)
 
     def fit(self, model: BPRMF, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        model.check_train_shape(train)
-        cfg, vat = model.config, self.config
-        generator = make_generator(seed, model.device)
-        model.reset_parameters(generator)
-        sampler = InteractionSampler(train, model.device, generator)
-        table = model.embedding.detach()
-        optimizer = OPTIMIZERS[cfg.optimizer](model.embedding, cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr)
-        for epoch in range(cfg.epochs):
-            adversarial = epoch + 1 >= vat.begin_adv
-            total, n_batches = torch.zeros((), device=model.device), 0
-            for users, pos, neg in sampler.batches(cfg.batch_size):
-                rows = torch.cat([users, pos + model.n_users, neg + model.n_users])
-                gathered = table.index_select(0, rows).requires_grad_()
-                loss = self._batch_loss(gathered, users, cfg.reg, vat if adversarial else None)
-                (grads,) = torch.autograd.grad(loss, gathered)
-                optimizer.step(rows, grads)
-                total += loss.detach()
-                n_batches += 1
-            if on_epoch is not None:
-                on_epoch(epoch, float(total) / max(1, n_batches))
-        optimizer.close()
-        return model
+        table, reg, vat = model.embedding.detach(), model.config.reg, self.config
+
+        def batch_gradient(epoch, users, pos, neg):
+            rows = torch.cat([users, pos + model.n_users, neg + model.n_users])
+            gathered = table.index_select(0, rows).requires_grad_()
+            loss = self._batch_loss(gathered, users, reg, vat if epoch + 1 >= vat.begin_adv else None)
+            (grads,) = torch.autograd.grad(loss, gathered)
+            return rows, grads, loss.detach()
+
+        return model.train_rows(train, batch_gradient, seed=seed, epochs=model.config.epochs, on_epoch=on_epoch)
 
     @staticmethod
     def _batch_loss(gathered: torch.Tensor, users: torch.Tensor, reg: float, vat: VATConfig | None) -> torch.Tensor:
