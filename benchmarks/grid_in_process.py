@@ -6,6 +6,7 @@ MLflow (with MLflow at hand, `recsec run GRID --executor local` does the same an
 
     python benchmarks/grid_in_process.py grids/extraction/gro-ml100k.yaml --data-dir ../shared/data \\
         [--device cuda] [--out cells.jsonl] [--metric agr_at_10 --metric hr_at_10]
+    python benchmarks/grid_in_process.py --table cells-seed0.jsonl --table cells-seed1.jsonl --metric ...
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("grid", type=Path)
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("grid", type=Path, nargs="?")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--table", type=Path, action="append", default=[], metavar="JSONL",
+                        help="print the table of earlier --out files (repeatable) instead of running a grid")
     parser.add_argument("--cache-dir", type=Path, help="trained targets (default: a temporary directory)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, help="write one JSON line per cell here")
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--where", action="append", default=[], metavar="AXIS=TEXT",
                         help="run only cells whose AXIS label contains TEXT (repeatable), e.g. target=sasrec")
     args = parser.parse_args(argv)
+    if args.table:
+        rows = [json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()]
+        print_table(rows, args.metric or default_metrics(rows))
+        return 0
+    if args.grid is None or args.data_dir is None:
+        parser.error("a grid and --data-dir are needed (or --table FILE to print saved results)")
 
     grid = load_grid(args.grid)
     cells = [cell for cell in expand(grid) if selected(cell, args.where)]
@@ -133,6 +142,11 @@ def default_metrics(rows: list[dict]) -> list[str]:
 def print_table(rows: list[dict], metrics: list[str]) -> None:
     # The shared axes, then any axis a family adds (poisoning's fake_share...): never pooled.
     axes = AXES + tuple(a for a in all_axes() if a not in AXES and any(a in row for row in rows))
+    # Axes with one value in every row go above the table, not in a column of their own.
+    fixed = [a for a in axes if len({str(row.get(a, "")) for row in rows}) == 1]
+    if fixed and len(rows) > 1:
+        print("every row: " + ", ".join(f"{a}={rows[0].get(a, '')}" for a in fixed))
+        axes = tuple(a for a in axes if a not in fixed)
     groups = defaultdict(list)
     for row in rows:
         groups[tuple(row.get(a, "") for a in axes)].append(row)
