@@ -106,10 +106,28 @@ class BPRMF(Recommender):
         return (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        table, reg = self.embedding.detach(), self.config.reg
-        return self.train_rows(train, lambda epoch, users, pos, neg: bpr_batch_gradient(table, self.n_users, users,
-                                                                                        pos, neg, reg),
+        return self.train_rows(train, self.bpr_gradient(),
                                seed=seed, epochs=self.config.epochs, on_epoch=on_epoch)
+
+    def warm_fit(self, train: sp.csr_matrix, start: "BPRMF", *, epochs: int, seed: int = 0,
+                 on_epoch: EpochCallback | None = None):
+        """Continue from `start`, a model of the first `start.n_users` users of `train` and its
+        items: their rows copied, every other user's drawn afresh, then `epochs` epochs on
+        `train` with a fresh optimizer (a poisoned retraining from the clean target)."""
+        if start.n_items != self.n_items or start.n_users > self.n_users or start.config.dim != self.config.dim:
+            raise ValueError(f"bpr: cannot warm-start {self.n_users} x {self.n_items} (dim {self.config.dim}) from "
+                             f"{start.n_users} x {start.n_items} (dim {start.config.dim})")
+        self.reset_parameters(make_generator(seed, self.device))
+        with torch.no_grad():
+            self.user_factors[: start.n_users].copy_(start.user_factors.to(self.device))
+            self.item_factors.copy_(start.item_factors.to(self.device))
+        return self.train_rows(train, self.bpr_gradient(),
+                               seed=seed, epochs=epochs, on_epoch=on_epoch, reset=False)
+
+    def bpr_gradient(self) -> RowGradient:
+        """The plain BPR batch gradient on this model's table (with its per-example L2)."""
+        table, reg = self.embedding.detach(), self.config.reg
+        return lambda epoch, users, pos, neg: bpr_batch_gradient(table, self.n_users, users, pos, neg, reg)
 
     def train_rows(self, train: sp.csr_matrix, batch_gradient: RowGradient, *, seed: int, epochs: int,
                    on_epoch: EpochCallback | None = None, reset: bool = True, first_epoch: int = 0):

@@ -197,6 +197,32 @@ def test_revadv_differentiable_adam_steps_as_torch_adam_and_projects_within_the_
     assert unbounded.tolist() == [[1, 1, 0, 1, 1], [0, 0, 0, 1, 0]]
 
 
+def test_a_warm_retraining_continues_from_the_clean_target():
+    from recsec import models
+
+    rng = np.random.default_rng(0)
+    real = sp.random(50, 30, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    real.data[:] = 1
+    clean = models.create_model("bpr", 50, 30, dim=8, epochs=5, batch_size=64).fit(real, seed=0)
+    poisoned = sp.vstack([real, profiles_matrix([np.array([1, 2, 3])] * 4, 30)], format="csr")
+    warm = models.create_model("bpr", 54, 30, dim=8, lr=1e-9, batch_size=64)
+    warm.warm_fit(poisoned, clean, epochs=1, seed=3)
+    np.testing.assert_allclose(warm.user_factors[:50].detach(), clean.user_factors.detach(), atol=1e-6)
+    np.testing.assert_allclose(warm.item_factors.detach(), clean.item_factors.detach(), atol=1e-6)
+    assert 0.05 < float(warm.user_factors[50:].detach().std()) < 0.2  # the fake users' rows are drawn afresh
+
+
+def test_warm_retraining_is_refused_where_it_cannot_continue_the_training():
+    spec = grid(defense=["none", {"name": "apr"}])
+    spec["matrix"]["target"] = [BPR, {"name": "lmf"}]
+    spec["poisoning"] = {"retraining": "warm"}
+    with pytest.raises(GridError) as caught:
+        parse_grid(spec)
+    assert "poisoning.retraining: warm needs targets that can continue training (bpr), not matrix.target[1] lmf" \
+        in str(caught.value)
+    assert "warm cannot continue apr's own training (matrix.defense[1])" in str(caught.value)
+
+
 # -- the detector ----------------------------------------------------------------------------------
 
 @pytest.mark.slow

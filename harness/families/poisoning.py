@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from recsec import defenses
+from recsec import defenses, models
 from recsec.harness.families import poisoning_cells
 from recsec.harness.families.base import CORE_AXES, Axis, Family, Success
 from recsec.harness.families.poisoning_split import STRATA
@@ -33,6 +33,11 @@ class PoisoningConfig(Strict):
     retrainings: int = Field(1, ge=1, description="poisoned targets trained per cell (different seeds), averaged")
     attacker_sees_holdout: bool = Field(
         False, description="the attacker holds its known users' held-out items (to select its surrogate's epoch)")
+    retraining: Literal["scratch", "warm"] = Field(
+        "scratch", description="a poisoned target trains from scratch, or from the clean target's weights "
+                               "(fake users' rows fresh) for warm_epochs more epochs: cheaper, but the poison "
+                               "acts on fewer epochs")
+    warm_epochs: int = Field(5, ge=1, description="epochs of a warm-started poisoned retraining")
 
 
 def _count(v) -> bool:
@@ -69,6 +74,8 @@ class Poisoning(Family):
             if "poisoning" not in (getattr(defenses.defense_class(defense.name), "families", None) or ()):
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend against poisoning; "
                                 f"poisoning cells take none or {', '.join(_poisoning_defenses())}")
+        if grid.sections["poisoning"].retraining == "warm":
+            problems += _check_warm_start(grid, source)
         return problems
 
     def target_identity(self, cell: Cell) -> dict:
@@ -83,6 +90,22 @@ class Poisoning(Family):
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"target_hr_gain_at_{k}", f"target_hr_at_{k}_clean", f"target_hr_at_{k}", f"target_hr_all_at_{k}",
                 "fake_users", f"{utility}_at_{k}", f"poisoned_{utility}_at_{k}"]
+
+
+def _check_warm_start(grid: Grid, source: str) -> list[str]:
+    """A warm start continues the target's own training: the model must know how (`warm_fit`),
+    and no defense may train the target its own way."""
+    problems = []
+    for i, target in enumerate(grid.matrix.target):
+        if target.name in models.model_names() and not hasattr(models.model_class(target.name), "warm_fit"):
+            warm = [n for n in models.model_names() if hasattr(models.model_class(n), "warm_fit")]
+            problems.append(f"{source}: poisoning.retraining: warm needs targets that can continue training "
+                            f"({', '.join(warm)}), not matrix.target[{i}] {target.name}")
+    for j, defense in enumerate(grid.matrix.defense):
+        if defense.name in defenses.defense_names() and hasattr(defenses.defense_class(defense.name), "fit"):
+            problems.append(f"{source}: poisoning.retraining: warm cannot continue {defense.name}'s own training "
+                            f"(matrix.defense[{j}]); use retraining: scratch")
+    return problems
 
 
 def _poisoning_defenses() -> list[str]:

@@ -46,14 +46,17 @@ def budget_for(cell: Cell, split: PoisonSplit) -> PoisonBudget:
 
 # -- training a target (clean or poisoned) -----------------------------------------------------
 
-def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: str):
+def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: str, start=None):
     """The cell's target model trained on `train` (real users first, then any fake users); with
-    `candidates` (`selection_candidates`), the epoch whose held-out items rank best among them."""
+    `candidates` (`selection_candidates`), the epoch whose held-out items rank best among them;
+    with `start` (the clean target, `retraining: warm`), continued from its weights."""
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     model = spec.build(*train.shape).to(device)
     keeper = BestEpoch(model, *candidates) if candidates is not None else None
     robust = getattr(cell.defense_instance(), "fit", None)  # a defense that trains the target (APR)
-    if robust is not None:
+    if start is not None:
+        model.warm_fit(train, start, epochs=cell.sections["poisoning"].warm_epochs, seed=seed, on_epoch=keeper)
+    elif robust is not None:
         robust(model, train, seed=seed, on_epoch=keeper)
     else:
         model.fit(train, seed=seed, on_epoch=keeper)
@@ -167,8 +170,10 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
     out = _detection(kept, split.n_users, profiles.shape[0]) if hasattr(cell.defense_instance(), "flag") else {}
     after, utility = [], []
     candidates = selection_candidates(cell, split)  # drawn once for every retraining
+    warm = cell.sections["poisoning"].retraining == "warm"
     for r in range(cell.sections["poisoning"].retrainings):
-        model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device)
+        model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device,
+                           start=clean if warm else None)
         after.append(target_metrics(target_ranks(model, split.train, targets), n_ranked, ks))
         lists = model.recommend(np.arange(split.n_users), max(ks), exclude=split.train)
         utility.append(metrics.utility_metrics(lists, split.test, ks, prefix="poisoned_"))
