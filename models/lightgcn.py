@@ -139,10 +139,15 @@ class LightGCN(Recommender):
             for users, pos, neg in batches:
                 yield self.batch_loss(users, pos, neg)
 
-        try:
-            descend(self, optimizer, cfg.epochs, losses, on_epoch)
+        def after_epoch(epoch: int, loss: float) -> None:
+            # Kept current every epoch: a caller that snapshots the best epoch's state gets its vectors.
             with torch.no_grad():
                 self.propagated.copy_(self.propagate())
+            if on_epoch is not None:
+                on_epoch(epoch, loss)
+
+        try:
+            descend(self, optimizer, cfg.epochs, losses, after_epoch)
         finally:
             self._graph = None
         return self

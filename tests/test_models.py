@@ -315,8 +315,14 @@ def test_lazy_adam_leaves_untouched_rows_alone():
 
 
 def test_lightgcn_smooths_embeddings_over_the_normalized_graph(train):
-    """LightGCN's vectors are the mean of layers 0..L of D^-1/2 A D^-1/2 E, A the user-item graph."""
-    model = fast_model("lightgcn", layers=2).fit(train, seed=0)
+    """LightGCN's vectors are the mean of layers 0..L of D^-1/2 A D^-1/2 E, A the user-item graph,
+    kept current every epoch (an epoch keeper that restores an earlier state gets its vectors)."""
+    import copy
+
+    model = fast_model("lightgcn", layers=2)
+    snapshots = []
+    model.fit(train, seed=0, on_epoch=lambda epoch, loss: snapshots.append(copy.deepcopy(model.state_dict())))
+    model.load_state_dict(snapshots[0])
     adjacency = np.block([[np.zeros((N_USERS, N_USERS)), train.toarray()],
                           [train.toarray().T, np.zeros((N_ITEMS, N_ITEMS))]])
     degree = adjacency.sum(1)
