@@ -69,19 +69,6 @@ def normalized_adjacency(train: sp.csr_matrix, device: torch.device) -> torch.Te
                                    check_invariants=False).coalesce()
 
 
-def user_uniform_triples(sampler: InteractionSampler, train: sp.csr_matrix, generator: torch.Generator):
-    """One epoch of the official sampler: n_interactions users drawn uniformly (those without
-    interactions skipped), a uniform positive from each one's row, a uniform negative outside it."""
-    device = sampler.device
-    indptr = torch.from_numpy(train.indptr.astype(np.int64)).to(device)
-    degree = indptr[1:] - indptr[:-1]
-    users = torch.randint(0, train.shape[0], (sampler.n_interactions,), generator=generator, device=device)
-    users = users[degree[users] > 0]
-    at = indptr[users] + (torch.rand(len(users), generator=generator, device=device) * degree[users]).long()
-    items = torch.from_numpy(train.indices.astype(np.int64)).to(device)[at]
-    return users, items, sampler.negatives(users)
-
-
 @register_model("lightgcn")
 class LightGCN(Recommender):
     Config = LightGCNConfig
@@ -129,11 +116,7 @@ class LightGCN(Recommender):
 
         def losses(epoch: int):
             if cfg.sampling == "user_uniform":
-                triples = user_uniform_triples(sampler, train, generator)
-                order = torch.randperm(len(triples[0]), generator=generator, device=self.device)
-                triples = [t[order] for t in triples]
-                batches = (tuple(t[s:s + cfg.batch_size] for t in triples)
-                           for s in range(0, len(order), cfg.batch_size))
+                batches = sampler.user_uniform_batches(cfg.batch_size)
             else:
                 batches = sampler.batches(cfg.batch_size)
             for users, pos, neg in batches:

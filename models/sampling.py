@@ -33,7 +33,7 @@ class InteractionSampler:
         if len(full):
             raise ValueError(f"user {full[0]} has interacted with every item: no negative item exists for it")
         coo = matrix.tocoo()
-        self.n_items = matrix.shape[1]
+        self.n_users, self.n_items = matrix.shape
         self.device = torch.device(device)
         self.generator = generator
         self.users = torch.from_numpy(coo.row.astype(np.int64)).to(device)
@@ -104,6 +104,25 @@ class InteractionSampler:
         users, items = self.users[order], self.items[order]
         negatives = self.negatives(users)
         for start in range(0, self.n_interactions, batch_size):
+            end = start + batch_size
+            yield users[start:end], items[start:end], negatives[start:end]
+
+    def user_uniform_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch as LightGCN's official sampler (`UniformSample_original`) draws it:
+        n_interactions users uniformly (those without interactions skipped), a uniform positive
+        from each one's row and a uniform negative outside it, then shuffled into batches.
+
+        Heavy users are seen as often as light ones, unlike `batches`, which visits every
+        interaction once.
+        """
+        users = torch.randint(0, self.n_users, (self.n_interactions,), generator=self.generator, device=self.device)
+        users = users[self._degree[users] > 0]
+        offset = (torch.rand(len(users), generator=self.generator, device=self.device) * self._degree[users]).long()
+        items = self.items[self._row_start[users] + offset]
+        negatives = self.negatives(users)
+        order = torch.randperm(len(users), generator=self.generator, device=self.device)
+        users, items, negatives = users[order], items[order], negatives[order]
+        for start in range(0, len(users), batch_size):
             end = start + batch_size
             yield users[start:end], items[start:end], negatives[start:end]
 

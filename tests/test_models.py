@@ -281,6 +281,27 @@ def test_batches_cover_every_interaction_once_with_valid_negatives(sampler_path)
     assert sorted(seen) == sorted(zip(coo.row.tolist(), coo.col.tolist()))
 
 
+def test_user_uniform_batches_weigh_users_equally_and_skip_empty_rows(sampler_path):
+    # User 0 holds 30 interactions, users 1-19 one each, user 20 none: per interaction, user 0
+    # would be drawn 30/49 of the time; per user (LightGCN's sampler), 1/20.
+    m = np.zeros((21, 40), dtype=np.float32)
+    m[0, :30] = 1
+    m[np.arange(1, 20), np.arange(1, 20)] = 1
+    m = sp.csr_matrix(m)
+    s = sampling.InteractionSampler(m, torch.device("cpu"), torch.Generator().manual_seed(0))
+    dense = torch.from_numpy(m.toarray() > 0)
+    users = []
+    for _ in range(200):
+        for u, pos, neg in s.user_uniform_batches(16):
+            assert dense[u, pos].all() and not dense[u, neg].any()
+            users.append(u)
+    counts = torch.bincount(torch.cat(users), minlength=21)
+    assert counts[20] == 0
+    # 200 epochs of about 47 draws each over 20 users: about 470 a user.
+    assert 300 < counts[0] < 650, counts.tolist()
+    assert 300 < counts[1:20].float().mean() < 650
+
+
 # --------------------------------------------------------------------------- optimizers
 
 
