@@ -21,6 +21,17 @@ from recsec.models.ranking import recommend_top_k
 EpochCallback = Callable[[int, float], None]
 
 
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`table[index]` (any index shape) with a repeatable backward.
+
+    The backward of advanced indexing (`index_put_` with accumulate) adds repeated rows in an
+    order that depends on thread scheduling once a batch is large enough to be split, so two
+    identical fits on a multi-core CPU differ in the last bits and then drift apart.
+    `index_select`'s backward (`index_add_`) adds them in index order.
+    """
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, *table.shape[1:])
+
+
 def normal_init_(tables, generator: torch.Generator, std: float) -> None:
     """Seeded N(0, std^2) initialization of embedding tables, in place (no autograd)."""
     with torch.no_grad():

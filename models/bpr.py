@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.base import EpochCallback, Recommender, gather_rows, normal_init_
 from recsec.models.config import check_fields
 from recsec.models.optim import OPTIMIZERS
 from recsec.models.registry import register_model
@@ -94,16 +94,16 @@ class BPRMF(Recommender):
         return self.user_factors[users] @ self.item_factors.T
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
+        return (gather_rows(self.user_factors, users).unsqueeze(1) * gather_rows(self.item_factors, items)).sum(-1)
 
     def item_tables(self) -> dict[str, torch.Tensor]:
         return {"item": self.item_factors}
 
     def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"item": self.user_factors[users]}
+        return {"item": gather_rows(self.user_factors, users)}
 
     def score_with_item_vectors(self, users, items, vectors):
-        return (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
+        return (gather_rows(self.user_factors, users).unsqueeze(1) * vectors["item"]).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         return self.train_rows(train, self.bpr_gradient(),

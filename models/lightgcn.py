@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.base import EpochCallback, Recommender, gather_rows, normal_init_
 from recsec.models.config import check_fields
 from recsec.models.registry import register_model
 from recsec.models.sampling import InteractionSampler, make_generator
@@ -101,7 +101,7 @@ class LightGCN(Recommender):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         table = self.propagate()
-        return (table[users].unsqueeze(1) * table[self.n_users + items]).sum(-1)
+        return (gather_rows(table, users).unsqueeze(1) * gather_rows(table, self.n_users + items)).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         self.check_train_shape(train)
@@ -137,7 +137,7 @@ class LightGCN(Recommender):
 
     def batch_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         table = self.propagate()
-        u, i, j = table[users], table[self.n_users + pos], table[self.n_users + neg]
+        u, i, j = gather_rows(table, users), gather_rows(table, self.n_users + pos), gather_rows(table, self.n_users + neg)
         loss = F.softplus((u * j).sum(1) - (u * i).sum(1)).mean()
         if self.config.decay:
             ego = self.embedding[torch.cat([users, self.n_users + pos, self.n_users + neg])]

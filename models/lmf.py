@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.base import EpochCallback, Recommender, gather_rows, normal_init_
 from recsec.models.config import check_fields
 from recsec.models.registry import register_model
 from recsec.models.sampling import make_generator
@@ -60,18 +60,18 @@ class LMF(Recommender):
         return self.user_factors[users] @ self.item_factors.T + self.user_bias[users, None] + self.item_bias
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dots = (self.user_factors[users].unsqueeze(1) * self.item_factors[items]).sum(-1)
-        return dots + self.user_bias[users, None] + self.item_bias[items]
+        dots = (gather_rows(self.user_factors, users).unsqueeze(1) * gather_rows(self.item_factors, items)).sum(-1)
+        return dots + gather_rows(self.user_bias, users)[:, None] + gather_rows(self.item_bias, items)
 
     def item_tables(self) -> dict[str, torch.Tensor]:
         return {"item": self.item_factors}
 
     def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"item": self.user_factors[users]}
+        return {"item": gather_rows(self.user_factors, users)}
 
     def score_with_item_vectors(self, users, items, vectors):
-        dots = (self.user_factors[users].unsqueeze(1) * vectors["item"]).sum(-1)
-        return dots + self.user_bias[users, None] + self.item_bias[items]
+        dots = (gather_rows(self.user_factors, users).unsqueeze(1) * vectors["item"]).sum(-1)
+        return dots + gather_rows(self.user_bias, users)[:, None] + gather_rows(self.item_bias, items)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         cfg = self.config

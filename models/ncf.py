@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsec.models.base import EpochCallback, Recommender, normal_init_
+from recsec.models.base import EpochCallback, Recommender, gather_rows, normal_init_
 from recsec.models.config import check_fields
 from recsec.models.registry import register_model
 from recsec.models.sampling import make_generator
@@ -100,8 +100,8 @@ class NeuMF(Recommender):
             item_gmf = item_gmf.unsqueeze(0).expand(b, -1, -1)
             item_mlp = item_mlp.unsqueeze(0).expand(b, -1, -1)
         m = item_gmf.shape[1]
-        gmf = self.user_gmf[users].unsqueeze(1) * item_gmf
-        user_mlp = self.user_mlp[users].unsqueeze(1).expand(b, m, -1)
+        gmf = gather_rows(self.user_gmf, users).unsqueeze(1) * item_gmf
+        user_mlp = gather_rows(self.user_mlp, users).unsqueeze(1).expand(b, m, -1)
         mlp = self.tower(torch.cat([user_mlp, item_mlp], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
@@ -109,13 +109,13 @@ class NeuMF(Recommender):
         return self._score(users, self.item_gmf, self.item_mlp)
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self._score(users, self.item_gmf[items], self.item_mlp[items])
+        return self._score(users, gather_rows(self.item_gmf, items), gather_rows(self.item_mlp, items))
 
     def item_tables(self) -> dict[str, torch.Tensor]:
         return {"gmf": self.item_gmf, "mlp": self.item_mlp}
 
     def user_vectors(self, users: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"gmf": self.user_gmf[users], "mlp": self.user_mlp[users]}
+        return {"gmf": gather_rows(self.user_gmf, users), "mlp": gather_rows(self.user_mlp, users)}
 
     def score_with_item_vectors(self, users, items, vectors):
         return self._score(users, vectors["gmf"], vectors["mlp"])

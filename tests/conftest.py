@@ -24,3 +24,14 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared datasets not found at {path} (set RECSEC_SHARED_DATA to their folder)")
     return path
+
+
+@pytest.fixture
+def two_threads():
+    """torch on two threads, as on a 2-core CI runner, whatever this machine's default."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 import torch
 
@@ -38,7 +39,7 @@ from recsec.harness.families.visual_metrics import (
     ssim,
     taamr_metrics,
 )
-from recsec.models import create_model
+from recsec.models import create_model, model_class
 from recsec.models.visual import (
     FEATURE_DIM,
     IMAGENET_CLASSES,
@@ -243,6 +244,19 @@ def test_amr_trains_adversarially_and_differs_from_vbpr(small_world):
 
 
 # -- attacks -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["vbpr", "amr"])
+def test_fits_repeat_bit_for_bit_when_batches_are_split_across_threads(name, two_threads):
+    # AMR's feature perturbation and both models' gathers must not add rows in thread order.
+    interactions = sp.random(400, 300, density=0.1, random_state=1, format="csr", dtype=np.float32)
+    interactions.data[:] = 1
+    features = np.random.default_rng(0).normal(size=(300, 64)).astype(np.float32)
+    cls = model_class(name)
+    fit = lambda: cls(400, 300, cls.Config(epochs=2, batch_size=4096), features=features).fit(interactions, seed=0)  # noqa: E731
+    first, second = fit(), fit()
+    with torch.no_grad():
+        assert torch.equal(first.score(torch.arange(400)), second.score(torch.arange(400)))
+
+
 @pytest.mark.parametrize("name,params", [("fgsm", {}), ("pgd", {"steps": 3})])
 def test_attacks_stay_in_the_eps_ball_and_in_pixel_range(native_cnn, fashion, name, params):
     x = fashion.images[:2]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsec.models.base import Recommender
+from recsec.models.base import Recommender, gather_rows
 from recsec.models.sequential.base import recommend_after
 
 
@@ -53,7 +53,7 @@ class FusedItemClone(Recommender):
         user_side = self.clone.user_vectors(users)
         fused = {}
         for name in self.table_names:
-            q_c, q_a = own[name][items], getattr(self, f"aux_{name}")[items]  # [b, m, d]
+            q_c, q_a = gather_rows(own[name], items), gather_rows(getattr(self, f"aux_{name}"), items)  # [b, m, d]
             p_u = user_side[name].unsqueeze(1)
             alpha = F.relu(p_u * q_c) @ self.attention + self.attention_bias
             beta = F.relu(p_u * q_a) @ self.attention + self.attention_bias

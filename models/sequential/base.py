@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from recsec.models.sequential.sequences import Sequences
-from recsec.models.base import EpochCallback
+from recsec.models.base import EpochCallback, gather_rows
 from recsec.models.config import check_fields
 from recsec.models.ranking import recommend_top_k
 from recsec.models.sampling import make_generator
@@ -171,7 +171,7 @@ class SequentialRecommender(nn.Module):
         """Scores of `items` [b, m] after `sequences` [b, L]: [b, m], equal to `score` gathered."""
         hidden = self.query(self.fit_length(sequences))
         scores = torch.einsum("bd,bmd->bm", hidden, self.item_embedding(items))
-        return scores if self.output_bias is None else scores + self.output_bias[items]
+        return scores if self.output_bias is None else scores + gather_rows(self.output_bias, items)
 
     def fit_length(self, sequences: torch.Tensor) -> torch.Tensor:
         """Left-pad or cut [b, L] to [b, max_len], keeping the most recent items."""
@@ -221,7 +221,7 @@ class SequentialRecommender(nn.Module):
                                 vectors: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.query(self.fit_length(sequences))
         scores = torch.einsum("bd,bmd->bm", hidden, vectors["item"])
-        return scores if self.output_bias is None else scores + self.output_bias[items]
+        return scores if self.output_bias is None else scores + gather_rows(self.output_bias, items)
 
     def load_item_tables(self, tables: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsec.models.base import EpochCallback, Recommender
+from recsec.models.base import EpochCallback, Recommender, gather_rows
 from recsec.models.losses import bpr_loss
 from recsec.models.sampling import make_generator
 from recsec.models.training import train_pairs
@@ -124,21 +124,21 @@ class VBPR(Recommender):
     def _item_terms(self, scaled: torch.Tensor, items: torch.Tensor | None):
         """(latent item vectors, visual item vectors, item biases or None) for `items` (None:
         all), from scaled features of the same rows."""
-        q = self.item_factors if items is None else self.item_factors[items]
+        q = self.item_factors if items is None else gather_rows(self.item_factors, items)
         visual = scaled @ self.projection
         if self.config.variant == "taamr":
             return q + visual, None, None
-        bias = self.item_bias if items is None else self.item_bias[items]
+        bias = self.item_bias if items is None else gather_rows(self.item_bias, items)
         return q, visual, bias + scaled @ self.visual_bias
 
     def _score(self, users: torch.Tensor, q, visual, bias) -> torch.Tensor:
         """users [b]; q, visual [n, d] (all items: [b, n] scores) or [b, m, d] (per user)."""
-        p = self.user_factors[users]
+        p = gather_rows(self.user_factors, users)
         per_user = q.ndim == 3
         dot = (lambda a, b: (a.unsqueeze(1) * b).sum(-1)) if per_user else (lambda a, b: a @ b.T)
         scores = dot(p, q)
         if visual is not None:
-            scores = scores + dot(self.user_visual[users], visual) + (bias if per_user else bias.unsqueeze(0))
+            scores = scores + dot(gather_rows(self.user_visual, users), visual) + (bias if per_user else bias.unsqueeze(0))
         return scores
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
@@ -183,7 +183,7 @@ class VBPR(Recommender):
         # One feature leaf per distinct item, so an item's gradient sums over its occurrences.
         unique, inverse = torch.unique(items, return_inverse=True)
         leaf = scaled_all[unique].clone().requires_grad_(adversarial)
-        scores = self._pair_scores(users, items, leaf[inverse])
+        scores = self._pair_scores(users, items, gather_rows(leaf, inverse))
         loss = bpr_loss(scores[:, 0], scores[:, 1])
         if adversarial:
             (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True)
@@ -194,9 +194,9 @@ class VBPR(Recommender):
             adv_scores = self._pair_scores(users, items, (leaf + delta).detach()[inverse])
             loss = loss + cfg.adv_weight * bpr_loss(adv_scores[:, 0], adv_scores[:, 1])
         if cfg.reg:
-            rows = [self.user_factors[users], self.item_factors[items]]
+            rows = [gather_rows(self.user_factors, users), gather_rows(self.item_factors, items)]
             if cfg.variant == "vbpr":
-                rows += [self.user_visual[users], self.item_bias[items]]
+                rows += [gather_rows(self.user_visual, users), gather_rows(self.item_bias, items)]
             loss = loss + cfg.reg / (2 * b) * sum(r.square().sum() for r in rows)
         return loss
 
