@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from recsec.models.losses import PAIRWISE_LOSSES, pairwise_loss
+from recsec.models.optim import adam
 from recsec.models.ranking import mask_rows_
 from recsec.models.sampling import make_generator, sample_outside
 
@@ -103,7 +104,7 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     if isinstance(contexts, np.ndarray):
         contexts = torch.from_numpy(contexts.astype(np.int64)).to(device)
     served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = adam(model.parameters(), lr=cfg.lr)
     model.train()
     step, pools = 0, None
     for _ in range(cfg.epochs):

@@ -28,6 +28,7 @@ from torch import nn
 
 from recsec.models.base import EpochCallback, Recommender, gather_rows, normal_init_
 from recsec.models.config import check_fields
+from recsec.models.optim import adam
 from recsec.models.registry import register_model
 from recsec.models.sampling import InteractionSampler, make_generator
 from recsec.models.training import descend
@@ -111,7 +112,7 @@ class LightGCN(Recommender):
         generator = make_generator(seed, self.device)
         self.reset_parameters(generator)
         sampler = InteractionSampler(train, self.device, generator)
-        optimizer = torch.optim.Adam([self.embedding], lr=cfg.lr)
+        optimizer = adam([self.embedding], lr=cfg.lr)
         self._graph = normalized_adjacency(train, self.device)
 
         def losses(epoch: int):

@@ -14,6 +14,18 @@ import math
 import torch
 
 
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """torch's Adam with its multi-tensor (`foreach`) update, which torch picks by default only
+    for GPU parameters. On a CPU it gives the same bits as the per-tensor loop without its Python
+    overhead: a third of a small NeuMF's step at batch 256."""
+    return torch.optim.Adam(params, foreach=True, **kwargs)
+
+
+def adamw(params, **kwargs) -> torch.optim.AdamW:
+    """torch's AdamW with the multi-tensor update (see `adam`)."""
+    return torch.optim.AdamW(params, foreach=True, **kwargs)
+
+
 class DenseAdam:
     def __init__(self, table: torch.nn.Parameter, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.table = table

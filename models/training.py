@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from recsec.models.base import EpochCallback, Recommender
 from recsec.models.losses import bpr_loss
+from recsec.models.optim import adam
 from recsec.models.sampling import InteractionSampler, make_generator
 
 OBJECTIVES = ("bpr", "bce")
@@ -47,7 +48,7 @@ def train_sampled(
 
     `reset=False` keeps the model's current weights as the starting point (e.g. item tables an
     attack initialized from an auxiliary model)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def batch_loss(epoch, sampler, users, pos, _):
         neg = sampler.negatives(users, per_user=negatives).view(len(users), negatives)
@@ -130,7 +131,7 @@ def train_fixed_negatives(
     labels = torch.cat([torch.ones(len(sampler.users), device=model.device),
                         torch.zeros(len(negative_users), device=model.device)])
     if optimizer is None:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def losses(epoch: int) -> Iterator[torch.Tensor]:
         order = torch.randperm(len(users), generator=generator, device=model.device)

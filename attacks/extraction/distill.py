@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from recsec.models.losses import list_loss
+from recsec.models.optim import adam
 from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
 from recsec.models.sequential.training import BestEpoch, clip_gradients, make_optimizer
 
@@ -63,7 +64,7 @@ def distill(model, prefixes, lists: np.ndarray, cfg, *, seed: int):
     else:
         held_out = held_out[:0]
     optimizer = (make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
-                 else torch.optim.Adam(model.parameters(), lr=cfg.lr))
+                 else adam(model.parameters(), lr=cfg.lr))
     best = BestEpoch(model)
     model.train()
     for _ in range(cfg.epochs):

@@ -41,6 +41,7 @@ from torch import nn
 from recsec.attacks.membership.base import (BestCheckpoint, NetworkAttack, Standardizer, batches, holdout_split, mlp,
                                      seeded_init, single_threaded)
 from recsec.models.config import check_fields
+from recsec.models.optim import adam
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,9 @@ class DLMIA(NetworkAttack):
         train, held_out = holdout_split(shadow_y, cfg.holdout, np.random.default_rng([seed, 0xD1]))
         with seeded_init(seed):
             self.model_ = model = DLMIAModel(shadow_x.shape[1], cfg)
-        main = torch.optim.Adam([p for name, p in model.named_parameters() if not name.startswith("weight.")],
+        main = adam([p for name, p in model.named_parameters() if not name.startswith("weight.")],
                                 lr=cfg.lr)
-        weight = torch.optim.Adam(model.weight.parameters(), lr=cfg.lr)
+        weight = adam(model.weight.parameters(), lr=cfg.lr)
         generator = torch.Generator().manual_seed(seed)
         best = BestCheckpoint(model)
         for _ in range(cfg.epochs):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from recsec.attacks.membership.base import (BestCheckpoint, MembershipAttack, NetworkAttack, Standardizer, batches,
                                      holdout_split, mlp, seeded_init, single_threaded)
 from recsec.models.config import check_fields
+from recsec.models.optim import adam
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ZhangMLP(NetworkAttack):
             self.model_ = mlp((shadow_x.shape[1], *cfg.hidden, 1))
         train, held_out = holdout_split(shadow_y, cfg.holdout, np.random.default_rng([seed, 0x2A]))
         x, y = self.standardize_(shadow_x), torch.as_tensor(shadow_y, dtype=torch.float32)
-        optimizer = torch.optim.Adam(self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = adam(self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         generator = torch.Generator().manual_seed(seed)
         best = BestCheckpoint(self.model_)
         for _ in range(cfg.epochs):

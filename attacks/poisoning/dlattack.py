@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from recsec.attacks.poisoning.base import Injection, PoisonAttack, PoisonView, profiles_matrix
 from recsec.attacks.registry import register_attack
 from recsec.models import create_model
+from recsec.models.optim import adam
 from recsec.models.selection import BestEpoch, sampled_candidates
 from recsec.models.training import train_fixed_negatives
 
@@ -104,7 +105,7 @@ class DLAttack(PoisonAttack):
     def _pretrain(self, train: sp.csr_matrix, selection, seed: int, device: str):
         params = self.config.surrogate
         surrogate = create_model("ncf", train.shape[0], train.shape[1], **params).to(device)
-        optimizer = torch.optim.Adam(surrogate.parameters(), lr=surrogate.config.lr,
+        optimizer = adam(surrogate.parameters(), lr=surrogate.config.lr,
                                      weight_decay=surrogate.config.weight_decay)
         keeper = BestEpoch(surrogate, *selection) if selection is not None else None
         train_fixed_negatives(surrogate, train, epochs=surrogate.config.epochs, batch_size=surrogate.config.batch_size,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsec.defenses.visual.registry import register_input_defense
+from recsec.models.optim import adam
 from recsec.models.sampling import make_generator
 from recsec.models.visual.efficientnet_lite import as_float_images
 
@@ -122,7 +123,7 @@ class ContrastiveDetector:
             self.head = nn.Linear(cfg.embed_dim, 1).to(self.device)
         generator = make_generator(seed, torch.device("cpu"))
 
-        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr)
+        optimizer = adam(self.encoder.parameters(), lr=cfg.lr)
         self.encoder.train()
         for _ in range(cfg.epochs):
             for rows in self._batches(len(images), generator):
@@ -136,7 +137,7 @@ class ContrastiveDetector:
         self.encoder.eval()
 
         embeddings = self._embed(images)
-        optimizer = torch.optim.Adam(self.head.parameters(), lr=cfg.lr * 10)
+        optimizer = adam(self.head.parameters(), lr=cfg.lr * 10)
         for _ in range(cfg.head_epochs):
             for rows in self._batches(len(images), generator):
                 logits = self.head(embeddings[rows].to(self.device)).squeeze(1)

@@ -20,6 +20,7 @@ from torch import nn
 
 from recsec.defenses.visual.base import ImageTransform
 from recsec.defenses.visual.registry import register_input_defense
+from recsec.models.optim import adam
 from recsec.models.sampling import make_generator
 from recsec.models.visual.efficientnet_lite import as_float_images
 
@@ -82,7 +83,7 @@ class Purifier(ImageTransform):
             torch.manual_seed(seed)
             self.network = Denoiser(cfg.channels, cfg.depth).to(self.device)
         generator = make_generator(seed, torch.device("cpu"))
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
+        optimizer = adam(self.network.parameters(), lr=cfg.lr)
         self.network.train()
         for _ in range(cfg.epochs):
             order = torch.randperm(len(clean), generator=generator)

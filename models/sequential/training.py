@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recsec.models.optim import adam, adamw
 from recsec.models.sequential.sequences import Sequences, left_windows, ragged_range
 from recsec.models.losses import bpr_loss
 from recsec.models.sampling import InteractionSampler, make_generator
@@ -160,7 +161,7 @@ def make_optimizer(model, lr: float | None = None, weight_decay: float | None = 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     weight_decay = cfg.weight_decay if weight_decay is None else weight_decay
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+    return adamw([{"params": decay, "weight_decay": weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr if lr is None else lr)
 
 
@@ -240,7 +241,7 @@ def train_next_item_pairs(model, train: Sequences, *, epochs: int, batch_size: i
         torch.manual_seed(seed)
         generator = make_generator(seed, device)
         sampler = WindowSampler(train, unit="prefixes", length=max_len + 1, pad=pad, device=device, generator=generator)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = adam(model.parameters(), lr=lr)
         model.train()
         for _ in range(epochs):
             for batch in sampler.batches(batch_size):

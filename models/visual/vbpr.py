@@ -33,6 +33,7 @@ from torch import nn
 
 from recsec.models.base import EpochCallback, Recommender, gather_rows
 from recsec.models.losses import bpr_loss
+from recsec.models.optim import adam
 from recsec.models.sampling import make_generator
 from recsec.models.training import train_pairs
 from recsec.models.registry import register_model
@@ -173,7 +174,7 @@ class VBPR(Recommender):
         def batch_loss(epoch, sampler, users, pos, neg):
             return self._batch_loss(users, pos, neg, scaled_all, adversarial=epoch >= adv_from)
 
-        return train_pairs(self, train, torch.optim.Adam(self.parameters(), lr=cfg.lr), batch_loss,
+        return train_pairs(self, train, adam(self.parameters(), lr=cfg.lr), batch_loss,
                            epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed, on_epoch=on_epoch)
 
     def _batch_loss(self, users, pos, neg, scaled_all, *, adversarial: bool) -> torch.Tensor:
