@@ -145,7 +145,7 @@ class DLMIA(NetworkAttack):
         with seeded_init(seed):
             self.model_ = model = DLMIAModel(shadow_x.shape[1], cfg)
         main = adam([p for name, p in model.named_parameters() if not name.startswith("weight.")],
-                                lr=cfg.lr)
+                    lr=cfg.lr)
         weight = adam(model.weight.parameters(), lr=cfg.lr)
         generator = torch.Generator().manual_seed(seed)
         best = BestCheckpoint(model)

@@ -105,8 +105,7 @@ class DLAttack(PoisonAttack):
     def _pretrain(self, train: sp.csr_matrix, selection, seed: int, device: str):
         params = self.config.surrogate
         surrogate = create_model("ncf", train.shape[0], train.shape[1], **params).to(device)
-        optimizer = adam(surrogate.parameters(), lr=surrogate.config.lr,
-                                     weight_decay=surrogate.config.weight_decay)
+        optimizer = adam(surrogate.parameters(), lr=surrogate.config.lr, weight_decay=surrogate.config.weight_decay)
         keeper = BestEpoch(surrogate, *selection) if selection is not None else None
         train_fixed_negatives(surrogate, train, epochs=surrogate.config.epochs, batch_size=surrogate.config.batch_size,
                               lr=surrogate.config.lr, negatives=surrogate.config.negatives, seed=seed,
