@@ -1,4 +1,5 @@
-"""Foundation benchmark: BPR training speed, full-ranking speed, a training task's peak memory,
+"""Foundation benchmark: BPR training speed, a small NeuMF's step with torch's two Adam updates,
+full-ranking speed, a training task's peak memory,
 and the harness's own overhead on the quickstart grid. Prints figures; asserts nothing.
 
     python benchmarks/foundation.py --data-dir ../shared/data [--epochs 3] [--skip-grid]
@@ -39,6 +40,30 @@ def bpr_epoch_seconds(matrix, optimizer: str, epochs: int) -> tuple[float, float
     model.fit(matrix, seed=0, on_epoch=lambda epoch, loss: stamps.append((time.perf_counter(), loss)))
     times = np.diff([start] + [t for t, _ in stamps])
     return statistics.median(times), stamps[-1][1]
+
+
+def neumf_step_ms(matrix, foreach: bool, epochs: int) -> tuple[float, str]:
+    """Median ms per step of DL-Attack's surrogate NeuMF (batch 256, 4 negatives drawn once) with
+    torch's per-tensor Adam (its CPU default) or the multi-tensor one (`models.optim.adam`), and
+    a hash of the fitted weights: the two must train the same model."""
+    import hashlib
+
+    import recsec.models.training as training
+    from recsec.attacks.poisoning.dlattack import SURROGATE
+    from recsec.models import create_model
+
+    chosen = training.adam
+    training.adam = lambda params, **kw: torch.optim.Adam(params, foreach=foreach, **kw)
+    try:
+        stamps = []
+        model = create_model("ncf", *matrix.shape, **{**SURROGATE, "epochs": epochs})
+        start = time.perf_counter()
+        model.fit(matrix, seed=0, on_epoch=lambda epoch, loss: stamps.append(time.perf_counter()))
+    finally:
+        training.adam = chosen
+    steps = matrix.nnz * (1 + SURROGATE["negatives"]) / SURROGATE["batch_size"]
+    weights = hashlib.sha1(b"".join(t.detach().numpy().tobytes() for t in model.state_dict().values()))
+    return 1000 * statistics.median(np.diff([start] + stamps)) / steps, weights.hexdigest()[:12]
 
 
 def ranking_seconds(matrix, repeats: int = 5) -> float:
@@ -122,6 +147,15 @@ def main() -> None:
         seconds, loss = bpr_epoch_seconds(data.matrix, optimizer, args.epochs)
         figures[f"bpr_epoch_seconds_{optimizer}"] = seconds
         print(f"BPR epoch ({optimizer:9s}, batch 2048, dim 64): {seconds:.3f} s (median of {args.epochs}; loss {loss:.4f})")
+    ml100k = load_dataset("ml-100k", data_dir=args.data_dir, cache_dir=args.cache_dir,
+                          min_user_interactions=1, min_item_interactions=1).matrix
+    per_tensor, weights_a = neumf_step_ms(ml100k, foreach=False, epochs=args.epochs)
+    multi_tensor, weights_b = neumf_step_ms(ml100k, foreach=True, epochs=args.epochs)
+    figures["neumf_step_ms"] = {"per_tensor_adam": per_tensor, "foreach_adam": multi_tensor,
+                                "same_weights": weights_a == weights_b}
+    print(f"NeuMF step on ML-100k (DL-Attack's surrogate, batch 256): per-tensor Adam {per_tensor:.2f} ms, "
+          f"foreach Adam (ours) {multi_tensor:.2f} ms ({per_tensor / multi_tensor:.2f}x); "
+          f"same weights: {weights_a == weights_b}")
     figures["rank_top50_all_users_seconds"] = ranking_seconds(data.matrix)
     print(f"full-ranking top-50, all {data.n_users} users, seen items excluded: "
           f"{figures['rank_top50_all_users_seconds']:.3f} s")
