@@ -138,9 +138,10 @@ class LightGCN(Recommender):
 
     def batch_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         table = self.propagate()
-        u, i, j = gather_rows(table, users), gather_rows(table, self.n_users + pos), gather_rows(table, self.n_users + neg)
+        rows = torch.cat([users, self.n_users + pos, self.n_users + neg])
+        u, i, j = gather_rows(table, rows).split(len(users))
         loss = F.softplus((u * j).sum(1) - (u * i).sum(1)).mean()
         if self.config.decay:
-            ego = self.embedding[torch.cat([users, self.n_users + pos, self.n_users + neg])]
+            ego = gather_rows(self.embedding, rows)
             loss = loss + self.config.decay * 0.5 * ego.square().sum() / len(users)
         return loss
