@@ -363,6 +363,21 @@ def test_lightgcn_smooths_embeddings_over_the_normalized_graph(train):
     np.testing.assert_allclose(model.propagated.double().numpy(), expected, atol=1e-5)
 
 
+def test_lightgcn_gradient_flows_back_through_the_graph_as_dense_algebra_says(train):
+    """Training descends the true gradient: the propagation's hand-written backward (graph @ grad,
+    the graph being symmetric) gives d(sum W * mean of layers)/dE = (W + N W + N^2 W) / 3."""
+    from recsec.models.lightgcn import normalized_adjacency
+
+    model = fast_model("lightgcn", layers=2)
+    model._graph = normalized_adjacency(train, torch.device("cpu"))
+    weights = torch.randn(N_USERS + N_ITEMS, model.config.dim, generator=torch.Generator().manual_seed(0))
+    (model.propagate() * weights).sum().backward()
+    norm = model._graph.to_dense().double().numpy()
+    w = weights.double().numpy()
+    expected = (w + norm @ w + norm @ norm @ w) / 3
+    np.testing.assert_allclose(model.embedding.grad.double().numpy(), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("name,params", [
     ("bpr", {"epochs": 40}),
     ("lmf", {"epochs": 30}),
