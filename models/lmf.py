@@ -60,8 +60,7 @@ class LMF(Recommender):
         return self.user_factors[users] @ self.item_factors.T + self.user_bias[users, None] + self.item_bias
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dots = (gather_rows(self.user_factors, users).unsqueeze(1) * gather_rows(self.item_factors, items)).sum(-1)
-        return dots + gather_rows(self.user_bias, users)[:, None] + gather_rows(self.item_bias, items)
+        return self.score_with_item_vectors(users, items, {"item": gather_rows(self.item_factors, items)})
 
     def item_tables(self) -> dict[str, torch.Tensor]:
         return {"item": self.item_factors}
