@@ -112,6 +112,36 @@ def test_tiny_grid_runs_then_reruns_as_a_no_op(tmp_path):
     assert report.returncode == 0 and report.stdout.startswith("attack,defense,mean,std,n")
 
 
+def test_status_never_shows_an_ended_driver_beside_counts_read_before_its_last_cell(tmp_path, monkeypatch):
+    """`recsec status --watch` stops once the driver has ended, on the counts it printed last:
+    those must be final. Replays the moment that broke it: the driver's last cell finishes, and
+    the driver ends, between status reading the runs and reading the driver."""
+    from recsec.harness.cli.grid_commands import _status_lines
+
+    grid = write_grid(tmp_path / "race.yaml", "race", attacks=("ptd",), defenses=["none"])  # 1 cell
+    assert recsec("run", str(grid), "--executor", "local", cwd=tmp_path).returncode == 0
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    experiment = tracker.experiment("race", create=False)
+    (last_cell,) = tracker.runs(experiment, f"tags.`{KIND}` = 'cell'")
+    ended = tracker.driver_state(experiment)
+    tracker.client.update_run(last_cell.info.run_id, status="RUNNING")  # as just before the end
+    tracker.set_driver_state(experiment, {**ended, "state": "running"})
+
+    read_runs = Tracker.runs
+
+    def runs_then_the_driver_ends(self, experiment_id, query=""):
+        found = read_runs(self, experiment_id, query)
+        if query == f"tags.`{KIND}` = 'cell'":  # status counting every cell run, whatever its state
+            tracker.client.set_terminated(last_cell.info.run_id, "FINISHED")
+            tracker.set_driver_state(experiment, ended)
+        return found
+
+    monkeypatch.setattr(Tracker, "runs", runs_then_the_driver_ends)
+    lines, driver, all_finished = _status_lines(grid, uri, None, tmp_path / "cache")
+    assert driver["state"] == "running" or all_finished, "\n".join(lines)
+
+
 def test_a_failing_cell_is_recorded_and_a_crashed_worker_is_retried(tmp_path):
     attacks = ("ptd", "explode", "crash_once")
     grid = write_grid(tmp_path / "failing.yaml", "failing", attacks=attacks, defenses=["none"])

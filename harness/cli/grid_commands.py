@@ -216,6 +216,10 @@ def _status_lines(grid: Path, tracking, data, cache, overrides=None) -> tuple[li
             wanted = None
             note = f" (cells not started are not counted here: {exc})"
     name = the_grid.name
+    # The driver's state first: it records its end after its last cell's run, so when it reads
+    # ended, the counts read next are final (read the other way, a watch could stop on a count
+    # taken just before the last cell finished).
+    driver = tracker.driver_state(experiment_id) if experiment_id else None
     latest: dict[str, str] = {}
     runs = tracker.runs(experiment_id, f"tags.`{KIND}` = 'cell'") if experiment_id else []
     for run_ in sorted(runs, key=lambda r: r.info.start_time):
@@ -229,7 +233,6 @@ def _status_lines(grid: Path, tracking, data, cache, overrides=None) -> tuple[li
     for state in ("FINISHED", "FAILED", "RUNNING", "KILLED", "NOT STARTED"):
         if counts.get(state):
             lines.append(f"  {state.lower():12s} {counts[state]}")
-    driver = tracker.driver_state(experiment_id) if experiment_id else None
     lines.append(describe(driver))
     return lines, driver, counts.get("FINISHED", 0) == total
 
