@@ -11,7 +11,10 @@ What is left out on purpose:
   defines `ModelSpec`, not to every module the package imports for registration;
 - the harness modules that only orchestrate (planning, the driver, tracking, reports, the CLI):
   they decide which cells run and where the numbers go, not what the numbers are.
-A module outside the repository (numpy, torch) counts by nothing: pin those in the environment.
+Whose code counts: recsec's own modules and the plugins named in `$RECSEC_PLUGINS`, wherever they
+are installed (a checkout, an editable install, or site-packages in a cluster's image), and any
+other module outside site-packages. Installed third-party packages (numpy, torch) and the standard
+library count by nothing: pin those in the environment.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import ast
 import functools
 import hashlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
+
+from recsec.harness.plugins import ENV as PLUGINS_ENV
 
 # Modules whose code decides no number a result holds.
 ORCHESTRATION = (
@@ -63,8 +69,8 @@ def closure(module: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=None)
 def source_file(module: str) -> Path | None:
-    """The module's .py file if it is ours (under this repository, or a plugin outside
-    site-packages); None for the standard library and installed packages."""
+    """The module's .py file if its code counts (see the module's docstring); None for the
+    standard library and installed third-party packages."""
     loaded = sys.modules.get(module)
     origin = getattr(loaded, "__file__", None)
     if origin is None:
@@ -76,7 +82,8 @@ def source_file(module: str) -> Path | None:
     if not origin or not origin.endswith(".py"):
         return None
     path = Path(origin).resolve()
-    if any(part in ("site-packages", "dist-packages") for part in path.parts) or _is_stdlib(path):
+    installed = any(part in ("site-packages", "dist-packages") for part in path.parts)
+    if (installed and not _ours_wherever_installed(module)) or _is_stdlib(path):
         return None
     return path
 
@@ -134,6 +141,11 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     parts = package.split(".")
     anchor = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
     return ".".join(anchor + ([node.module] if node.module else []))
+
+
+def _ours_wherever_installed(module: str) -> bool:
+    plugins = {name.strip().partition(".")[0] for name in os.environ.get(PLUGINS_ENV, "").split(",")}
+    return module.partition(".")[0] in {"recsec"} | (plugins - {""})
 
 
 def _orchestration(module: str) -> bool:

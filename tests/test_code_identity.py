@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from recsec.harness import code_identity, tasks
 from recsec.harness.cache import TargetCache
 from recsec.harness.grid import expand, parse_grid
 from recsec.harness.planner import make_plan, render_plan
+from recsec.harness.plugins import ENV as PLUGINS_ENV
 from recsec.harness.records import TargetRecord
 
 DIGEST = "d" * 64
@@ -98,6 +100,40 @@ def test_changing_a_models_training_code_marks_its_targets_and_cells_stale(tmp_p
 
     accepted = make_plan(grid, cells, DIGEST, cache, finished, accept_stale=True)
     assert accepted.cells[0].done and target_hash in accepted.cached_targets
+
+
+def test_code_installed_in_site_packages_counts_when_it_is_recsecs_or_a_plugins(tmp_path, monkeypatch):
+    """A cluster image that pip-installs recsec and its plugins (not editable) still marks results
+    stale when their code changes; a third-party package installed beside them counts by nothing."""
+    site = tmp_path / "site-packages"
+    files = {"recsec.harness.installed_loss": site / "recsec" / "harness" / "installed_loss.py",
+             "myplugin.loss": site / "myplugin" / "loss.py",
+             "thirdparty.loss": site / "thirdparty" / "loss.py"}
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").touch()
+        path.write_text("def loss(a, b):\n    return a - b\n")
+    # recsec itself is imported from this checkout; stand in a module of it installed elsewhere.
+    installed = types.ModuleType("recsec.harness.installed_loss")
+    installed.__file__ = str(files["recsec.harness.installed_loss"])
+    monkeypatch.setitem(sys.modules, "recsec.harness.installed_loss", installed)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv(PLUGINS_ENV, "myplugin")
+    try:
+        code_identity.clear_caches()
+        before = {name: code_identity.fingerprint([name]) for name in files}
+        for path in files.values():
+            path.write_text("def loss(a, b):\n    return b - a\n")
+        code_identity.clear_caches()
+        after = {name: code_identity.fingerprint([name]) for name in files}
+    finally:
+        code_identity.clear_caches()
+        for name in [m for m in sys.modules if m.split(".")[0] in ("myplugin", "thirdparty")]:
+            del sys.modules[name]
+
+    assert after["recsec.harness.installed_loss"] != before["recsec.harness.installed_loss"]
+    assert after["myplugin.loss"] != before["myplugin.loss"]
+    assert after["thirdparty.loss"] == before["thirdparty.loss"]
 
 
 def test_results_logged_before_codes_were_kept_count_as_stale(tmp_path):
