@@ -5,14 +5,13 @@ written as a JSON line, and a table of means over seeds is printed. Results are 
 MLflow (with MLflow at hand, `recsec run GRID --executor local` does the same and logs them).
 
     python benchmarks/grid_in_process.py grids/extraction/gro-ml100k.yaml --data-dir ../shared/data \\
-        [--device cuda] [--out cells.jsonl] [--metric agr_at_10 --metric hr_at_10]
+        [--device cuda] [--out cells.jsonl] [--set seeds=[0,1]] [--metric agr_at_10 --metric hr_at_10]
     python benchmarks/grid_in_process.py --table cells-seed0.jsonl --table cells-seed1.jsonl --metric ...
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,11 +24,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from recsec.harness import record_file  # noqa: E402
 from recsec.harness.cache import TargetCache  # noqa: E402
 from recsec.harness.data import dataset_digest  # noqa: E402
 from recsec.harness.executors.local import LocalExecutor  # noqa: E402
 from recsec.harness.grid import all_axes, expand, load_grid  # noqa: E402
 from recsec.harness.planner import make_plan  # noqa: E402
+from recsec.harness.record_file import CellDocuments  # noqa: E402
+from recsec.harness.tasks import cell_code  # noqa: E402
 from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
 
 AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
@@ -45,17 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, help="write one JSON line per cell here")
     parser.add_argument("--metric", action="append", help="columns of the printed table (repeatable)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a grid key, the value read as YAML (repeatable), as `recsec run --set`")
     parser.add_argument("--where", action="append", default=[], metavar="AXIS=TEXT",
                         help="run only cells whose AXIS label contains TEXT (repeatable), e.g. target=sasrec")
     args = parser.parse_args(argv)
     if args.table:
-        rows = [json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()]
+        rows = [flat_row(record) for record in record_file.read(args.table)]
         print_table(rows, args.metric or default_metrics(rows))
         return 0
     if args.grid is None or args.data_dir is None:
         parser.error("a grid and --data-dir are needed (or --table FILE to print saved results)")
 
-    grid = load_grid(args.grid)
+    grid = load_grid(args.grid, tuple(args.overrides))
     cells = [cell for cell in expand(grid) if selected(cell, args.where)]
     ds = grid.dataset
     digest = dataset_digest(ds.name, data_dir=args.data_dir, min_user_interactions=ds.min_user_interactions,
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     start = time.perf_counter()
-    log = JsonLines(args.out, len(cells))
+    log = JsonLines(args.out, len(cells), CellDocuments(plan, args.grid, args.overrides))
     summary = RunSummary(grid.name, len(cells))
     run_plan(plan, data, LocalExecutor(args.device), log, summary, cache_dir=cache_dir, progress=False)
     print(f"wall {time.perf_counter() - start:.1f}s on {args.device}; {summary.finished} cells finished, "
@@ -80,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class JsonLines:
-    """The scheduler's log here: each cell's axes, its target's metrics and its own, as a JSON
-    line (and kept for the table)."""
+    """The scheduler's log here: each finished cell's record (harness.record_file, the format
+    `recsec export` writes) as a JSON line, kept for the table too."""
 
-    def __init__(self, out: Path | None, cells: int):
+    def __init__(self, out: Path | None, cells: int, documents: CellDocuments):
         self.out = out.open("w") if out else None
-        self.cells, self.rows, self.targets = cells, [], {}
+        self.cells, self.documents, self.rows = cells, documents, []
 
     def logged_targets(self) -> set[str]:
         return set()
@@ -93,7 +97,7 @@ class JsonLines:
     def start(self, *, cells: int, tasks: int) -> None: ...
 
     def target(self, cell, record) -> None:
-        self.targets[record.target_hash] = record.metrics
+        self.documents.target(record)
         extra = f"{cell.defense.label()} " if cell.defense_shapes_target else ""
         print(f"  target {cell.target.label()} {extra}seed={cell.seed}: "
               f"{record.metrics.get('train_seconds', 0):.1f}s", flush=True)
@@ -102,11 +106,10 @@ class JsonLines:
         if record is None:
             print(f"  FAILED {cell_label(cell)}", flush=True)
             return
-        row = {**cell.axes(), **{f"target.{k}": v for k, v in self.targets.get(planned.target_hash, {}).items()},
-               **record.metrics}
-        self.rows.append(row)
+        document = self.documents.cell(cell, planned, record, cell_code(cell))
+        self.rows.append(flat_row(document))
         if self.out:
-            self.out.write(json.dumps(row, default=str) + "\n")
+            self.out.write(record_file.dumps(document) + "\n")
             self.out.flush()
         print(f"[{len(self.rows)}/{self.cells}] {cell_label(cell)}: {record.metrics.get('cell_seconds', 0):.1f}s",
               flush=True)
@@ -116,6 +119,12 @@ class JsonLines:
     def close(self, outcome: str, **counts) -> None:
         if self.out:
             self.out.close()
+
+
+def flat_row(record: dict) -> dict:
+    """A record as one flat row: its axes, its target's metrics (`target.*`) and its own."""
+    return {**record["axes"], **{f"target.{k}": v for k, v in record["target_metrics"].items()},
+            **{k: (float("nan") if v is None else v) for k, v in record["metrics"].items()}}
 
 
 def selected(cell, conditions: list[str]) -> bool:

@@ -17,6 +17,8 @@ from recsec.harness.grid import Cell, Grid, expand, load_grid
 from recsec.harness.heartbeat import Heartbeat
 from recsec.harness.planner import Plan, PlannedCell, make_plan
 from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan
+from recsec.harness.record_file import ARTIFACT as RECORD_ARTIFACT, CellDocuments, dumps
+from recsec.harness.run_tags import DEVICE, GRID_FILE, GRID_HASH
 from recsec.harness.tracking import CELL_HASH, CODE, FAMILY, KIND, NODE, ORACLE_ISOLATED, TARGET_HASH, Tracker, flatten
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_grid"]
@@ -91,7 +93,7 @@ def run_grid(grid_path: Path | str, options: RunOptions) -> RunSummary:
             connect_start = time.perf_counter()
             executor.start(grid)
             summary.ray_start_seconds = connect_seconds + time.perf_counter() - connect_start
-            log = MlflowLog(tracker, experiment_id, plan, executor)
+            log = MlflowLog(tracker, experiment_id, plan, executor, grid_path, options.overrides)
             run_plan(plan, data, executor, log, summary, cache_dir=options.cache_dir,
                      accept_stale=options.accept_stale, progress=options.progress)
     finally:
@@ -110,10 +112,12 @@ class MlflowLog:
     """The scheduler's log for `recsec run`: one MLflow run per target and per cell, tagged with
     what identifies it and the code that made it, and the driver's heartbeat."""
 
-    def __init__(self, tracker: Tracker, experiment_id: str, plan: Plan, executor: Executor):
+    def __init__(self, tracker: Tracker, experiment_id: str, plan: Plan, executor: Executor, grid_path=None,
+                 overrides: tuple[str, ...] = ()):
         self.tracker, self.experiment_id, self.digest = tracker, experiment_id, plan.dataset_digest
         self.where = executor.address or ("local" if executor.name == "ray" else "in-process")
         self.heartbeat: Heartbeat | None = None
+        self.documents = CellDocuments(plan, grid_path, overrides)
 
     def start(self, *, cells: int, tasks: int) -> None:
         self.heartbeat = Heartbeat(self.tracker, self.experiment_id, cells=cells, tasks=tasks, ray_address=self.where)
@@ -122,24 +126,33 @@ class MlflowLog:
         return set(self.tracker.finished(self.experiment_id, "target"))
 
     def _common_tags(self, cell: Cell) -> dict:
-        return {"recsec.grid": cell.grid, "recsec.dataset": cell.dataset.name, "recsec.dataset_digest": self.digest}
+        return {"recsec.grid": cell.grid, "recsec.dataset": cell.dataset.name, "recsec.dataset_digest": self.digest,
+                GRID_FILE: self.documents.grid_file, GRID_HASH: self.documents.grid_hash}
 
     def target(self, cell: Cell, record: tasks.TargetRecord) -> None:
         tags = {**self._common_tags(cell), KIND: "target", TARGET_HASH: record.target_hash,
                 CODE: tasks.target_code(cell), "target": cell.target.label(), "seed": cell.seed,
                 **({NODE: record.node} if record.node else {})}
         params = {**flatten("", cell.target_normalized()), **record.params}
+        self.documents.target(record)
         self.tracker.log_run(self.experiment_id, f"target {cell.target.label()} seed={cell.seed}", tags, params,
                              record.metrics)
 
     def cell(self, cell: Cell, planned: PlannedCell, record: tasks.CellRecord | None, error: str | None) -> None:
+        code = tasks.cell_code(cell)
         tags = {**self._common_tags(cell), KIND: "cell", CELL_HASH: planned.cell_hash,
-                TARGET_HASH: planned.target_hash, CODE: tasks.cell_code(cell), FAMILY: cell.family,
+                TARGET_HASH: planned.target_hash, CODE: code, FAMILY: cell.family,
                 ORACLE_ISOLATED: str(bool(record and record.oracle_isolated)).lower(), **cell.axes(),
-                **({NODE: record.node} if record and record.node else {})}
+                **({NODE: record.node, DEVICE: record.device} if record else {})}
         params = flatten("", cell.normalized())
+        artifacts = {}
+        if record is not None:  # the cell's record, per-unit values and all (harness.record_file)
+            if planned.target_hash not in self.documents.target_metrics:  # logged by an earlier run
+                self.documents.target_metrics[planned.target_hash] = self.tracker.latest_target_metrics(
+                    self.experiment_id, planned.target_hash)
+            artifacts[RECORD_ARTIFACT] = dumps(self.documents.cell(cell, planned, record, code))
         self.tracker.log_run(self.experiment_id, cell_label(cell), tags, params, record.metrics if record else {},
-                             error)
+                             error, artifacts)
 
     def progress(self, *, tasks_done: int, finished: int, failed: int, force: bool) -> None:
         self.heartbeat.beat(tasks_done=tasks_done, finished=finished, failed=failed, force=force)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from recsec.harness import leaderboard, plots, report
+from recsec.harness import leaderboard, plots, report, stats
 from recsec.harness.html import Link, Page
 from recsec.harness.leaderboard_render import READING, pareto_table
 
@@ -16,24 +16,26 @@ CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_
 HEATMAPS = (("attack", "target"), ("target", "clone"), ("attack", "defense"), ("target", "defense"))
 
 
-def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[str, str, str]] = ()) -> str:
-    frame = leaderboard.load_cells(tracking_uri, [grid])
+def grid_page(frame: pd.DataFrame, source: str, mlflow_url: str | None, pivots: list[tuple[str, str, str]] = ()) -> str:
+    """`frame`: one grid's cells (report.cell_frame from MLflow, or report.records_cells);
+    `source`: where they came from, as the page says."""
     name = frame["experiment"].iloc[0]
     k = report.main_k(frame)
     families = sorted(frame["family"].unique())
     versions = ", ".join(sorted(frame.get("tags.recsec.code_version", pd.Series(["?"])).fillna("?").unique()))
     page = Page(f"recsec grid: {name}", subtitle=(
         f"{len(frame)} finished cells, {frame['tags.seed'].nunique()} seeds, family {', '.join(families)}; "
-        f"MLflow {tracking_uri}; code {versions}"))
+        f"{source}; code {versions}"))
     experiment_id = frame["experiment_id"].iloc[0]
-    page.table(pd.DataFrame({"MLflow experiment": [Link(name, f"{mlflow_url.rstrip('/')}/#/experiments/{experiment_id}")]}))
+    if mlflow_url and experiment_id:
+        page.table(pd.DataFrame({"MLflow experiment": [Link(name, f"{mlflow_url.rstrip('/')}/#/experiments/{experiment_id}")]}))
 
     page.heading(f"Summary at K={k}")
-    page.text("mean ± std over seeds; one row per combination of the axes the grid varies", css="meta")
+    page.text("One row per combination of the axes the grid varies. " + stats.READING, css="meta")
     page.table(report.summary(frame, k))
     for metric, rows, cols in pivots:
         page.heading(f"{metric}: {rows} x {cols}", level=3)
-        page.table(report.pivot(frame, metric, rows, cols), index=True)
+        page.table(report.pivot(frame, metric, rows, cols))
 
     varying = report.varying_axes(frame)
     for family in report.registered_families(frame):
@@ -51,7 +53,7 @@ def grid_page(tracking_uri: str, grid: str, mlflow_url: str, pivots: list[tuple[
             page.heading(f"{family.name}: {metric}")
         for axis in curves:
             page.figure(plots.line_figure(rows, metric, axis, lines), caption=f"{metric} against {axis}, one line "
-                        f"per {lines}; mean ± std over seeds (other axes pooled)")
+                        f"per {lines}; mean over seeds with its 95% interval (other axes pooled)")
         for r, c in maps:
             page.figure(plots.heatmap_figure(rows, metric, r, c), caption=f"{metric}, {r} x {c}: mean over seeds "
                         "(other axes pooled)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from recsec.harness.significance import Estimate
 from recsec.harness.version import code_version
 
 _STYLE = """
@@ -26,6 +27,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .scroll { overflow-x: auto; } figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
 td.links { white-space: nowrap; font-family: ui-monospace, monospace; font-size: .8rem; }
 figcaption { color: #5b6670; font-size: .85rem; } .yes { color: #137333; font-weight: 600; }
+sup.sig { color: #137333; font-weight: 600; margin-left: .15rem; cursor: help; }
 a { color: #0b57d0; text-decoration: none; } a:hover { text-decoration: underline; }
 """
 
@@ -87,10 +89,18 @@ class Page:
 
 
 def _cell(value) -> str:
+    if isinstance(value, Estimate):
+        mark = ""
+        if value.above:
+            rows = ", ".join(value.above)
+            mark = (f'<sup class="sig" title="significantly above row{"s" if len(value.above) > 1 else ""} {rows}'
+                    f' (paired t over seeds, Holm-corrected over the table)">{html.escape(rows)}</sup>')
+        return f'<td class="num">{html.escape(value.interval.text(value.digits))}{mark}{html.escape(value.note)}</td>'
     if isinstance(value, Link):
         return f'<td><a href="{html.escape(value.href)}">{html.escape(value.text)}</a></td>'
-    if isinstance(value, list) and all(isinstance(v, Link) for v in value):
-        links = "<br>".join(f'<a href="{html.escape(v.href)}">{html.escape(v.text)}</a>' for v in value)
+    if isinstance(value, list) and all(isinstance(v, (Link, str)) for v in value):
+        links = "<br>".join(f'<a href="{html.escape(v.href)}">{html.escape(v.text)}</a>' if isinstance(v, Link)
+                            else html.escape(v) for v in value)
         return f'<td class="links">{links}</td>'
     if isinstance(value, (bool, np.bool_)):
         return '<td class="yes">yes</td>' if value else "<td></td>"

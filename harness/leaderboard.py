@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from recsec.harness import significance, stats
 from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, Success, column, family_names
 from recsec.harness.grid import all_axes
 from recsec.harness.report import cell_frame, natural_key, registered_families
-from recsec.harness.tracking import CELL_HASH, CODE_VERSION, FAMILY
+from recsec.harness.significance import Estimate
+from recsec.harness.run_tags import CELL_HASH, CODE_VERSION
 
 UNDEFENDED = "none"
 
@@ -50,9 +52,9 @@ def load_cells(tracking_uri: str, grids: list[str] | None = None) -> pd.DataFram
     return cell_frame(tracking_uri, grids or None)
 
 
-def build(frame: pd.DataFrame, k: int = 10, mlflow_url: str = "http://127.0.0.1:5000") -> list[FamilyBoard]:
+def build(frame: pd.DataFrame, k: int = 10, mlflow_url: str | None = "http://127.0.0.1:5000") -> list[FamilyBoard]:
     """One board per registered family of these runs (each family says how success is read)."""
-    boards = [_family_board(family, frame[frame["family"] == family.name], k, mlflow_url.rstrip("/"))
+    boards = [_family_board(family, frame[frame["family"] == family.name], k, (mlflow_url or "").rstrip("/"))
               for family in registered_families(frame)]
     if not boards:
         raise RecsecError(f"none of these runs belongs to a registered family ({', '.join(family_names())}); "
@@ -89,38 +91,63 @@ def _paired(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _matrix(rows: pd.DataFrame, utility: str) -> pd.DataFrame:
+    """Attack x defense: the success over every setting (the mean of each seed's cells, with its
+    interval over seeds), a defended entry marked * where its leakage differs significantly from
+    the undefended entry of its attack (paired over seeds, Holm over the matrix); the last row is
+    each defense's utility cost."""
     attacks = sorted(rows["tags.attack"].unique(), key=natural_key)
     defenses = _defense_order(rows["tags.defense"])
-    table = pd.DataFrame("", index=attacks, columns=defenses)
-    for (attack, defense), group in rows.groupby(["tags.attack", "tags.defense"]):
-        seeds = group["tags.seed"].nunique()
-        count = f"{seeds} seeds" if len(group) == seeds else f"{len(group)} cells, {seeds} seeds"
-        table.loc[attack, defense] = f"{_mean_std(group['success'])} ({count})"
-    cost_row = {}
-    for defense, group in rows.groupby("tags.defense"):
-        cost = group["utility_cost"].dropna()
-        cost_row[defense] = _mean_std(cost) if len(cost) else "no undefended twin"
-    table.loc[f"utility cost (Δ{utility})"] = pd.Series(cost_row)
+    success = significance.rows_of(rows, rows["success"], ["tags.attack", "tags.defense"])
+    leakage = significance.rows_of(rows, rows["leakage"], ["tags.attack", "tags.defense"])
+    tests = [(key, stats.compare(leakage[(key[0], UNDEFENDED)].seeds, leakage[key].seeds))
+             for key in leakage if key[1] != UNDEFENDED and (key[0], UNDEFENDED) in leakage]
+    differs = {key for (key, _), c in zip(tests, stats.adjust([c for _, c in tests])) if c.significant}
+    table = pd.DataFrame("", index=attacks, columns=defenses, dtype=object)
+    counts = rows.groupby(["tags.attack", "tags.defense"]).agg(cells=("tags.seed", "size"),
+                                                               seeds=("tags.seed", "nunique"))
+    for (attack, defense), row in success.items():
+        cells, seeds = counts.loc[(attack, defense)]
+        count = f"{seeds} seeds" if cells == seeds else f"{cells} cells, {seeds} seeds"
+        table.loc[attack, defense] = Estimate(row.interval(), digits=3,
+                                              note=(" *" if (attack, defense) in differs else "") + f" ({count})")
+    costs = significance.rows_of(rows, rows["utility_cost"], ["tags.defense"])
+    table.loc[f"utility cost (Δ{utility})"] = pd.Series(
+        {defense: (Estimate(costs[(defense,)].interval(), digits=3) if (defense,) in costs else "no undefended twin")
+         for defense in defenses})
     table.index.name = "attack \\ defense"
     return table
 
 
 def pareto(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per defense: mean protection and utility cost over its paired cells, and whether no other
-    defense protects at least as much for at most its cost (strictly better in one)."""
+    """Per defense: mean protection and utility cost over its paired cells, each with its 95%
+    interval over seeds; its rank by protection (1 + the defenses significantly more protective:
+    defenses no test separates share a rank; paired over seeds, Holm over every pair); and
+    whether no other defense protects at least as much for at most its cost (strictly better in
+    one)."""
     paired = rows.dropna(subset=["protection", "utility_cost"])
+    columns = ["defense", "rank", "protection", "protection_low", "protection_high", "utility_cost",
+               "utility_cost_low", "utility_cost_high", "pairs", "pareto_optimal"]
     if paired.empty:
-        return pd.DataFrame(columns=["defense", "protection", "protection_std", "utility_cost",
-                                     "utility_cost_std", "pairs", "pareto_optimal"])
-    out = paired.groupby("tags.defense").agg(
-        protection=("protection", "mean"), protection_std=("protection", "std"),
-        utility_cost=("utility_cost", "mean"), utility_cost_std=("utility_cost", "std"),
-        pairs=("protection", "size")).reset_index().rename(columns={"tags.defense": "defense"})
+        return pd.DataFrame(columns=columns)
+    protection = significance.rows_of(paired, paired["protection"], ["tags.defense"])
+    cost = significance.rows_of(paired, paired["utility_cost"], ["tags.defense"])
+    out = []
+    for (defense,), row in protection.items():
+        p, c = row.interval(), cost[(defense,)].interval()
+        out.append({"defense": defense, "protection": p.mean, "protection_low": p.low, "protection_high": p.high,
+                    "utility_cost": c.mean, "utility_cost_low": c.low, "utility_cost_high": c.high,
+                    "pairs": int((paired["tags.defense"] == defense).sum())})
+    out = pd.DataFrame(out)
+    names = list(out["defense"])
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    compared = stats.adjust([stats.compare(protection[(a,)].seeds, protection[(b,)].seeds) for a, b in pairs])
+    beats = {(a, b) if c.difference > 0 else (b, a) for (a, b), c in zip(pairs, compared) if c.significant}
+    out["rank"] = out["defense"].map(stats.ranks_with_ties(dict(zip(names, out["protection"])), beats))
     p, c = out["protection"].to_numpy(), out["utility_cost"].to_numpy()
     dominated = [bool(np.any((p >= p[i]) & (c <= c[i]) & ((p > p[i]) | (c < c[i])))) for i in range(len(out))]
     out["pareto_optimal"] = ~np.array(dominated)
     order = _defense_order(out["defense"])
-    return out.set_index("defense").loc[order].reset_index()
+    return out.set_index("defense").loc[order].reset_index()[columns]
 
 
 def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
@@ -129,10 +156,22 @@ def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
     if "tags.recsec.grid" not in rows:
         rows = rows.assign(**{"tags.recsec.grid": rows["experiment"]})
     table = rows.groupby(keys, sort=False).agg(
-        grid=("tags.recsec.grid", "first"), success_mean=("success", "mean"), success_std=("success", "std"),
-        utility_mean=("utility", "mean"), utility_cost_mean=("utility_cost", "mean"),
-        utility_cost_std=("utility_cost", "std"), protection_mean=("protection", "mean"),
-        seeds=("tags.seed", "nunique"))
+        grid=("tags.recsec.grid", "first"), utility_mean=("utility", "mean"), seeds=("tags.seed", "nunique"))
+    # Each number over the entry's seeds, with its interval; protection tested against none
+    # (its twin's leakage against its own, paired over seeds; Holm over the table's entries).
+    entries = [key if isinstance(key, tuple) else (key,) for key in table.index]
+    for name in ("success", "utility_cost", "protection"):
+        estimates = significance.rows_of(rows, rows[name], keys)
+        intervals = [estimates[key].interval() if key in estimates else stats.interval([]) for key in entries]
+        table[f"{name}_mean"] = [i.mean for i in intervals]
+        table[f"{name}_low"] = [i.low for i in intervals]
+        table[f"{name}_high"] = [i.high for i in intervals]
+    leakage = significance.rows_of(rows, rows["leakage"], keys)
+    base = significance.rows_of(rows, rows["base_leakage"], keys)
+    tests = stats.adjust([stats.compare(base[key].seeds, leakage[key].seeds) if key in base and key in leakage
+                          else stats.compare([], []) for key in entries])
+    table["protection_p_adjusted"] = [c.p_adjusted for c in tests]
+    table["protection_significant"] = [c.significant for c in tests]
     # Per entry, its runs in seed order: (seed, cell hash, link), and the code versions.
     runs: dict[tuple, list] = {key: [] for key in table.index}
     versions: dict[tuple, set] = {key: set() for key in table.index}
@@ -143,7 +182,9 @@ def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
             ordered[keys].itertuples(index=False, name=None), ordered["tags.seed"], ordered[f"tags.{CELL_HASH}"],
             ordered["experiment_id"], ordered["run_id"], ordered["_version"]):
         key = key if len(keys) > 1 else key[0]
-        runs[key].append((seed, cell, f"{mlflow_url}/#/experiments/{exp}/runs/{run}"))
+        # A record that never was an MLflow run (or whose store is unknown) links nowhere.
+        url = f"{mlflow_url}/#/experiments/{exp}/runs/{run}" if mlflow_url and run and exp else ""
+        runs[key].append((seed, cell, url))
         versions[key].add(ver)
     table["cell_hashes"] = [" ".join(c[:12] for _, c, _ in runs[key]) for key in table.index]
     table["code_versions"] = [" ".join(sorted(versions[key])) for key in table.index]
@@ -182,8 +223,3 @@ def _defense_order(values) -> list[str]:
     return ([UNDEFENDED] if UNDEFENDED in names else []) + [n for n in names if n != UNDEFENDED]
 
 
-def _mean_std(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return ""
-    return f"{values.mean():.3f}" if len(values) < 2 else f"{values.mean():.3f} ± {values.std():.3f}"

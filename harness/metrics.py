@@ -16,11 +16,16 @@ from recsec.models.evaluation import check_binary as _check_binary, roc_auc  # n
 
 def agreement_at_k(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
     """Mean over users of |top-k(reference) & top-k(candidate)| / k (order inside top-k ignored)."""
+    return _mean(agreement_per_list(reference, candidate, k))
+
+
+def agreement_per_list(reference: np.ndarray, candidate: np.ndarray, k: int) -> np.ndarray:
+    """|top-k(reference) & top-k(candidate)| / k for each pair of lists."""
     reference, candidate = _check_lists(reference, k), _check_lists(candidate, k)
     if reference.shape[0] != candidate.shape[0]:
         raise ValueError(f"agreement: {reference.shape[0]} reference lists vs {candidate.shape[0]} candidates")
     if reference.shape[0] == 0:
-        return float("nan")
+        return np.zeros(0)
     ref, cand = np.sort(reference[:, :k], axis=1), candidate[:, :k]
     # For each candidate item, is it in the (sorted) reference row? Vectorized via searchsorted.
     offset = (np.arange(len(ref)) * (max(ref.max(), cand.max()) + 1))[:, None]
@@ -28,7 +33,7 @@ def agreement_at_k(reference: np.ndarray, candidate: np.ndarray, k: int) -> floa
     flat_cand = (cand + offset).ravel()
     pos = np.searchsorted(flat_ref, flat_cand).clip(max=len(flat_ref) - 1)
     hits = (flat_ref[pos] == flat_cand).reshape(cand.shape).sum(axis=1)
-    return float(np.mean(hits / k))
+    return hits / k
 
 
 def hits_matrix(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> np.ndarray:
@@ -42,10 +47,15 @@ def hits_matrix(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> np.ndarray
 
 def recall_at_k(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> float:
     """Mean of hits / |held-out| over users with held-out items."""
+    return _mean(recall_per_user(lists, heldout, k)[1])
+
+
+def recall_per_user(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the rows with held-out items, each one's hits / |held-out| in its top-k)."""
     n_relevant = np.diff(heldout.indptr)
-    has = n_relevant > 0
+    has = np.flatnonzero(n_relevant > 0)
     hits = hits_matrix(lists, heldout, k).sum(axis=1)
-    return _mean(hits[has] / n_relevant[has])
+    return has, hits[has] / n_relevant[has]
 
 
 def ndcg_at_k(lists: np.ndarray, heldout: sp.csr_matrix, k: int) -> float:
@@ -110,7 +120,12 @@ def _mean(values: np.ndarray) -> float:
 
 def hit_at_k_single(lists: np.ndarray, targets: np.ndarray, k: int) -> float:
     """Share of lists whose top-k holds that row's one target item (HR@k under leave-one-out)."""
-    return _mean(_target_hits(lists, targets, k).any(axis=1).astype(float))
+    return _mean(hit_per_list_single(lists, targets, k))
+
+
+def hit_per_list_single(lists: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """1 where a list's top-k holds its row's target item, else 0."""
+    return _target_hits(lists, targets, k).any(axis=1).astype(float)
 
 
 def ndcg_at_k_single(lists: np.ndarray, targets: np.ndarray, k: int) -> float:

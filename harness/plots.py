@@ -1,5 +1,5 @@
-"""Figures from MLflow runs: a metric against a swept axis (one line per value of another axis,
-mean ± std over seeds), a heatmap over two axes (e.g. target x clone), and a defense's protection
+"""Figures from a grid's cells: a metric against a swept axis (one line per value of another axis,
+the mean over seeds with its 95% interval, harness.stats), a heatmap over two axes (e.g. target x clone), and a defense's protection
 against its utility cost. `*_figure` returns the figure (the HTML report inlines it);
 `line_plot`/`heatmap` write a PNG file."""
 
@@ -38,7 +38,8 @@ def line_figure(frame: pd.DataFrame, metric: str, x: str, lines: str, title: str
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, group in agg.groupby(lines, sort=True):
         group = group.assign(pos=group[x].map(positions)).sort_values("pos")
-        ax.errorbar(group["pos"], group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3, label=str(name))
+        below, above = (group["mean"] - group["low"]).fillna(0), (group["high"] - group["mean"]).fillna(0)
+        ax.errorbar(group["pos"], group["mean"], yerr=[below, above], marker="o", capsize=3, label=str(name))
     ax.set_xticks(range(len(xs)), [str(v) for v in xs], rotation=25 if max(len(str(v)) for v in xs) > 6 else 0,
                   ha="right" if max(len(str(v)) for v in xs) > 6 else "center")
     ax.set_xlabel(x)
@@ -76,13 +77,13 @@ def heatmap_figure(frame: pd.DataFrame, metric: str, rows: str, cols: str, title
 
 
 def pareto_figure(points: pd.DataFrame, protection: str, cost: str, title: str = ""):
-    """One point per defense (columns defense, protection, utility_cost, pareto_optimal, and the
-    two *_std): error bars over paired cells, the Pareto front joined by a line."""
+    """One point per defense (columns defense, protection, utility_cost, pareto_optimal, and each
+    one's *_low and *_high): error bars are the 95% intervals, the Pareto front joined by a line."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for _, row in points.iterrows():
         front = bool(row["pareto_optimal"])
-        ax.errorbar(row["utility_cost"], row["protection"], xerr=_zero_nan(row["utility_cost_std"]),
-                    yerr=_zero_nan(row["protection_std"]), marker="o" if front else "s", capsize=3,
+        ax.errorbar(row["utility_cost"], row["protection"], xerr=_bar(row, "utility_cost"),
+                    yerr=_bar(row, "protection"), marker="o" if front else "s", capsize=3,
                     color="tab:green" if front else "tab:gray", alpha=0.9)
         ax.annotate(str(row["defense"]), (row["utility_cost"], row["protection"]), textcoords="offset points",
                     xytext=(5, 5), fontsize="small")
@@ -100,8 +101,10 @@ def pareto_figure(points: pd.DataFrame, protection: str, cost: str, title: str =
     return fig
 
 
-def _zero_nan(value) -> float:
-    return 0.0 if pd.isna(value) else float(value)
+def _bar(row, name: str) -> list[list[float]]:
+    """An asymmetric error bar from the interval's ends (none where there is no interval)."""
+    mean, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
+    return [[0.0 if pd.isna(low) else mean - low], [0.0 if pd.isna(high) else high - mean]]
 
 
 def save(fig, output: Path) -> Path:

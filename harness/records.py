@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from recsec.harness.units import PerUnit, split_measured
+
 
 @dataclass
 class TargetRecord:
@@ -35,6 +37,9 @@ class CellRecord:
     node: str = ""  # host/Ray node that ran it
     # Whether the attack ran in another process than the one serving its target (harness.serving).
     oracle_isolated: bool = False
+    # The values some metrics are computed from, one per unit graded (harness.units).
+    units: dict[str, PerUnit] = field(default_factory=dict)
+    device: str = "cpu"  # where it was graded (the attack ran on the same kind of resources)
 
 
 @dataclass
@@ -59,13 +64,21 @@ def peak_rss_mb() -> float:
 
 
 def cell_record(cell_hash: str, measured: dict, *, counts: dict, target: TargetRecord, outcome: AttackOutcome,
-                grade_seconds: float, oracle_isolated: bool) -> CellRecord:
-    """A cell's record: its attack metrics plus what every family logs alike (the oracle's
-    counts, timings, memory, and the target's own undefended utility, so every row of a table
-    carries it)."""
+                grade_seconds: float, oracle_isolated: bool, device: str = "cpu") -> CellRecord:
+    """A cell's record: its attack metrics (numbers, and the units of those graded per unit)
+    plus what every family logs alike (the oracle's counts, timings, memory, and the target's own
+    undefended utility, so every row of a table carries it)."""
+    measured, units = split_measured(measured)
     measured = {**measured, **counts}
     measured.update(attack_seconds=outcome.attack_seconds, eval_seconds=grade_seconds,
                     cell_seconds=outcome.attack_seconds + grade_seconds,
                     peak_rss_mb=max(outcome.peak_rss_mb, peak_rss_mb()))
     measured.update({name: value for name, value in target.metrics.items() if "_at_" in name})
-    return CellRecord(cell_hash, measured, oracle_isolated=oracle_isolated)
+    return CellRecord(cell_hash, measured, oracle_isolated=oracle_isolated, units=units, device=describe_device(device))
+
+
+def describe_device(device: str) -> str:
+    """`cpu`, or the GPU's name (`cuda: NVIDIA H100 80GB HBM3`): what a record says it ran on."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
+    return str(device)

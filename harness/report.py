@@ -1,4 +1,6 @@
-"""Tables from MLflow: mean +- std over seeds, pivoted along any two axes."""
+"""Tables of a grid's cells, from MLflow or from records (harness.record_file): each mean over
+seeds with its 95% interval, and the rows a table compares marked where they differ
+significantly (harness.significance, harness.stats)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, family_names, get_family
 from recsec.harness.grid import all_axes, load_grid
 from recsec.harness.plugins import load_plugins
-from recsec.harness.tracking import CELL_HASH, FAMILY, runs_frame
+from recsec.harness import record_file, significance
+from recsec.harness.run_tags import CELL_HASH, FAMILY
+from recsec.harness.significance import Estimate
+from recsec.harness.stats import READING  # noqa: F401  (what a table's marks mean, printed under it)
 
 
 
@@ -23,7 +28,10 @@ def experiment_name(grid: str) -> str:
 
 
 def cell_frame(tracking_uri: str, grids: str | list[str] | None) -> pd.DataFrame:
-    """The latest finished run of each cell of a grid, of several, or (None) of every experiment."""
+    """The latest finished run of each cell of a grid, of several, or (None) of every experiment.
+    Each row's `units` loads its record's per-unit values from MLflow when a table needs them."""
+    from recsec.harness.tracking import runs_frame
+
     names = None if grids is None else [experiment_name(g) for g in ([grids] if isinstance(grids, str) else grids)]
     frame = runs_frame(tracking_uri, names, kind="cell")
     if frame.empty:
@@ -33,7 +41,35 @@ def cell_frame(tracking_uri: str, grids: str | list[str] | None) -> pd.DataFrame
     # A cell rerun with --fresh has several finished runs: the latest one counts.
     latest = frame.sort_values("start_time").drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last")
     latest = latest.reset_index(drop=True)
+    latest["units"] = [_lazy_units(tracking_uri, run_id) for run_id in latest["run_id"]]
     return latest.assign(family=_families(latest))
+
+
+def records_cells(paths: list, grids: str | list[str] | None = None) -> pd.DataFrame:
+    """The cells of record files (the latest record of each cell), optionally of some grids only:
+    the same table `cell_frame` reads from MLflow."""
+    records = record_file.read(paths)
+    names = None if grids is None else {experiment_name(g) for g in ([grids] if isinstance(grids, str) else grids)}
+    if names is not None:
+        records = [r for r in records if r["grid"]["name"] in names]
+    if not records:
+        where = ", ".join(map(str, paths))
+        raise RecsecError(f"no cell records{' of ' + ', '.join(sorted(names)) if names else ''} in {where}")
+    frame = record_file.frame(records)
+    return frame.drop_duplicates(["experiment", f"tags.{CELL_HASH}"], keep="last").reset_index(drop=True)
+
+
+def _lazy_units(tracking_uri: str, run_id: str):
+    """Loads a run's per-unit values from its record artifact once, when first asked."""
+    loaded: list = []
+
+    def load():
+        if not loaded:
+            from recsec.harness.tracking import cached_tracker
+
+            loaded.append(significance.units_loader(cached_tracker(tracking_uri).artifact_text(run_id, record_file.ARTIFACT)))
+        return loaded[0]
+    return load
 
 
 def _families(frame: pd.DataFrame) -> pd.Series:
@@ -57,6 +93,23 @@ def _families(frame: pd.DataFrame) -> pd.Series:
     return tagged
 
 
+def where(frame: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
+    """The cells whose AXIS label is VALUE for every `AXIS=VALUE` condition (tags are labels:
+    `attack=ptq`, `target=bpr(epochs=30)`, `seed=0`)."""
+    for condition in conditions:
+        axis, sep, value = condition.partition("=")
+        if not sep:
+            raise RecsecError(f"--where {condition!r}: expected AXIS=VALUE")
+        if axis not in all_axes() + ("seed",):
+            raise RecsecError(f"--where {condition!r}: unknown axis {axis!r}; axes: {', '.join(all_axes() + ('seed',))}")
+        column = frame.get(f"tags.{axis}", pd.Series("", index=frame.index)).astype(str)
+        if not (column == value).any():
+            seen = ", ".join(sorted(column.unique(), key=natural_key)[:12])
+            raise RecsecError(f"--where {condition!r}: no cell has {axis} {value!r}; its values: {seen}")
+        frame = frame[column == value]
+    return frame
+
+
 def registered_families(frame: pd.DataFrame) -> list[Family]:
     """The registered families of these runs, in name order (runs of others are left out)."""
     load_plugins()  # a plugin's family reads its own runs
@@ -72,8 +125,7 @@ def natural_key(value) -> tuple:
     return tuple((0, float(p), "") if re.fullmatch(r"\d+(?:\.\d+)?", p) else (1, 0.0, p) for p in parts)
 
 
-def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
-    """mean, std (over seeds, ddof=1) and n of `metric` for each combination of the `by` axes."""
+def _check(frame: pd.DataFrame, metric: str, by: list[str]) -> str:
     column = f"metrics.{metric}"
     if column not in frame:
         known = sorted(c.removeprefix("metrics.") for c in frame if c.startswith("metrics."))
@@ -81,24 +133,49 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     for axis in by:
         if axis not in all_axes() + ("seed",):
             raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(all_axes() + ('seed',))}")
-    keys = [f"tags.{axis}" for axis in by]
-    grouped = frame.dropna(subset=[column]).groupby(keys, sort=True)[column]
-    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    out.columns = by + ["mean", "std", "n"]
-    order = sorted(range(len(out)), key=lambda i: tuple(natural_key(out.iloc[i][a]) for a in by))
-    return out.iloc[order].reset_index(drop=True)
+    return column
+
+
+def _rows(frame: pd.DataFrame, metric: str, by: list[str]) -> dict[tuple, significance.Row]:
+    """`metric`'s rows by the `by` axes, in natural order of their labels."""
+    column = _check(frame, metric, by)
+    rows = significance.rows_of(frame, frame[column], [f"tags.{axis}" for axis in by], metric)
+    return dict(sorted(rows.items(), key=lambda kv: tuple(natural_key(v) for v in kv[0])))
+
+
+def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
+    """For each combination of the `by` axes: the mean over seeds, its std and 95% interval
+    (`low`, `high`, harness.stats), and `n`, the seeds."""
+    out = []
+    for key, row in _rows(frame, metric, by).items():
+        interval = row.interval()
+        values = row.seeds.dropna()
+        out.append((*key, interval.mean, values.std() if len(values) > 1 else float("nan"), interval.low,
+                    interval.high, interval.n, interval.method))
+    return pd.DataFrame(out, columns=by + ["mean", "std", "low", "high", "n", "interval"])
 
 
 def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
-    """A rows x cols table of 'mean ± std' strings."""
-    agg = aggregate(frame, metric, [rows, cols] if rows != cols else [rows])
-    agg["value"] = [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]
-    if rows == cols:
-        return agg.set_index(rows)[["value"]].rename(columns={"value": metric})
-    table = agg.pivot(index=rows, columns=cols, values="value").fillna("")
-    table = table.loc[sorted(table.index, key=natural_key), sorted(table.columns, key=natural_key)]
-    table.columns.name = None
-    return table
+    """A rows x cols table of Estimates (the row axis a column, after the rows' letters); within
+    each column the rows are compared (Holm over the table), and each value names the rows it is
+    significantly above."""
+    by = [rows, cols] if rows != cols else [rows]
+    groups = _rows(frame, metric, by)
+    row_values = sorted({key[0] for key in groups}, key=natural_key)
+    col_values = sorted({key[-1] for key in groups}, key=natural_key) if rows != cols else [metric]
+    labels = dict(zip(row_values, significance.LETTERS))
+    columns = []
+    for col in col_values:
+        members = {key[0]: row for key, row in groups.items() if rows == cols or key[1] == col}
+        keys = [r for r in row_values if r in members]
+        columns.append(significance.Column(str(col), members, [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:]]))
+    marked = significance.mark(columns, labels)
+    table = pd.DataFrame({name: pd.Series(values) for name, values in marked.items()}).reindex(row_values)
+    table = table.astype(object).where(table.notna(), "")
+    table.insert(0, rows, row_values)
+    if len(row_values) > 1:
+        table.insert(0, "row", [labels[r] for r in row_values])
+    return table.reset_index(drop=True)
 
 
 def main_k(frame: pd.DataFrame) -> int:
@@ -126,26 +203,36 @@ def varying_axes(frame: pd.DataFrame) -> list[str]:
 def summary(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """The end-of-run table: each family's summary columns at k (success first, then the
     target's utility: recall for general recommenders, next-item hit ratio for sequential ones),
-    per combination of the grid's varying axes."""
+    per combination of the grid's varying axes, each a mean over seeds with its interval. Rows
+    that differ in one axis only (two attacks under one defense, say) are compared, and each value
+    names the rows it is significantly above (Holm over the table)."""
     utility = "recall" if f"metrics.recall_at_{k}" in frame else "hr"
     metrics: list[str] = []
     for family in registered_families(frame):
         metrics += [m for m in family.summary_metrics(k, utility) if m not in metrics]
-    if not any(f"metrics.{m}" in frame for m in metrics):
-        raise RecsecError(f"the runs have none of {', '.join(metrics) or 'the summary metrics of a known family'}")
+    metrics = [m for m in metrics if f"metrics.{m}" in frame]
+    if not metrics:
+        raise RecsecError("the runs have none of the summary metrics of a known family")
     by = varying_axes(frame)
-    parts = []
+    per_metric = {metric: _rows(frame, metric, by) for metric in metrics}
+    keys = sorted({key for rows in per_metric.values() for key in rows}, key=lambda key: tuple(map(natural_key, key)))
+    labels = dict(zip(keys, significance.LETTERS))
+    pairs = significance.pairs_differing_in_one(keys)
+    marked = significance.mark([significance.Column(metric, rows, pairs) for metric, rows in per_metric.items()], labels)
+    table = pd.DataFrame([dict(zip(by, key)) for key in keys])
     for metric in metrics:
-        if f"metrics.{metric}" in frame:
-            agg = aggregate(frame, metric, by)
-            parts.append(agg.assign(**{metric: [fmt(m, s) for m, s in zip(agg["mean"], agg["std"])]})
-                         .set_index(by)[[metric] + (["n"] if not parts else [])])
-    table = pd.concat(parts, axis=1).rename(columns={"n": "seeds"}).fillna("")  # e.g. no served lists
-    return table[[c for c in table.columns if c != "seeds"] + ["seeds"]].reset_index()
+        table[metric] = [marked[metric].get(key, "") for key in keys]
+    table["seeds"] = [max(len(per_metric[m][key].seeds.dropna()) for m in metrics if key in per_metric[m])
+                      for key in keys]
+    if len(keys) > 1:
+        table.insert(0, "row", [labels[key] for key in keys])
+    return table
 
 
-def fmt(mean: float, std: float) -> str:
-    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+def to_csv(table: pd.DataFrame, index: bool = False) -> str:
+    """A table of Estimates as CSV: each estimate's mean, interval, seeds and marks in columns."""
+    frame = table.reset_index() if index else table
+    return significance.flat_columns(frame).to_csv(index=False)
 
 
 def to_markdown(table: pd.DataFrame, index: bool = True) -> str:

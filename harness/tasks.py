@@ -49,7 +49,7 @@ def grade_cell(cell: Cell, data: Interactions, target: TargetRecord, view, outco
     start = time.perf_counter()
     measured = _family(cell).grade(cell, data, target, view, outcome.result, device)
     return cell_record(cell_hash, measured, counts=counts, target=target, outcome=outcome,
-                       grade_seconds=time.perf_counter() - start, oracle_isolated=oracle_isolated)
+                       grade_seconds=time.perf_counter() - start, oracle_isolated=oracle_isolated, device=device)
 
 
 def run_cell(cell: Cell, data: Interactions, target: TargetRecord, cell_hash: str,

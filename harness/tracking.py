@@ -8,6 +8,7 @@ run marks KILLED and does not count as done.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import time
@@ -27,19 +28,10 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from recsec.harness.run_tags import (CELL_HASH, CODE, CODE_VERSION, DRIVER, ERROR, FAMILY, KIND,  # noqa: E402,F401
+                                     NODE, ORACLE_ISOLATED, TARGET_HASH, flatten)
 from recsec.harness.version import code_version, git_commit  # noqa: E402
 
-KIND = "recsec.kind"
-FAMILY = "recsec.family"
-# "true" when the cell's attack ran in another process than the one serving its target.
-ORACLE_ISOLATED = "recsec.oracle_isolated"
-NODE = "recsec.node"
-CODE_VERSION = "recsec.code_version"
-CODE = "recsec.code"  # the fingerprint of the code that produced a run's numbers (harness.code_identity)
-DRIVER = "recsec.driver"  # experiment tag: the live driver's heartbeat (JSON), read by `recsec status`
-CELL_HASH = "recsec.cell_hash"
-TARGET_HASH = "recsec.target_hash"
-ERROR = "recsec.error"
 _MAX_TAG = 4900
 
 
@@ -110,7 +102,10 @@ class Tracker:
         params: dict[str, Any],
         metrics: dict[str, float],
         error: str | None = None,
+        artifacts: dict[str, str] | None = None,
     ) -> str:
+        """Create, fill and close one run; `artifacts` are text files to keep with it (a cell's
+        record, harness.record_file)."""
         tags = {**tags, CODE_VERSION: code_version(), "recsec.git_commit": git_commit() or ""}
         if error:
             tags[ERROR] = error[-_MAX_TAG:]
@@ -122,8 +117,35 @@ class Tracker:
             self.client.log_batch(run.info.run_id, metrics=chunk)
         for chunk in _chunks(param_list, 90):
             self.client.log_batch(run.info.run_id, params=chunk)
+        for name, text in (artifacts or {}).items():
+            self.client.log_text(run.info.run_id, text, name)
         self.client.set_terminated(run.info.run_id, "FAILED" if error else "FINISHED")
         return run.info.run_id
+
+
+    def artifact_text(self, run_id: str, name: str) -> str | None:
+        """A text artifact of a run, or None when the run has none of that name."""
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if name not in {f.path for f in self.client.list_artifacts(run_id)}:
+                return None
+            with tempfile.TemporaryDirectory() as folder:
+                return Path(self.client.download_artifacts(run_id, name, folder)).read_text()
+        except (MlflowException, OSError):
+            return None
+
+    def latest_target_metrics(self, experiment_id: str, target_hash: str) -> dict[str, float]:
+        run = self._finished_runs(experiment_id, "target").get(target_hash)
+        return dict(run.data.metrics) if run is not None else {}
+
+
+@functools.lru_cache(maxsize=8)
+def cached_tracker(tracking_uri: str) -> Tracker:
+    """One client per store for the reads a report makes run after run (artifacts)."""
+    return Tracker(tracking_uri)
 
 
 @contextmanager
@@ -163,16 +185,6 @@ def runs_frame(tracking_uri: str, experiment: str | list[str] | None, kind: str 
             row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def flatten(prefix: str, obj: Any) -> dict[str, Any]:
-    """Nested dicts to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), value))
-        return out
-    return {prefix: obj}
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

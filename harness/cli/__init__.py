@@ -7,7 +7,8 @@ import sys
 import typer
 
 from recsec.harness.cli import data as data_cli
-from recsec.harness.cli.grid_commands import leaderboard, plan, report, run, status
+from recsec.harness.cli.grid_commands import plan, run, status
+from recsec.harness.cli.results import export, leaderboard, report
 from recsec.harness.cli.listing import app as list_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.command()(plan)
 app.command()(status)
 app.command()(report)
 app.command()(leaderboard)
+app.command()(export)
 app.add_typer(data_cli.app, name="data", help="Datasets: list, inspect, download.")
 app.add_typer(list_app, name="list", help="List registered models, attacks, defenses, datasets.")
 

@@ -39,6 +39,7 @@ from recsec.harness.errors import DataError
 from recsec.harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
                                                 membership_partition, published_partition)
 from recsec.harness.metrics import membership_metrics, next_item_metrics, utility_metrics
+from recsec.harness.units import statistic_over
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import TargetRecord, peak_rss_mb
 from recsec.harness.splits import holdout
@@ -189,6 +190,10 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: Membership
     (their lists redrawn as the oracle served them)."""
     part, defense = labelled_part(target), cell.defense_instance()
     out = membership_metrics(result.scores, result.predictions, part.labels)
+    # Per scored user, the success (ROC AUC) and the published code's "AUC" (balanced accuracy).
+    out["roc_auc"] = statistic_over("user", part.users, "roc_auc", score=result.scores, label=part.labels)
+    out["balanced_accuracy"] = statistic_over("user", part.users, "balanced_accuracy",
+                                              prediction=result.predictions, label=part.labels)
     members = part.labels == 1
     protocol = cell.attack_instance().config.protocol
     served = part.served(defense, np.random.default_rng([cell.seed, 0xDEF]), protocol)

@@ -17,11 +17,12 @@ from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
 from recsec.harness import metrics
 from recsec.harness.data import Interactions
 from recsec.harness.families.membership_splits import keep_rows
-from recsec.harness.families.poisoning_metrics import mean_of, target_metrics, target_ranks
+from recsec.harness.families.poisoning_metrics import mean_of, target_hr_per_item, target_metrics, target_ranks
 from recsec.harness.families.poisoning_split import PoisonSplit, choose_targets, poison_split
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.splits import choose_known
+from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
 from recsec.models.selection import BestEpoch, sampled_candidates
 
@@ -163,18 +164,20 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
     ks = [k for k in cell.metric_ks if k <= split.n_items]
     n_ranked = split.n_items - np.diff(split.train.indptr)
     clean = model_from_payload(target.payload).to(device)
-    before = target_metrics(target_ranks(clean, split.train, targets), n_ranked, ks)
+    clean_ranks = target_ranks(clean, split.train, targets)
+    before = target_metrics(clean_ranks, n_ranked, ks)
 
     poisoned = sp.vstack([split.train, profiles], format="csr")
     kept = defended_rows(cell, poisoned)
     out = _detection(kept, split.n_users, profiles.shape[0]) if hasattr(cell.defense_instance(), "flag") else {}
-    after, utility = [], []
+    after, utility, ranks_after = [], [], []
     candidates = selection_candidates(cell, split)  # drawn once for every retraining
     warm = cell.sections["poisoning"].retraining == "warm"
     for r in range(cell.sections["poisoning"].retrainings):
         model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device,
                            start=clean if warm else None)
-        after.append(target_metrics(target_ranks(model, split.train, targets), n_ranked, ks))
+        ranks_after.append(target_ranks(model, split.train, targets))
+        after.append(target_metrics(ranks_after[-1], n_ranked, ks))
         lists = model.recommend(np.arange(split.n_users), max(ks), exclude=split.train)
         utility.append(metrics.utility_metrics(lists, split.test, ks, prefix="poisoned_"))
     after = mean_of(after)
@@ -183,10 +186,27 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
         out[f"{name}_clean"] = before[name]
     for k in ks:
         out[f"target_hr_gain_at_{k}"] = after[f"target_hr_at_{k}"] - before[f"target_hr_at_{k}"]
+    out.update(_per_item_and_retraining(clean_ranks, ranks_after, targets, ks))
     out.update(mean_of(utility))
     out.update(n_target_items=len(targets), n_fake_users=profiles.shape[0], n_known_users=view.n_known,
                retrainings=cell.sections["poisoning"].retrainings)
     return out
+
+
+def _per_item_and_retraining(clean_ranks: np.ndarray, ranks_after: list[np.ndarray], targets: np.ndarray,
+                             ks) -> dict[str, PerUnit]:
+    """The success's units: one per target item and retraining (the logged means average them)."""
+    ids = np.array([(r, t) for r in range(len(ranks_after)) for t in targets])
+    out = {}
+    for k in ks:
+        clean = target_hr_per_item(clean_ranks, k)
+        after = np.concatenate([target_hr_per_item(ranks, k) for ranks in ranks_after])
+        out[f"target_hr_at_{k}"] = mean_over(UNIT, ids, after)
+        out[f"target_hr_gain_at_{k}"] = mean_over(UNIT, ids, after - np.tile(clean, len(ranks_after)))
+    return out
+
+
+UNIT = "target item x retraining"
 
 
 def _retraining_seed(seed: int, r: int) -> int:

@@ -51,7 +51,7 @@ def target_metrics(ranks: np.ndarray, n_items_ranked: np.ndarray, ks) -> dict[st
     out = {}
     for k in ks:
         hits = eligible & (ranks <= k)
-        out[f"target_hr_at_{k}"] = float(np.mean(hits.sum(axis=0) / np.maximum(eligible.sum(axis=0), 1)))
+        out[f"target_hr_at_{k}"] = float(np.mean(target_hr_per_item(ranks, k)))
         out[f"target_hr_all_at_{k}"] = float(np.mean(hits.sum(axis=0) / max(n_users, 1)))
         out[f"target_exposure_at_{k}"] = float(hits.sum() / max(n_users * k, 1))
     with np.errstate(invalid="ignore"):
@@ -61,6 +61,12 @@ def target_metrics(ranks: np.ndarray, n_items_ranked: np.ndarray, ks) -> dict[st
     out["target_rank"] = float(mean_rank.mean())
     out["target_rank_share"] = float(share.mean())
     return out
+
+
+def target_hr_per_item(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each target item's HR@K over the real users who did not train on it (`target_ranks`)."""
+    eligible = ranks > 0
+    return (eligible & (ranks <= k)).sum(axis=0) / np.maximum(eligible.sum(axis=0), 1)
 
 
 def mean_of(records: list[dict[str, float]]) -> dict[str, float]:

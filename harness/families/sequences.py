@@ -27,6 +27,7 @@ from recsec.harness.data.sequences import LeaveOneOut, Sequences, leave_one_out,
 from recsec.harness.plugins import load_plugins
 from recsec.harness.splits import choose_known_users, split_users
 from recsec.harness.records import TargetRecord, peak_rss_mb
+from recsec.harness.units import per_user
 from recsec.models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:
@@ -229,16 +230,23 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceVi
     ks = [kk for kk in cell.metric_ks if kk <= data.n_items]
     k_max = max(ks)
     surrogate_lists = result.surrogate.recommend(split.test_prefix, k_max)
-    out = {f"agr_at_{kk}": metrics.agreement_at_k(true_lists(k_max), surrogate_lists, kk) for kk in ks}
+    users = split.users  # the units: each evaluated user's test prefix
+    out = {f"agr_at_{kk}": per_user(users, metrics.agreement_per_list(true_lists(k_max), surrogate_lists, kk))
+           for kk in ks}
     negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)  # the target's, redrawn
     surrogate_ranks = sampled_ranks(result.surrogate, split.test_prefix, split.test_target, negatives)
     out.update(metrics.next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
+    out.update({f"surrogate_hr_at_{kk}": per_user(users, metrics.hit_per_list_single(surrogate_lists, split.test_target, kk))
+                for kk in ks})
     if output_defense is not None:  # what real users are served: the defense's utility cost
         context = SequenceServingContext(data.item_popularity(), pad=model.pad)
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
         served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
         out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
-        out.update({f"agr_served_at_{kk}": metrics.agreement_at_k(served, surrogate_lists, kk) for kk in ks if kk <= k})
+        if k in ks:
+            out[f"defended_hr_at_{k}"] = per_user(users, metrics.hit_per_list_single(served, split.test_target, k))
+        out.update({f"agr_served_at_{kk}": per_user(users, metrics.agreement_per_list(served, surrogate_lists, kk))
+                    for kk in ks if kk <= k})
     out.update(n_known_users=view.n_known, synthetic_sequences=getattr(result, "synthetic_sequences", 0))
     return out

@@ -20,6 +20,7 @@ from recsec.harness import metrics
 from recsec.harness.data import Interactions
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
+from recsec.harness.units import per_user
 from recsec.harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
 from recsec.models import ModelSpec, model_from_payload
 
@@ -164,9 +165,9 @@ def stealing_metrics(cell, split, target_lists, result: StealingResult, view, de
     queried[result.queried_rows] = True
     split_by_query = 0 < queried.sum() < view.n_known
     for kk in ks:
-        out[f"agr_at_{kk}"] = metrics.agreement_at_k(true_lists, clone_lists, kk)
+        out[f"agr_at_{kk}"] = per_user(view.known_users, metrics.agreement_per_list(true_lists, clone_lists, kk))
         if kk <= k:
-            out[f"agr_served_at_{kk}"] = metrics.agreement_at_k(served, clone_lists, kk)
+            out[f"agr_served_at_{kk}"] = per_user(view.known_users, metrics.agreement_per_list(served, clone_lists, kk))
         if split_by_query:
             out[f"agr_queried_at_{kk}"] = metrics.agreement_at_k(true_lists[queried], clone_lists[queried], kk)
             out[f"agr_unqueried_at_{kk}"] = metrics.agreement_at_k(true_lists[~queried], clone_lists[~queried], kk)
@@ -174,4 +175,6 @@ def stealing_metrics(cell, split, target_lists, result: StealingResult, view, de
     all_users = np.arange(split.target_train.shape[0])
     defended = defense(target_lists(all_users, k), all_users, context, eval_rng)
     out.update(metrics.utility_metrics(defended, split.target_test, [kk for kk in ks if kk <= k], prefix="defended_"))
+    if k in ks:  # per user at the served length only: what a record can afford to keep
+        out[f"defended_recall_at_{k}"] = per_user(*metrics.recall_per_user(defended, split.target_test, k))
     return out

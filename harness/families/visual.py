@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 
 def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:
-    return column(frame, f"chr_at_{k}_attacked") - column(frame, f"chr_at_{k}_clean")
+    # Logged since cells kept per-user values; before, derived from the two CHRs.
+    return column(frame, f"chr_shift_at_{k}").fillna(column(frame, f"chr_at_{k}_attacked")
+                                                      - column(frame, f"chr_at_{k}_clean"))
 
 
 class Visual(Family):

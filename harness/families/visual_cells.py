@@ -34,7 +34,7 @@ from recsec.attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResu
                                   with_item_features)
 from recsec.harness.data import Interactions
 from recsec.harness.data.visual import ItemImages, fashion_world, item_features
-from recsec.harness.families.visual_metrics import detection_metrics, taamr_metrics
+from recsec.harness.families.visual_metrics import detection_metrics, taamr_metrics, taamr_units
 from recsec.harness.metrics import utility_metrics
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
@@ -192,7 +192,8 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: CatalogueV
         adversarial_classes=adversarial_classes, defended_classes=defended_classes, users=view.users,
         clean_lists=result.clean_lists, attacked_lists=result.attacked_lists)
     k = result.clean_lists.shape[1]
-    out = taamr_metrics(outcome, world.classes, tuple(kk for kk in cell.metric_ks if kk <= k))
+    ks = tuple(kk for kk in cell.metric_ks if kk <= k)
+    out = {**taamr_metrics(outcome, world.classes, ks), **taamr_units(outcome, world.classes, ks)}
     defense = cell.defense_instance()
     if defense is not None and not defense.transforms:
         detector = defense.build()

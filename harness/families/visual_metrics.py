@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from recsec.attacks.visual.selection import class_hit_ratios, top_k as _top  # noqa: F401  (CHR of every class)
 from recsec.harness.metrics import accuracy
+from recsec.harness.units import PerUnit, mean_over, per_user
 from recsec.models.evaluation import roc_auc
 
 
@@ -33,6 +34,11 @@ def chr_at_k(lists: np.ndarray, item_classes: np.ndarray, cls: int, k: int) -> f
     if top.shape[0] == 0:
         return float("nan")
     return float(np.mean(np.asarray(item_classes)[top] == cls))
+
+
+def chr_per_user(lists: np.ndarray, item_classes: np.ndarray, cls: int, k: int) -> np.ndarray:
+    """Each user's share of top-k slots holding an item of class `cls` (their mean is `chr_at_k`)."""
+    return (np.asarray(item_classes)[_top(lists, k)] == cls).mean(axis=1)
 
 
 def chr_ndcg_at_k(lists: np.ndarray, item_classes: np.ndarray, cls: int, k: int) -> float:
@@ -148,4 +154,23 @@ def taamr_metrics(outcome, item_classes: np.ndarray, k_values: tuple[int, ...] =
     out["psnr"] = float(np.mean(psnr(outcome.clean_images, outcome.adversarial_images)))
     out["ssim"] = float(np.mean(ssim(outcome.clean_images, outcome.adversarial_images)))
     out["feature_distance"] = float(np.mean(feature_distance(outcome.clean_features, outcome.adversarial_features)))
+    return out
+
+
+def taamr_units(outcome, item_classes: np.ndarray, k_values: tuple[int, ...]) -> dict[str, PerUnit]:
+    """The success's units: per watched user, the origin class's CHR@K clean and attacked and
+    their difference (`chr_shift_at_K`, the leaderboard's success); per attacked image, whether
+    the CNN now sees the target class."""
+    out: dict[str, PerUnit] = {}
+    for k in k_values:
+        if k > outcome.clean_lists.shape[1]:
+            continue
+        clean = chr_per_user(outcome.clean_lists, item_classes, outcome.origin, k)
+        attacked = chr_per_user(outcome.attacked_lists, item_classes, outcome.origin, k)
+        out[f"chr_at_{k}_clean"] = per_user(outcome.users, clean)
+        out[f"chr_at_{k}_attacked"] = per_user(outcome.users, attacked)
+        out[f"chr_shift_at_{k}"] = per_user(outcome.users, attacked - clean)
+    if len(outcome.attacked_items):
+        out["targeted_success_rate"] = mean_over("image", outcome.attacked_items,
+                                                 np.asarray(outcome.adversarial_classes) == outcome.target)
     return out
