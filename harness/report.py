@@ -155,27 +155,56 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=by + ["mean", "std", "low", "high", "n", "interval"])
 
 
-def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
+def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str, digits: int = 4) -> pd.DataFrame:
     """A rows x cols table of Estimates (the row axis a column, after the rows' letters); within
     each column the rows are compared (Holm over the table), and each value names the rows it is
     significantly above."""
-    by = [rows, cols] if rows != cols else [rows]
-    groups = _rows(frame, metric, by)
-    row_values = sorted({key[0] for key in groups}, key=natural_key)
-    col_values = sorted({key[-1] for key in groups}, key=natural_key) if rows != cols else [metric]
+    if rows == cols:
+        return metric_table(frame, [metric], rows, digits)
+    groups = _rows(frame, metric, [rows, cols])
+    col_values = sorted({key[1] for key in groups}, key=natural_key)
+    columns = {str(col): {key[0]: row for key, row in groups.items() if key[1] == col} for col in col_values}
+    return _compared(columns, rows, digits)
+
+
+def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
+    """`pivot` as one line per (row, column) for CSV: the mean, its interval and seeds, how the
+    interval was made, and the rows of that column it is significantly above."""
+    table = pivot(frame, metric, rows, cols)
+    labels = dict(zip(table["row"], table[rows])) if "row" in table else {}
+    out = []
+    for _, line in table.iterrows():
+        for col in table.columns:
+            value = line[col]
+            if isinstance(value, Estimate):
+                i = value.interval
+                out.append({rows: line[rows], **({cols: col} if cols != rows else {}), "mean": i.mean, "low": i.low,
+                            "high": i.high, "n": i.n, "interval": i.method,
+                            "above": " ".join(str(labels.get(a, a)) for a in value.above)})
+    return pd.DataFrame(out)
+
+
+def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str, digits: int = 4) -> pd.DataFrame:
+    """One column per metric, one row per value of the `rows` axis (other axes pooled per seed),
+    compared within each column as `pivot` does."""
+    columns = {metric: {key[0]: row for key, row in _rows(frame, metric, [rows]).items()} for metric in metrics}
+    return _compared(columns, rows, digits)
+
+
+def _compared(columns: dict[str, dict], rows: str, digits: int) -> pd.DataFrame:
+    """Columns of rows (value -> significance.Row), every pair of rows compared within each
+    column, Holm over the whole table."""
+    row_values = sorted({value for members in columns.values() for value in members}, key=natural_key)
     labels = dict(zip(row_values, significance.LETTERS))
-    columns = []
-    for col in col_values:
-        members = {key[0]: row for key, row in groups.items() if rows == cols or key[1] == col}
-        keys = [r for r in row_values if r in members]
-        columns.append(significance.Column(str(col), members, [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:]]))
-    marked = significance.mark(columns, labels)
-    table = pd.DataFrame({name: pd.Series(values) for name, values in marked.items()}).reindex(row_values)
-    table = table.astype(object).where(table.notna(), "")
-    table.insert(0, rows, row_values)
+    marked = significance.mark(
+        [significance.Column(name, members, [(a, b) for i, a in enumerate(row_values) for b in row_values[i + 1:]],
+                             digits) for name, members in columns.items()], labels)
+    table = pd.DataFrame({rows: row_values})
+    for name, estimates in marked.items():
+        table[name] = [estimates.get(value, "") for value in row_values]
     if len(row_values) > 1:
         table.insert(0, "row", [labels[r] for r in row_values])
-    return table.reset_index(drop=True)
+    return table
 
 
 def main_k(frame: pd.DataFrame) -> int:

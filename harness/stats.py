@@ -19,7 +19,9 @@ attack B". So:
   `(1 seed)`: it measures which users happened to be graded, not how the attack varies.
 - **A vs B**: a paired t-test over the seeds both have (`scipy.stats.ttest_rel`; each seed's two
   cells share the split, the target and the graded units). Cells with no common seeds: Welch's
-  t-test (`scipy.stats.ttest_ind`). With fewer than two values a side, no test. Rank tests and
+  t-test (`scipy.stats.ttest_ind`). With fewer than two values a side, no test. Rows equal at
+  every seed are not a comparison (nothing is tested); the same non-zero gap at every seed is
+  certain (p = 0; under Holm it costs the other tests nothing). Rank tests and
   sign-flip permutation tests over seeds are not used: with 5 pairs their smallest two-sided
   p-value is 1/16, so they could never mark anything.
 - **Many comparisons in one table**: Holm's step-down correction over every comparison the table
@@ -151,14 +153,17 @@ def compare(a, b) -> Comparison:
     shared = a.index.intersection(b.index)
     if len(shared) >= 2:
         x, y = a.loc[shared].to_numpy(), b.loc[shared].to_numpy()
-        differences = x - y
-        if np.all(differences == differences[0]):
+        # Float noise is not a difference: the same value reached by two code paths.
+        differences = np.where(np.isclose(x, y, rtol=1e-9, atol=1e-12), 0.0, x - y)
+        if np.allclose(differences, differences[0], rtol=1e-9, atol=1e-12):
             # No spread, so no t statistic. Equal at every seed (a target's own utility beside two
             # attacks on it): the rows do not differ in what the column measures, so nothing is
-            # tested and the table's correction does not count it.
+            # tested. The same non-zero gap at every seed (15 fake users against none) is no
+            # accident: p = 0, which under Holm costs the table's other tests nothing.
             d = float(differences[0])
-            return Comparison(d, d, d, float("nan"), len(shared), "identical at every seed" if d == 0
-                              else "constant difference: not tested")
+            if d == 0:
+                return Comparison(0.0, 0.0, 0.0, float("nan"), len(shared), "identical at every seed")
+            return Comparison(d, d, d, 0.0, len(shared), "the same difference at every seed")
         result = scipy_stats.ttest_rel(x, y)
         ci = result.confidence_interval(CONFIDENCE)
         return Comparison(float(differences.mean()), float(ci.low), float(ci.high), float(result.pvalue),

@@ -22,8 +22,12 @@ BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-c
 _PROBE = """<script>
 window.addEventListener("load", () => {
   const images = [...document.images];
+  const marks = [...document.querySelectorAll("sup.sig")];
   const report = {tables: document.querySelectorAll("table").length,
                   images: images.length,
+                  marks: marks.length,
+                  // a mark a reader can see: laid out with a size, and saying what it means on hover
+                  visible_marks: marks.filter(m => m.getBoundingClientRect().width > 0 && m.title.length > 0).length,
                   decoded: images.filter(i => i.complete && i.naturalWidth > 0).length,
                   height: document.body.scrollHeight};
   const out = document.createElement("pre"); out.id = "recsec-probe";
@@ -45,8 +49,9 @@ def _run(binary: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
-def assert_renders(page: Path, tables: int, images: int) -> None:
-    """At least `tables` tables and `images` decoded images, and a screenshot with content."""
+def assert_renders(page: Path, tables: int, images: int, marks: int = 0) -> None:
+    """At least `tables` tables, `images` decoded images and `marks` visible significance marks,
+    and a screenshot with content."""
     binary = browser()
     if binary is None:
         pytest.skip(f"no headless Chromium ({', '.join(BROWSERS)}): `apt-get install chromium-headless-shell`")
@@ -62,6 +67,7 @@ def assert_renders(page: Path, tables: int, images: int) -> None:
         assert match, f"Chromium did not render {page}: {dom.stderr[-1500:]}"
         seen = json.loads(match.group(1))
         assert seen["tables"] >= tables and seen["decoded"] >= images and seen["decoded"] == seen["images"], seen
+        assert seen["visible_marks"] >= marks and seen["visible_marks"] == seen["marks"], seen
         shot = Path(tmp) / "page.png"
         _run(binary, "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
         assert shot.exists(), "Chromium wrote no screenshot"

@@ -109,7 +109,7 @@ def test_tiny_grid_runs_then_reruns_as_a_no_op(tmp_path):
     assert "finished     4" in status.stdout
     report = recsec("report", "--grid", str(grid), "--metric", "agr_at_20", "--rows", "attack",
                     "--cols", "defense", "--format", "csv", cwd=tmp_path)
-    assert report.returncode == 0 and report.stdout.startswith("attack,defense,mean,std,n")
+    assert report.returncode == 0 and report.stdout.startswith("attack,defense,mean,low,high,n,interval,above")
 
 
 def test_status_never_shows_an_ended_driver_beside_counts_read_before_its_last_cell(tmp_path, monkeypatch):

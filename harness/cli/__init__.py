@@ -8,7 +8,7 @@ import typer
 
 from recsec.harness.cli import data as data_cli
 from recsec.harness.cli.grid_commands import plan, run, status
-from recsec.harness.cli.results import export, leaderboard, report
+from recsec.harness.cli.results import export, leaderboard, report, tables
 from recsec.harness.cli.listing import app as list_app
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command()(status)
 app.command()(report)
 app.command()(leaderboard)
 app.command()(export)
+app.command()(tables)
 app.add_typer(data_cli.app, name="data", help="Datasets: list, inspect, download.")
 app.add_typer(list_app, name="list", help="List registered models, attacks, defenses, datasets.")
 

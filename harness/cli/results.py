@@ -123,7 +123,7 @@ def report(
         elif fmt is Format.md:
             text = rep.to_markdown(rep.pivot(frame, metric, rows, cols), index=False) + "\n\n" + rep.READING
         else:
-            text = rep.to_csv(rep.pivot(frame, metric, rows, cols))
+            text = rep.pivot_long(frame, metric, rows, cols).to_csv(index=False)
     _write(text, output)
 
 
@@ -177,3 +177,25 @@ def export(
     note = f" ({rebuilt} logged before cells kept records: rebuilt from the run, without per-unit values)" \
         if rebuilt else ""
     typer.echo(f"wrote {count} records to {output}{note}")
+
+
+def tables(
+    documents: Annotated[list[Path], typer.Argument(help="Markdown files with recsec:table markers.",
+                                                    show_default=False)],
+    check: Annotated[bool, typer.Option(
+        "--check", help="Change nothing; exit 1 when a table differs from what its records give.")] = False,
+):
+    """Make every marked table of these Markdown documents again from the records its marker
+    names (see harness/documents.py), so each figure is what its committed records give."""
+    from recsec.harness.documents import build
+
+    with user_errors():
+        outcomes = build(documents, check=check)
+    stale = [c for o in outcomes for c in o.changed]
+    for outcome in outcomes:
+        state = (f"{len(outcome.changed)} of {outcome.tables} tables differ from their records" if check
+                 else f"{outcome.tables} tables, {len(outcome.changed)} rewritten")
+        typer.echo(f"{outcome.path}: {state}")
+    if check and stale:
+        typer.echo("\n\n".join(stale), err=True)
+        raise typer.Exit(1)

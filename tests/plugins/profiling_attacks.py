@@ -41,9 +41,16 @@ class ListTally(PopularityProfiler):
         return np.argsort(-score, kind="stable")
 
 
+@dataclass(frozen=True)
+class BlindGuessConfig(ProfileConfig):
+    salt: int = 0  # another salt, another random ranking: two guessers that differ only by chance
+
+
 @register_attack("blind_guess")
 class BlindGuess(PopularityProfiler):
     """The baseline: a random ranking, no query made."""
 
+    Config: ClassVar[type] = BlindGuessConfig
+
     def run(self, view, oracle, *, seed: int, device: str = "cpu") -> np.ndarray:
-        return np.random.default_rng(seed).permutation(view.n_items)
+        return np.random.default_rng([seed, self.config.salt] if self.config.salt else seed).permutation(view.n_items)
