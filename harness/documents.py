@@ -15,7 +15,8 @@ A marker is an HTML comment (invisible when the Markdown renders) holding YAML:
     ...the generated table...
     <!-- recsec:end -->
 
-Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric.
+Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
+`summary: true` gives the table `recsec run` prints (`fence: true`: inside a code block).
 A `recsec:verdicts` marker lists claims of a paper (`claim`, `published`, `verdict`, `why`, and
 the `metric` and `where` of our number) and makes a table of the published figure beside ours.
 Under each table a line says what it rests on: the grids, seeds, commits and devices of its
@@ -38,7 +39,9 @@ from recsec.harness.errors import RecsecError
 from recsec.harness.significance import Estimate
 from recsec.harness.stats import METHOD_BOOTSTRAP
 
-BLOCK = re.compile(r"(<!-- recsec:(table|verdicts)\b(.*?)-->\n)(.*?)(<!-- recsec:end -->)", re.DOTALL)
+# A marker starts a line; its YAML holds no "-->"; the generated text runs to the end marker.
+BLOCK = re.compile(r"^(<!-- recsec:(table|verdicts)\b((?:(?!-->).)*?)-->\n)(.*?)^(<!-- recsec:end -->)",
+                   re.DOTALL | re.MULTILINE)
 NOTE = ("Intervals 95%: t over seeds (one seed: bootstrap over its units). A superscript letter names a row the "
         "value is significantly above (paired t over seeds, Holm over the table; harness/stats.py).")
 
@@ -94,6 +97,10 @@ def _table(spec: dict, folder: Path, where: str) -> str:
     frame, records = _cells(spec, folder, where)
     digits = int(spec.get("digits", 3))
     rows = spec.get("rows", "attack")
+    if spec.get("summary"):  # the table `recsec run` prints at its end
+        table = report.summary(frame, report.main_k(frame))
+        text = report.to_markdown(table, index=False)
+        return (f"```\n{text}\n```" if spec.get("fence") else text) + "\n\n" + provenance(records) + "\n"
     if "metrics" in spec:
         table = report.metric_table(frame, list(spec["metrics"]), rows, digits)
         table = table.rename(columns=spec.get("headers", {}))
