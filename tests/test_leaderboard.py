@@ -39,7 +39,8 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     tracker = Tracker(uri)
     # defense -> (agreement drop, recall drop); `costly` protects less than `mix` for more cost.
-    effects = {"none": (0.0, 0.0), "mix": (0.10, 0.02), "strong": (0.30, 0.10), "costly": (0.05, 0.05)}
+    effects = {"none": (0.0, 0.0), "mix": (0.10, 0.02), "strong": (0.30, 0.10), "costly": (0.05, 0.05),
+               "mix_again": (0.10, 0.02)}  # mix under another name: no test can separate the two
     for attack, base in (("ptd", 0.40), ("ptq", 0.60)):
         for defense, (drop, cost) in effects.items():
             for seed in (0, 1):
@@ -75,6 +76,19 @@ def test_defenses_are_paired_with_their_undefended_twin(store):
     assert str(board.matrix.loc["utility cost (Δrecall_at_10)", "strong"]) == "0.100 [0.100, 0.100]"
 
 
+def test_defenses_are_ranked_by_protection_and_ties_share_a_rank(store):
+    board = boards_by_family(store, ["steal"])["stealing"]
+    rank = board.pareto.set_index("defense")["rank"]
+    assert rank["strong"] == 1 and rank["mix"] == rank["mix_again"] == 2 and rank["costly"] == 4
+    assert rank["none"] == 5
+    # Every defense but the twin of mix changes what PTQ steals, at every seed: marked.
+    assert str(board.matrix.loc["ptq", "strong"]).startswith("0.305 [") and " * (2 seeds)" in str(
+        board.matrix.loc["ptq", "strong"])
+    entries = board.entries.set_index(["attack", "defense"])
+    assert entries.loc[("ptq", "mix"), "protection_significant"]
+    assert not entries.loc[("ptq", "none"), "protection_significant"]  # none against itself: nothing
+
+
 def test_the_pareto_front_drops_a_defense_that_protects_less_for_more(store):
     front = boards_by_family(store, ["steal"])["stealing"].pareto.set_index("defense")["pareto_optimal"]
     assert bool(front["mix"]) and bool(front["strong"]) and bool(front["none"])
@@ -84,8 +98,8 @@ def test_the_pareto_front_drops_a_defense_that_protects_less_for_more(store):
 def test_membership_protection_counts_a_flipped_auc_as_leakage(store):
     board = boards_by_family(store)["membership"]
     assert board.success == "roc_auc"
-    # The same AUC at both seeds: a constant difference has no spread to test, so no mark.
-    assert str(board.matrix.loc["zhang_mlp", "popularity_randomization"]) == "0.150 [0.150, 0.150] (2 seeds)"
+    # The same leakage gap at both seeds (0.9 against max(0.15, 0.85)): certain, so marked.
+    assert str(board.matrix.loc["zhang_mlp", "popularity_randomization"]) == "0.150 [0.150, 0.150] * (2 seeds)"
     # AUC 0.15 leaks as much as 0.85: protection 0.9 - 0.85, not 0.9 - 0.15.
     protection = board.pareto.set_index("defense").loc["popularity_randomization", "protection"]
     assert protection == pytest.approx(0.05)
@@ -106,7 +120,8 @@ def test_markdown_csv_and_html_carry_the_same_entries(store, tmp_path):
     md = to_markdown_text(boards)
     assert "## stealing: agr_at_10" in md and "## membership: roc_auc" in md and "[0](http://" in md
     csv = pd.read_csv(io.StringIO(to_csv_text(boards)))
-    assert len(csv) == 8 + 2 + 3 and set(csv["family"]) == {"stealing", "membership"}
+    assert len(csv) == 10 + 2 + 3 and set(csv["family"]) == {"stealing", "membership"}
+    assert {"success_low", "success_high", "protection_p_adjusted", "protection_significant"} <= set(csv.columns)
     page = tmp_path / "board.html"
     page.write_text(to_html_text(boards, source=store))
     assert_renders(page, tables=6, images=2)  # matrix, Pareto, entries per family; a Pareto plot each
