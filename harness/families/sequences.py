@@ -215,7 +215,8 @@ def run_attack(cell: Cell, view: SequenceView, oracle, device: str = "cpu"):
 def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceView, result,
           device: str = "cpu") -> dict:
     """The surrogate's agreement with the target on the real test prefixes, its own next-item
-    quality, and what an output defense costs real users."""
+    quality, and what real users are served (`defended_*`: through an output defense, else the
+    target's own lists)."""
     split = sequence_split(data, cell).target
     model = model_from_payload(target.payload).to(device)
     k = min(cell.knowledge.list_length, data.n_items)
@@ -236,17 +237,24 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceVi
     negatives = sampled_negatives(split.test_prefix, split.test_target, cell.seed)  # the target's, redrawn
     surrogate_ranks = sampled_ranks(result.surrogate, split.test_prefix, split.test_target, negatives)
     out.update(metrics.next_item_metrics(surrogate_lists, split.test_target, ks, prefix="surrogate_", ranks=surrogate_ranks))
-    out.update({f"surrogate_hr_at_{kk}": per_user(users, metrics.hit_per_list_single(surrogate_lists, split.test_target, kk))
-                for kk in ks})
-    if output_defense is not None:  # what real users are served: the defense's utility cost
+    # Per user at one K (10, the papers' cut) besides agreement's: what a record can afford on
+    # Beauty's 22,000 users.
+    unit_k = 10 if 10 in ks else ks[-1]
+    out[f"surrogate_hr_at_{unit_k}"] = per_user(users, metrics.hit_per_list_single(surrogate_lists, split.test_target,
+                                                                                  unit_k))
+    # What real users are served: the defended lists (an output defense), else the target's own
+    # (none, or a training defense such as GRO: the target is the defended one).
+    if output_defense is not None:
         context = SequenceServingContext(data.item_popularity(), pad=model.pad)
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
         served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
-        out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
-        if k in ks:
-            out[f"defended_hr_at_{k}"] = per_user(users, metrics.hit_per_list_single(served, split.test_target, k))
-        out.update({f"agr_served_at_{kk}": per_user(users, metrics.agreement_per_list(served, surrogate_lists, kk))
-                    for kk in ks if kk <= k})
+    else:
+        served = true_lists(k)
+    out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))
+    if unit_k <= k:
+        out[f"defended_hr_at_{unit_k}"] = per_user(users, metrics.hit_per_list_single(served, split.test_target, unit_k))
+    out.update({f"agr_served_at_{kk}": per_user(users, metrics.agreement_per_list(served, surrogate_lists, kk))
+                for kk in ks if kk <= k})
     out.update(n_known_users=view.n_known, synthetic_sequences=getattr(result, "synthetic_sequences", 0))
     return out
