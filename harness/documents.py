@@ -15,10 +15,12 @@ A marker is an HTML comment (invisible when the Markdown renders) holding YAML:
     ...the generated table...
     <!-- recsec:end -->
 
-Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
+`versus: ptd` compares each row with that one only, not every pair (fewer comparisons to
+correct for). Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
 `summary: true` gives the table `recsec run` prints (`fence: true`: inside a code block).
 A `recsec:verdicts` marker lists claims of a paper (`claim`, `published`, `verdict`, `why`, and
-the `metric` and `where` of our number) and makes a table of the published figure beside ours.
+the `metric` and `where` of our number; `versus: {attack: ptd}` to show, and test, the difference
+from another row instead) and makes a table of the published figure beside ours.
 Under each table a line says what it rests on: the grids, seeds, commits and devices of its
 records, and how its intervals and marks were made.
 """
@@ -34,10 +36,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from recsec.harness import record_file, report
+from recsec.harness import record_file, report, significance, stats
 from recsec.harness.errors import RecsecError
-from recsec.harness.significance import Estimate
-from recsec.harness.stats import METHOD_BOOTSTRAP
+from recsec.harness.grid import all_axes
+from recsec.harness.significance import Row
 
 # A marker starts a line; its YAML holds no "-->"; the generated text runs to the end marker.
 BLOCK = re.compile(r"^(<!-- recsec:(table|verdicts)\b((?:(?!-->).)*?)-->\n)(.*?)^(<!-- recsec:end -->)",
@@ -102,10 +104,11 @@ def _table(spec: dict, folder: Path, where: str) -> str:
         text = report.to_markdown(table, index=False)
         return (f"```\n{text}\n```" if spec.get("fence") else text) + "\n\n" + provenance(records) + "\n"
     if "metrics" in spec:
-        table = report.metric_table(frame, list(spec["metrics"]), rows, digits)
+        table = report.metric_table(frame, list(spec["metrics"]), rows, digits, _versus(frame, rows, spec))
         table = table.rename(columns=spec.get("headers", {}))
     elif "metric" in spec:
-        table = report.pivot(frame, spec["metric"], rows, spec.get("cols", "target"), digits)
+        table = report.pivot(frame, spec["metric"], rows, spec.get("cols", "target"), digits,
+                             _versus(frame, rows, spec))
         table = table.rename(columns=_short_names(table.columns[2:] if "row" in table else table.columns[1:]))
     else:
         raise RecsecError("a table marker names `metric` (with `rows`, `cols`) or `metrics` (with `rows`)")
@@ -114,35 +117,73 @@ def _table(spec: dict, folder: Path, where: str) -> str:
 
 
 def _verdicts(spec: dict, folder: Path, where: str) -> str:
-    """The published figure beside ours, one row per claim: our mean and interval, its seeds,
-    dataset and device, and the verdict with its reason."""
-    out = []
+    """The published figure beside ours, one row per claim: our mean and interval (or, with
+    `versus`, the difference from another row, tested), its seeds, dataset and device, and the
+    verdict with its reason."""
+    out, tests = [], {}  # tests: claim index -> the rows its `versus` compares
     used: list[dict] = []
     for i, claim in enumerate(spec.get("claims") or []):
         missing = [k for k in ("claim", "published", "verdict", "why") if k not in claim]
         if missing:
             raise RecsecError(f"claims[{i}]: missing {', '.join(missing)}")
-        ours, setting = "not run", ""
+        ours, setting = claim.get("ours", "not run"), claim.get("setting", "")
         if "metric" in claim:
-            frame, records = _cells({**spec, **claim}, folder, f"{where} claims[{i}]")
+            at = f"claims[{i}]"
+            a, records = _claim_row({**spec, **claim}, folder, at)
             used += records
-            table = report.metric_table(frame, [claim["metric"]], "attack", int(claim.get("digits", 3)))
-            if len(table) != 1:
-                raise RecsecError(f"claims[{i}]: `where` leaves {len(table)} attacks; name one")
-            estimate = table[claim["metric"]].iloc[0]
-            seeds = sorted({r["seed"] for r in records})
-            ours = f"{estimate.interval.text(estimate.digits)}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}" \
-                if isinstance(estimate, Estimate) else ""
-            if isinstance(estimate, Estimate) and estimate.interval.method == METHOD_BOOTSTRAP:
-                ours = ours.replace(" (1 seed)", "")
+            digits = int(claim.get("digits", 3))
+            if "versus" in claim:
+                b, other = _claim_row({**spec, **claim, "where": {**(claim.get("where") or {}), **claim["versus"]}},
+                                      folder, at + " versus")
+                used += other
+                tests[i] = (a, b, digits)
+            else:
+                interval = a.interval()
+                ours = f"{interval.text(digits).replace(' (1 seed)', '')}, {_seeds(a)}"
             setting = ", ".join(sorted({r["dataset"]["name"] for r in records})) + "; " + \
                 ", ".join(sorted({_device(r["device"]) for r in records}))
-        out.append({"claim": claim["claim"], "published": str(claim["published"]), "ours (95% interval)": ours,
-                    "data; device": setting or claim.get("setting", ""), "verdict": claim["verdict"],
-                    "why": claim["why"]})
+        published = claim["published"]
+        out.append({"claim": claim["claim"], "published": ("yes" if published else "no") if isinstance(published, bool)
+                    else str(published), "ours (95% interval)": ours, "data; device": setting,
+                    "verdict": claim["verdict"], "why": claim["why"]})
+    # The claims' comparisons are one table's: Holm over them.
+    adjusted = stats.adjust([stats.compare(a.seeds, b.seeds) for a, b, _ in tests.values()])
+    for (i, (a, b, digits)), comparison in zip(tests.items(), adjusted):
+        out[i]["ours (95% interval)"] = _difference(a, b, comparison, digits)
     table = pd.DataFrame(out)
     note = provenance(used) if used else ""
     return report.to_markdown(table, index=False) + ("\n\n" + note if note else "") + "\n"
+
+
+def _claim_row(spec: dict, folder: Path, at: str) -> tuple[Row, list[dict]]:
+    """The cells a claim names, as one row by seed; they may differ only in their seed (or in
+    the axes its `pool` lists)."""
+    frame, records = _cells(spec, folder, at)
+    metric = spec["metric"]
+    if f"metrics.{metric}" not in frame:
+        raise RecsecError(f"{at}: the records have no metric {metric!r}")
+    pooled = set(spec.get("pool") or [])
+    varying = [a for a in all_axes() if a not in pooled and f"tags.{a}" in frame and frame[f"tags.{a}"].nunique() > 1]
+    if varying:
+        raise RecsecError(f"{at}: `where` leaves cells that differ in {varying[0]} "
+                          f"({', '.join(sorted(frame[f'tags.{varying[0]}'].unique()))}); name one, or `pool` it")
+    rows = significance.rows_of(frame.assign(_claim="claim"), frame[f"metrics.{metric}"], ["_claim"], metric)
+    return rows[("claim",)], records
+
+
+def _difference(a: Row, b: Row, c: stats.Comparison, digits: int) -> str:
+    ia, ib = a.interval(), b.interval()
+    text = f"{ia.mean:.{digits}f} vs {ib.mean:.{digits}f}: {c.difference:+.{digits}f}"
+    if c.tested:
+        text += f" [{c.low:+.{digits}f}, {c.high:+.{digits}f}], Holm p = {c.p_adjusted:.2g}"
+    else:
+        text += f" ({c.method})"
+    return text + f", {_seeds(a)}"
+
+
+def _seeds(row: Row) -> str:
+    n = len(row.seeds.dropna())
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def _cells(spec: dict, folder: Path, where: str) -> tuple[pd.DataFrame, list[dict]]:
@@ -159,6 +200,18 @@ def _cells(spec: dict, folder: Path, where: str) -> tuple[pd.DataFrame, list[dic
     return record_file.frame(records).drop_duplicates(["experiment", "tags.recsec.cell_hash"], keep="last"), records
 
 
+def _versus(frame: pd.DataFrame, rows: str, spec: dict) -> str | None:
+    """The row a marker compares every other with (`versus: ptd`: a label or its name)."""
+    if "versus" not in spec:
+        return None
+    wanted = str(spec["versus"])
+    labels = frame[f"tags.{rows}"].astype(str).unique()
+    found = [v for v in labels if v == wanted or ("(" not in wanted and v.split("(")[0] == wanted)]
+    if len(found) != 1:
+        raise RecsecError(f"versus {wanted!r} names {len(found)} of the rows ({', '.join(sorted(labels))})")
+    return found[0]
+
+
 def _selected(record: dict, where: dict) -> bool:
     for axis, wanted in where.items():
         label = str(record["axes"].get(axis, record.get(axis, "")))
@@ -169,10 +222,29 @@ def _selected(record: dict, where: dict) -> bool:
 
 
 def _short_names(labels) -> dict:
-    """Component labels without their parameters, where that leaves them distinct."""
+    """Component labels shortened to what tells them apart: the name alone where it is unique,
+    else the name with only the parameters that differ (`dfme(synthesis=random)`)."""
     labels = [str(v) for v in labels]
-    short = {v: v.split("(")[0] for v in labels}
-    return short if len(set(short.values())) == len(labels) else {v: v for v in labels}
+    parsed = {v: _parse_label(v) for v in labels}
+    out = {}
+    for label, (name, params) in parsed.items():
+        same_name = [p for n, p in parsed.values() if n == name]
+        if len(same_name) == 1:
+            out[label] = name
+            continue
+        shared = {k: v for k, v in params.items() if all(p.get(k) == v for p in same_name)}
+        kept = {k: v for k, v in params.items() if k not in shared}
+        out[label] = f"{name}({','.join(f'{k}={v}' for k, v in kept.items())})" if kept else name
+    return out if len(set(out.values())) == len(labels) else {v: v for v in labels}
+
+
+def _parse_label(label: str) -> tuple[str, dict]:
+    """`name(k=v,k=v)` as a label shows a component (harness.grid.Component.label)."""
+    if "(" not in label or not label.endswith(")"):
+        return label, {}
+    name, inner = label[:-1].split("(", 1)
+    parts = re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", inner)
+    return name, dict(part.split("=", 1) for part in parts if "=" in part)
 
 
 def provenance(records: list[dict]) -> str:

@@ -155,22 +155,24 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=by + ["mean", "std", "low", "high", "n", "interval"])
 
 
-def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str, digits: int = 4) -> pd.DataFrame:
+def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str, digits: int = 4,
+          versus: str | None = None) -> pd.DataFrame:
     """A rows x cols table of Estimates (the row axis a column, after the rows' letters); within
-    each column the rows are compared (Holm over the table), and each value names the rows it is
+    each column the rows are compared (every pair, or each row with the `versus` row only: fewer
+    comparisons, more power), Holm over the table, and each value names the rows it is
     significantly above."""
     if rows == cols:
-        return metric_table(frame, [metric], rows, digits)
+        return metric_table(frame, [metric], rows, digits, versus)
     groups = _rows(frame, metric, [rows, cols])
     col_values = sorted({key[1] for key in groups}, key=natural_key)
     columns = {str(col): {key[0]: row for key, row in groups.items() if key[1] == col} for col in col_values}
-    return _compared(columns, rows, digits)
+    return _compared(columns, rows, digits, versus)
 
 
-def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
+def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str, versus: str | None = None) -> pd.DataFrame:
     """`pivot` as one line per (row, column) for CSV: the mean, its interval and seeds, how the
     interval was made, and the rows of that column it is significantly above."""
-    table = pivot(frame, metric, rows, cols)
+    table = pivot(frame, metric, rows, cols, versus=versus)
     labels = dict(zip(table["row"], table[rows])) if "row" in table else {}
     out = []
     for _, line in table.iterrows():
@@ -184,21 +186,25 @@ def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str, digits: int = 4) -> pd.DataFrame:
+def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str, digits: int = 4,
+                 versus: str | None = None) -> pd.DataFrame:
     """One column per metric, one row per value of the `rows` axis (other axes pooled per seed),
     compared within each column as `pivot` does."""
     columns = {metric: {key[0]: row for key, row in _rows(frame, metric, [rows]).items()} for metric in metrics}
-    return _compared(columns, rows, digits)
+    return _compared(columns, rows, digits, versus)
 
 
-def _compared(columns: dict[str, dict], rows: str, digits: int) -> pd.DataFrame:
-    """Columns of rows (value -> significance.Row), every pair of rows compared within each
-    column, Holm over the whole table."""
+def _compared(columns: dict[str, dict], rows: str, digits: int, versus: str | None = None) -> pd.DataFrame:
+    """Columns of rows (value -> significance.Row), the rows compared within each column (every
+    pair, or each with the `versus` row), Holm over the whole table."""
     row_values = sorted({value for members in columns.values() for value in members}, key=natural_key)
+    if versus is not None and versus not in row_values:
+        raise RecsecError(f"--versus {versus!r}: no row has that {rows}; rows: {', '.join(map(str, row_values))}")
     labels = dict(zip(row_values, significance.LETTERS))
+    pairs = ([(r, versus) for r in row_values if r != versus] if versus is not None
+             else [(a, b) for i, a in enumerate(row_values) for b in row_values[i + 1:]])
     marked = significance.mark(
-        [significance.Column(name, members, [(a, b) for i, a in enumerate(row_values) for b in row_values[i + 1:]],
-                             digits) for name, members in columns.items()], labels)
+        [significance.Column(name, members, pairs, digits) for name, members in columns.items()], labels)
     table = pd.DataFrame({rows: row_values})
     for name, estimates in marked.items():
         table[name] = [estimates.get(value, "") for value in row_values]

@@ -73,6 +73,9 @@ def report(
     compare: Annotated[Optional[list[str]], typer.Option(
         "--compare", metavar="AXIS=VALUE[,AXIS=VALUE]",
         help="Twice: the two rows to test against each other, e.g. --compare attack=ptq --compare attack=qsd.")] = None,
+    versus: Annotated[Optional[str], typer.Option(
+        "--versus", metavar="ROW", help="With --metric: compare each row with this one only (e.g. a baseline "
+                                        "attack), not every pair: fewer comparisons to correct for.")] = None,
     where: Annotated[Optional[list[str]], typer.Option(
         "--where", metavar="AXIS=VALUE", help="Only cells whose AXIS label is VALUE (repeatable).")] = None,
     fmt: Annotated[Format, typer.Option(
@@ -121,9 +124,10 @@ def report(
             text = rep.to_markdown(table, index=False) + "\n\n" + rep.READING if fmt is Format.md \
                 else rep.to_csv(table)
         elif fmt is Format.md:
-            text = rep.to_markdown(rep.pivot(frame, metric, rows, cols), index=False) + "\n\n" + rep.READING
+            text = rep.to_markdown(rep.pivot(frame, metric, rows, cols, versus=versus), index=False) + "\n\n" \
+                + rep.READING
         else:
-            text = rep.pivot_long(frame, metric, rows, cols).to_csv(index=False)
+            text = rep.pivot_long(frame, metric, rows, cols, versus).to_csv(index=False)
     _write(text, output)
 
 
