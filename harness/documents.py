@@ -16,7 +16,8 @@ A marker is an HTML comment (invisible when the Markdown renders) holding YAML:
     <!-- recsec:end -->
 
 `versus: ptd` compares each row with that one only, not every pair (fewer comparisons to
-correct for). Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
+correct for); `order: [qsd, ptd, ...]` puts rows in that order; `rows: [attack, clone]` labels a
+row by both (`ptd / pop`; a clone of the target's architecture is `same`). Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
 `summary: true` gives the table `recsec run` prints (`fence: true`: inside a code block).
 A `recsec:verdicts` marker lists claims of a paper (`claim`, `published`, `verdict`, `why`, and
 the `metric` and `where` of our number; `versus: {attack: ptd}` to show, and test, the difference
@@ -99,20 +100,19 @@ def _table(spec: dict, folder: Path, where: str) -> str:
     frame, records = _cells(spec, folder, where)
     digits = int(spec.get("digits", 3))
     rows = spec.get("rows", "attack")
+    frame = _shortened(frame, ([rows] if isinstance(rows, str) else list(rows)) + [spec.get("cols", "target")])
     if spec.get("summary"):  # the table `recsec run` prints at its end
         table = report.summary(frame, report.main_k(frame))
         text = report.to_markdown(table, index=False)
         return (f"```\n{text}\n```" if spec.get("fence") else text) + "\n\n" + provenance(records) + "\n"
     if "metrics" in spec:
-        table = report.metric_table(frame, list(spec["metrics"]), rows, digits, _versus(frame, rows, spec))
+        table = report.metric_table(frame, list(spec["metrics"]), rows, digits, spec.get("versus"), spec.get("order"))
         table = table.rename(columns=spec.get("headers", {}))
     elif "metric" in spec:
-        table = report.pivot(frame, spec["metric"], rows, spec.get("cols", "target"), digits,
-                             _versus(frame, rows, spec))
-        table = table.rename(columns=_short_names(table.columns[2:] if "row" in table else table.columns[1:]))
+        table = report.pivot(frame, spec["metric"], rows, spec.get("cols", "target"), digits, spec.get("versus"),
+                             spec.get("order"))
     else:
         raise RecsecError("a table marker names `metric` (with `rows`, `cols`) or `metrics` (with `rows`)")
-    table[rows] = table[rows].map(_short_names(table[rows]))
     return report.to_markdown(table, index=False) + "\n\n" + provenance(records) + "\n"
 
 
@@ -200,16 +200,17 @@ def _cells(spec: dict, folder: Path, where: str) -> tuple[pd.DataFrame, list[dic
     return record_file.frame(records).drop_duplicates(["experiment", "tags.recsec.cell_hash"], keep="last"), records
 
 
-def _versus(frame: pd.DataFrame, rows: str, spec: dict) -> str | None:
-    """The row a marker compares every other with (`versus: ptd`: a label or its name)."""
-    if "versus" not in spec:
-        return None
-    wanted = str(spec["versus"])
-    labels = frame[f"tags.{rows}"].astype(str).unique()
-    found = [v for v in labels if v == wanted or ("(" not in wanted and v.split("(")[0] == wanted)]
-    if len(found) != 1:
-        raise RecsecError(f"versus {wanted!r} names {len(found)} of the rows ({', '.join(sorted(labels))})")
-    return found[0]
+def _shortened(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """The axes' labels as a table shows them: a clone that is the target's architecture as
+    `same`, and component labels cut to what tells them apart."""
+    frame = frame.copy()
+    if "clone" in axes and "tags.clone" in frame and "tags.target" in frame:
+        frame["tags.clone"] = frame["tags.clone"].where(frame["tags.clone"] != frame["tags.target"], "same")
+    for axis in axes:
+        column = f"tags.{axis}"
+        if column in frame:
+            frame[column] = frame[column].map(_short_names(frame[column].unique()))
+    return frame
 
 
 def _selected(record: dict, where: dict) -> bool:

@@ -155,18 +155,23 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=by + ["mean", "std", "low", "high", "n", "interval"])
 
 
-def pivot(frame: pd.DataFrame, metric: str, rows: str, cols: str, digits: int = 4,
-          versus: str | None = None) -> pd.DataFrame:
+def pivot(frame: pd.DataFrame, metric: str, rows: str | list[str], cols: str, digits: int = 4,
+          versus: str | None = None, order: list[str] | None = None) -> pd.DataFrame:
     """A rows x cols table of Estimates (the row axis a column, after the rows' letters); within
     each column the rows are compared (every pair, or each row with the `versus` row only: fewer
     comparisons, more power), Holm over the table, and each value names the rows it is
     significantly above."""
     if rows == cols:
-        return metric_table(frame, [metric], rows, digits, versus)
-    groups = _rows(frame, metric, [rows, cols])
-    col_values = sorted({key[1] for key in groups}, key=natural_key)
-    columns = {str(col): {key[0]: row for key, row in groups.items() if key[1] == col} for col in col_values}
-    return _compared(columns, rows, digits, versus)
+        return metric_table(frame, [metric], rows, digits, versus, order)
+    row_axes = [rows] if isinstance(rows, str) else list(rows)  # several: rows labelled "ptd / pop"
+    groups = _rows(frame, metric, row_axes + [cols])
+    col_values = sorted({key[-1] for key in groups}, key=natural_key)
+    columns = {str(col): {ROW_JOIN.join(map(str, key[:-1])): row for key, row in groups.items() if key[-1] == col}
+               for col in col_values}
+    return _compared(columns, ROW_JOIN.join(row_axes), digits, versus, order)
+
+
+ROW_JOIN = " / "
 
 
 def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str, versus: str | None = None) -> pd.DataFrame:
@@ -187,17 +192,21 @@ def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str, versus: s
 
 
 def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str, digits: int = 4,
-                 versus: str | None = None) -> pd.DataFrame:
+                 versus: str | None = None, order: list[str] | None = None) -> pd.DataFrame:
     """One column per metric, one row per value of the `rows` axis (other axes pooled per seed),
     compared within each column as `pivot` does."""
     columns = {metric: {key[0]: row for key, row in _rows(frame, metric, [rows]).items()} for metric in metrics}
-    return _compared(columns, rows, digits, versus)
+    return _compared(columns, rows, digits, versus, order)
 
 
-def _compared(columns: dict[str, dict], rows: str, digits: int, versus: str | None = None) -> pd.DataFrame:
+def _compared(columns: dict[str, dict], rows: str, digits: int, versus: str | None = None,
+              order: list[str] | None = None) -> pd.DataFrame:
     """Columns of rows (value -> significance.Row), the rows compared within each column (every
-    pair, or each with the `versus` row), Holm over the whole table."""
-    row_values = sorted({value for members in columns.values() for value in members}, key=natural_key)
+    pair, or each with the `versus` row), Holm over the whole table. Rows in natural order, or
+    those `order` names first, in its order."""
+    rank = {str(v): i for i, v in enumerate(order or [])}
+    row_values = sorted({value for members in columns.values() for value in members},
+                        key=lambda v: (rank.get(str(v), len(rank)), natural_key(v)))
     if versus is not None and versus not in row_values:
         raise RecsecError(f"--versus {versus!r}: no row has that {rows}; rows: {', '.join(map(str, row_values))}")
     labels = dict(zip(row_values, significance.LETTERS))
@@ -226,6 +235,14 @@ def main_k(frame: pd.DataFrame) -> int:
         within = [k for k in ks if k <= length]
         return length if length in ks or not within else within[-1]
     return ks[len(ks) // 2] if ks else 50
+
+
+def pooled_note(frame: pd.DataFrame, shown: list[str]) -> str:
+    """What a table pools: the axes that vary in its cells but are neither its rows nor its
+    columns (each seed's cells are averaged over them), as a line to print under it."""
+    pooled = [f"{a} ({frame[f'tags.{a}'].nunique()} values)" for a in all_axes()
+              if a not in shown and f"tags.{a}" in frame and frame[f"tags.{a}"].nunique() > 1]
+    return f"Each seed's value averages its cells over {', '.join(pooled)}: add --where to keep one." if pooled else ""
 
 
 def varying_axes(frame: pd.DataFrame) -> list[str]:

@@ -124,8 +124,9 @@ def report(
             text = rep.to_markdown(table, index=False) + "\n\n" + rep.READING if fmt is Format.md \
                 else rep.to_csv(table)
         elif fmt is Format.md:
+            note = rep.pooled_note(frame, [rows, cols])
             text = rep.to_markdown(rep.pivot(frame, metric, rows, cols, versus=versus), index=False) + "\n\n" \
-                + rep.READING
+                + (note + "\n" if note else "") + rep.READING
         else:
             text = rep.pivot_long(frame, metric, rows, cols, versus).to_csv(index=False)
     _write(text, output)
