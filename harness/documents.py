@@ -17,7 +17,8 @@ A marker is an HTML comment (invisible when the Markdown renders) holding YAML:
 
 `versus: ptd` compares each row with that one only, not every pair (fewer comparisons to
 correct for); `order: [qsd, ptd, ...]` puts rows in that order; `rows: [attack, clone]` labels a
-row by both (`ptd / pop`; a clone of the target's architecture is `same`). Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
+row by both (`ptd / pop` names it in `versus` and `order`; a clone of the target's architecture is
+`same`), and `within: [target]` compares only the rows that share a target. Instead of `metric` and `cols`, `metrics: [agr_at_50, agr_at_10]` gives one column per metric;
 `summary: true` gives the table `recsec run` prints (`fence: true`: inside a code block).
 A `recsec:verdicts` marker lists claims of a paper (`claim`, `published`, `verdict`, `why`, and
 the `metric` and `where` of our number; `versus: {attack: ptd}` to show, and test, the difference
@@ -106,11 +107,12 @@ def _table(spec: dict, folder: Path, where: str) -> str:
         text = report.to_markdown(table, index=False)
         return (f"```\n{text}\n```" if spec.get("fence") else text) + "\n\n" + provenance(records) + "\n"
     if "metrics" in spec:
-        table = report.metric_table(frame, list(spec["metrics"]), rows, digits, spec.get("versus"), spec.get("order"))
+        table = report.metric_table(frame, list(spec["metrics"]), rows, digits, spec.get("versus"), spec.get("order"),
+                                    spec.get("within"))
         table = table.rename(columns=spec.get("headers", {}))
     elif "metric" in spec:
         table = report.pivot(frame, spec["metric"], rows, spec.get("cols", "target"), digits, spec.get("versus"),
-                             spec.get("order"))
+                             spec.get("order"), spec.get("within"))
     else:
         raise RecsecError("a table marker names `metric` (with `rows`, `cols`) or `metrics` (with `rows`)")
     return report.to_markdown(table, index=False) + "\n\n" + provenance(records) + "\n"
@@ -189,15 +191,33 @@ def _seeds(row: Row) -> str:
 def _cells(spec: dict, folder: Path, where: str) -> tuple[pd.DataFrame, list[dict]]:
     patterns = spec.get("records")
     if not patterns:
-        raise RecsecError("name the records (`records: [glob, ...]`, relative to the document)")
+        raise RecsecError("name the records (`records: [path or glob, ...]`, relative to the document)")
     paths = sorted({p for pattern in ([patterns] if isinstance(patterns, str) else patterns)
                     for p in glob.glob(str(folder / pattern))})
     if not paths:
         raise RecsecError(f"no records match {patterns}")
-    records = [r for r in record_file.read(paths) if _selected(r, spec.get("where") or {})]
+    loaded = record_file.read(paths)
+    conditions = spec.get("where") or {}
+    shown = {axis: _short_names({_label(r, axis) for r in loaded}) for axis in conditions}
+    records = [r for r in loaded if all(_matches(r, axis, wanted, shown[axis]) for axis, wanted in conditions.items())]
     if not records:
-        raise RecsecError(f"no record of {', '.join(paths)} matches where {spec.get('where')}")
+        raise RecsecError(f"no record of {', '.join(paths)} matches where {conditions}")
     return record_file.frame(records).drop_duplicates(["experiment", "tags.recsec.cell_hash"], keep="last"), records
+
+
+def _label(record: dict, axis: str) -> str:
+    return str(record["axes"].get(axis, record.get(axis, "")))
+
+
+def _matches(record: dict, axis: str, wanted, shown: dict) -> bool:
+    """Whether the record's AXIS is one of `wanted`: its full label, or the label a table shows
+    (`ptq` is uniform PTQ, `ptq(outside=clone_top)` the other; `same`: a clone of the target's
+    architecture)."""
+    label = _label(record, axis)
+    values = [str(v) for v in (wanted if isinstance(wanted, list) else [wanted])]
+    if axis == "clone" and "same" in values and label == _label(record, "target"):
+        return True
+    return label in values or shown.get(label) in values
 
 
 def _shortened(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -211,15 +231,6 @@ def _shortened(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
         if column in frame:
             frame[column] = frame[column].map(_short_names(frame[column].unique()))
     return frame
-
-
-def _selected(record: dict, where: dict) -> bool:
-    for axis, wanted in where.items():
-        label = str(record["axes"].get(axis, record.get(axis, "")))
-        values = wanted if isinstance(wanted, list) else [wanted]
-        if not any(label == str(v) or (("(" not in str(v)) and label.split("(")[0] == str(v)) for v in values):
-            return False
-    return True
 
 
 def _short_names(labels) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import glob
 import gzip
 import hashlib
 import json
@@ -129,10 +130,28 @@ def dumps(record: dict) -> str:
     return json.dumps(record, sort_keys=True, allow_nan=False, separators=(",", ":"))
 
 
-def read(paths: Iterable[Path | str]) -> list[dict]:
-    """Every record in these JSON-lines files (plain or .gz); an error names the file and line."""
+def expand(paths: Iterable[Path | str]) -> list[Path]:
+    """Record files: each path a file, a folder (every .jsonl and .jsonl.gz below it) or a glob."""
     out = []
-    for path in map(Path, paths):
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.name.endswith((".jsonl", ".jsonl.gz")))
+        elif any(c in str(given) for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(str(given), recursive=True))
+        else:
+            found = [path]
+        if not found:
+            raise RecsecError(f"{given}: no records files there")
+        out += found
+    return out
+
+
+def read(paths: Iterable[Path | str]) -> list[dict]:
+    """Every record in these JSON-lines files (plain or .gz; folders and globs as `expand`); an
+    error names the file and line."""
+    out = []
+    for path in expand(paths):
         if not path.is_file():
             raise RecsecError(f"{path}: no such records file")
         opener = gzip.open if path.suffix == ".gz" else open

@@ -156,22 +156,23 @@ def aggregate(frame: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
 
 
 def pivot(frame: pd.DataFrame, metric: str, rows: str | list[str], cols: str, digits: int = 4,
-          versus: str | None = None, order: list[str] | None = None) -> pd.DataFrame:
-    """A rows x cols table of Estimates (the row axis a column, after the rows' letters); within
-    each column the rows are compared (every pair, or each row with the `versus` row only: fewer
-    comparisons, more power), Holm over the table, and each value names the rows it is
-    significantly above."""
-    if rows == cols:
-        return metric_table(frame, [metric], rows, digits, versus, order)
-    row_axes = [rows] if isinstance(rows, str) else list(rows)  # several: rows labelled "ptd / pop"
+          versus: str | None = None, order: list[str] | None = None,
+          within: list[str] | None = None) -> pd.DataFrame:
+    """A rows x cols table of Estimates (a column per row axis after the rows' letters); within
+    each column the rows are compared, Holm over the table, and each value names the rows it is
+    significantly above. Which rows are compared: every pair; or each with the `versus` row only
+    (fewer comparisons, more power); or, with several row axes, the pairs that share the
+    `within` axes (attacks against the same target)."""
+    row_axes = [rows] if isinstance(rows, str) else list(rows)
+    if cols in row_axes:
+        return metric_table(frame, [metric], row_axes, digits, versus, order, within)
     groups = _rows(frame, metric, row_axes + [cols])
     col_values = sorted({key[-1] for key in groups}, key=natural_key)
-    columns = {str(col): {ROW_JOIN.join(map(str, key[:-1])): row for key, row in groups.items() if key[-1] == col}
-               for col in col_values}
-    return _compared(columns, ROW_JOIN.join(row_axes), digits, versus, order)
+    columns = {str(col): {key[:-1]: row for key, row in groups.items() if key[-1] == col} for col in col_values}
+    return _compared(columns, row_axes, digits, versus, order, within)
 
 
-ROW_JOIN = " / "
+ROW_JOIN = " / "  # a row's label over several axes, as `versus` and `order` name it: "ptd / pop"
 
 
 def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str, versus: str | None = None) -> pd.DataFrame:
@@ -191,34 +192,45 @@ def pivot_long(frame: pd.DataFrame, metric: str, rows: str, cols: str, versus: s
     return pd.DataFrame(out)
 
 
-def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str, digits: int = 4,
-                 versus: str | None = None, order: list[str] | None = None) -> pd.DataFrame:
-    """One column per metric, one row per value of the `rows` axis (other axes pooled per seed),
+def metric_table(frame: pd.DataFrame, metrics: list[str], rows: str | list[str], digits: int = 4,
+                 versus: str | None = None, order: list[str] | None = None,
+                 within: list[str] | None = None) -> pd.DataFrame:
+    """One column per metric, one row per value of the `rows` axes (other axes pooled per seed),
     compared within each column as `pivot` does."""
-    columns = {metric: {key[0]: row for key, row in _rows(frame, metric, [rows]).items()} for metric in metrics}
-    return _compared(columns, rows, digits, versus, order)
+    row_axes = [rows] if isinstance(rows, str) else list(rows)
+    columns = {metric: _rows(frame, metric, row_axes) for metric in metrics}
+    return _compared(columns, row_axes, digits, versus, order, within)
 
 
-def _compared(columns: dict[str, dict], rows: str, digits: int, versus: str | None = None,
-              order: list[str] | None = None) -> pd.DataFrame:
-    """Columns of rows (value -> significance.Row), the rows compared within each column (every
-    pair, or each with the `versus` row), Holm over the whole table. Rows in natural order, or
-    those `order` names first, in its order."""
+def _compared(columns: dict[str, dict], row_axes: list[str], digits: int, versus: str | None = None,
+              order: list[str] | None = None, within: list[str] | None = None) -> pd.DataFrame:
+    """Columns of rows (key tuple -> significance.Row), the rows compared within each column as
+    `pivot` says, Holm over the whole table. Rows in natural order, or those `order` names first."""
+    def label(key: tuple) -> str:
+        return ROW_JOIN.join(map(str, key))
+
     rank = {str(v): i for i, v in enumerate(order or [])}
-    row_values = sorted({value for members in columns.values() for value in members},
-                        key=lambda v: (rank.get(str(v), len(rank)), natural_key(v)))
-    if versus is not None and versus not in row_values:
-        raise RecsecError(f"--versus {versus!r}: no row has that {rows}; rows: {', '.join(map(str, row_values))}")
-    labels = dict(zip(row_values, significance.LETTERS))
-    pairs = ([(r, versus) for r in row_values if r != versus] if versus is not None
-             else [(a, b) for i, a in enumerate(row_values) for b in row_values[i + 1:]])
+    keys = sorted({key for members in columns.values() for key in members},
+                  key=lambda k: (rank.get(label(k), len(rank)), tuple(map(natural_key, k))))
+    by_label = {label(k): k for k in keys}
+    if versus is not None and versus not in by_label:
+        raise RecsecError(f"--versus {versus!r}: no such row; rows: {', '.join(by_label)}")
+    unknown = [a for a in (within or []) if a not in row_axes]
+    if unknown:
+        raise RecsecError(f"within {unknown[0]!r}: not one of the row axes {', '.join(row_axes)}")
+    if versus is not None:
+        pairs = [(k, by_label[versus]) for k in keys if k != by_label[versus]]
+    else:
+        shared = [row_axes.index(a) for a in within or []]
+        pairs = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if all(a[j] == b[j] for j in shared)]
+    labels = dict(zip(keys, significance.LETTERS))
     marked = significance.mark(
         [significance.Column(name, members, pairs, digits) for name, members in columns.items()], labels)
-    table = pd.DataFrame({rows: row_values})
+    table = pd.DataFrame([dict(zip(row_axes, key)) for key in keys], columns=row_axes)
     for name, estimates in marked.items():
-        table[name] = [estimates.get(value, "") for value in row_values]
-    if len(row_values) > 1:
-        table.insert(0, "row", [labels[r] for r in row_values])
+        table[name] = [estimates.get(key, "") for key in keys]
+    if len(keys) > 1:
+        table.insert(0, "row", [labels[k] for k in keys])
     return table
 
 

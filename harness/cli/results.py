@@ -29,7 +29,7 @@ MlflowUrl = Annotated[Optional[str], typer.Option(
                          "else http://127.0.0.1:5000 (what `mlflow ui` serves).")]
 Records = Annotated[Optional[list[Path]], typer.Option(
     "--records", help="Read cell records (JSON lines, .jsonl or .jsonl.gz, as `recsec export` writes them) "
-                      "instead of MLflow; repeatable.")]
+                      "instead of MLflow: a file, a folder of them, or a quoted glob; repeatable.")]
 
 
 def _mlflow_url(value: str | None, uri: str) -> str:
