@@ -206,6 +206,8 @@ def _cells(spec: dict, folder: Path, where: str) -> tuple[pd.DataFrame, list[dic
 
 
 def _label(record: dict, axis: str) -> str:
+    if axis == "grid":
+        return record["grid"]["name"]
     return str(record["axes"].get(axis, record.get(axis, "")))
 
 
@@ -227,7 +229,7 @@ def _shortened(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     if "clone" in axes and "tags.clone" in frame and "tags.target" in frame:
         frame["tags.clone"] = frame["tags.clone"].where(frame["tags.clone"] != frame["tags.target"], "same")
     for axis in axes:
-        column = f"tags.{axis}"
+        column = report.axis_column(axis)
         if column in frame:
             frame[column] = frame[column].map(_short_names(frame[column].unique()))
     return frame

@@ -100,9 +100,9 @@ def where(frame: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
         axis, sep, value = condition.partition("=")
         if not sep:
             raise RecsecError(f"--where {condition!r}: expected AXIS=VALUE")
-        if axis not in all_axes() + ("seed",):
-            raise RecsecError(f"--where {condition!r}: unknown axis {axis!r}; axes: {', '.join(all_axes() + ('seed',))}")
-        column = frame.get(f"tags.{axis}", pd.Series("", index=frame.index)).astype(str)
+        if axis not in all_axes() + tuple(EXTRA_AXES):
+            raise RecsecError(f"--where {condition!r}: unknown axis {axis!r}; axes: {', '.join(all_axes() + tuple(EXTRA_AXES))}")
+        column = frame.get(axis_column(axis), pd.Series("", index=frame.index)).astype(str)
         if not (column == value).any():
             seen = ", ".join(sorted(column.unique(), key=natural_key)[:12])
             raise RecsecError(f"--where {condition!r}: no cell has {axis} {value!r}; its values: {seen}")
@@ -125,21 +125,29 @@ def natural_key(value) -> tuple:
     return tuple((0, float(p), "") if re.fullmatch(r"\d+(?:\.\d+)?", p) else (1, 0.0, p) for p in parts)
 
 
+# Besides the grid's axes and the seed, a table may set cells of several grids side by side.
+EXTRA_AXES = {"seed": "tags.seed", "grid": "tags.recsec.grid"}
+
+
+def axis_column(axis: str) -> str:
+    return EXTRA_AXES.get(axis, f"tags.{axis}")
+
+
 def _check(frame: pd.DataFrame, metric: str, by: list[str]) -> str:
     column = f"metrics.{metric}"
     if column not in frame:
         known = sorted(c.removeprefix("metrics.") for c in frame if c.startswith("metrics."))
         raise RecsecError(f"no metric {metric!r} in these runs; metrics: {', '.join(known)}")
     for axis in by:
-        if axis not in all_axes() + ("seed",):
-            raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(all_axes() + ('seed',))}")
+        if axis not in all_axes() + tuple(EXTRA_AXES):
+            raise RecsecError(f"unknown axis {axis!r}; axes: {', '.join(all_axes() + tuple(EXTRA_AXES))}")
     return column
 
 
 def _rows(frame: pd.DataFrame, metric: str, by: list[str]) -> dict[tuple, significance.Row]:
     """`metric`'s rows by the `by` axes, in natural order of their labels."""
     column = _check(frame, metric, by)
-    rows = significance.rows_of(frame, frame[column], [f"tags.{axis}" for axis in by], metric)
+    rows = significance.rows_of(frame, frame[column], [axis_column(axis) for axis in by], metric)
     return dict(sorted(rows.items(), key=lambda kv: tuple(natural_key(v) for v in kv[0])))
 
 
