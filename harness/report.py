@@ -17,7 +17,7 @@ from recsec.harness.plugins import load_plugins
 from recsec.harness import record_file, significance
 from recsec.harness.run_tags import CELL_HASH, FAMILY
 from recsec.harness.significance import Estimate
-from recsec.harness.stats import READING  # noqa: F401  (what a table's marks mean, printed under it)
+from recsec.harness.stats import LEGEND, READING  # noqa: F401  (what a table's marks mean, printed under it)
 
 
 

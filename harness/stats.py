@@ -54,6 +54,8 @@ METHOD_T = "t over seeds"
 METHOD_BOOTSTRAP = "bootstrap over units (1 seed)"
 METHOD_NONE = "1 value"
 
+LEGEND = ("mean [95% interval] over seeds; a superscript letter names a row the value is significantly above "
+          "(paired t over seeds, Holm over the table). See harness/stats.py.")
 READING = (
     "Intervals are 95%: Student's t over seeds, or with one seed a bootstrap over its graded units "
     "(marked 1 seed). A superscript letter after a value names a row it is significantly above: a paired "

@@ -13,7 +13,7 @@ names its statistic and keeps the columns it is computed from (scores and labels
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -35,7 +35,7 @@ STATISTICS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare `digest` and `columns` explicitly
 class PerUnit:
     """A metric as the units it is computed from. `ids` say which units, in the order of the
     columns (cells whose ids match were graded on the same units); `unit` says what one is."""
@@ -44,7 +44,7 @@ class PerUnit:
     ids: np.ndarray
     columns: dict[str, np.ndarray]
     statistic: str = "mean"
-    ids_digest: str = field(default="", compare=False)
+    ids_digest: str = ""  # what `ids` hashed to, for units read back from a record (no ids kept)
 
     def __post_init__(self):
         if self.statistic not in STATISTICS:

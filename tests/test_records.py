@@ -115,3 +115,23 @@ def test_a_cell_that_ran_on_ray_keeps_the_same_record(tmp_path):
     (record,) = [json.loads(line) for line in gzip.open(tmp_path / "ray.jsonl.gz", "rt")]
     assert record["oracle_isolated"] is True and "/" in record["node"]  # host/Ray node
     assert record["units"]["agr_at_20"]["n"] > 0 and record["grid"]["file"] == "ray.yaml"
+
+
+def test_a_run_logged_before_records_is_rebuilt_from_its_tags_params_and_metrics(tmp_path):
+    from recsec.harness.export import exported_records
+    from recsec.harness.record_file import frame
+    from recsec.harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
+
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    tracker = Tracker(uri)
+    experiment = tracker.experiment("old-grid")
+    for seed in (0, 1):
+        tags = {KIND: "cell", CELL_HASH: f"cell{seed}", FAMILY: "stealing", "recsec.grid": "old-grid",
+                "attack": "ptq", "defense": "none", "target": "bpr", "seed": seed}
+        tracker.log_run(experiment, f"ptq seed={seed}", tags, {"attack.name": "ptq", "seed": seed},
+                        {"agr_at_10": 0.5 + seed / 10, "cell_seconds": 3.0})
+    records, rebuilt = exported_records(uri, "old-grid")
+    assert rebuilt == 2 and {r["cell_hash"] for r in records} == {"cell0", "cell1"}
+    assert all(r["rebuilt_from_run"] and r["units"] == {} and r["config"]["attack"]["name"] == "ptq" for r in records)
+    table = frame(records)
+    assert sorted(table["metrics.agr_at_10"]) == [0.5, 0.6] and set(table["tags.attack"]) == {"ptq"}

@@ -106,7 +106,7 @@ def run(
         k = report.main_k(frame)
         typer.echo("")
         typer.echo(report.to_markdown(report.summary(frame, k), index=False))
-        typer.echo(f"\nMLflow: {options.tracking_uri} (experiment {summary.grid})")
+        typer.echo(f"\n{report.LEGEND}\nMLflow: {options.tracking_uri} (experiment {summary.grid})")
     except RecsecError as exc:
         typer.echo(f"(no table: {exc})", err=True)
     raise typer.Exit(EXIT_CELLS_FAILED if summary.failed else EXIT_OK)
