@@ -33,6 +33,9 @@ Everything here is a thin layer over SciPy and statsmodels; nothing is hand-writ
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import math
 import warnings
 from dataclasses import dataclass
@@ -118,15 +121,19 @@ def interval(per_seed, units: PerUnit | None = None) -> Interval:
         return Interval(float("nan"), float("nan"), float("nan"), 0, METHOD_NONE)
     mean = float(values.mean())
     if n >= 2:
-        sem = scipy_stats.sem(values)
-        if sem == 0:
-            return Interval(mean, mean, mean, n, METHOD_T)
-        low, high = scipy_stats.t.interval(CONFIDENCE, df=n - 1, loc=mean, scale=sem)
-        return Interval(mean, float(low), float(high), n, METHOD_T)
+        sem = float(np.std(values, ddof=1) / np.sqrt(n))
+        half = _t_quantile(n - 1) * sem
+        return Interval(mean, mean - half, mean + half, n, METHOD_T)
     if units is not None and units.n >= 2:
         low, high = _bootstrap(units)
         return Interval(mean, low, high, 1, METHOD_BOOTSTRAP)
     return Interval(mean, float("nan"), float("nan"), 1, METHOD_NONE)
+
+
+@functools.lru_cache(maxsize=64)
+def _t_quantile(df: int) -> float:
+    """Student's t quantile of the two-sided 95% interval (scipy.stats.t), once per df."""
+    return float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, df))
 
 
 def _bootstrap(units: PerUnit) -> tuple[float, float]:
@@ -184,10 +191,24 @@ def adjust(comparisons: list[Comparison]) -> list[Comparison]:
     tested = [i for i, c in enumerate(comparisons) if c.tested]
     out = list(comparisons)
     if tested:
-        _, adjusted, _, _ = multipletests([comparisons[i].p for i in tested], alpha=ALPHA, method=CORRECTION)
+        with _without_collection():
+            _, adjusted, _, _ = multipletests([comparisons[i].p for i in tested], alpha=ALPHA, method=CORRECTION)
         for i, p in zip(tested, adjusted):
             out[i] = _with_adjusted(comparisons[i], float(p))
     return out
+
+
+@contextlib.contextmanager
+def _without_collection():
+    """statsmodels' Holm ends in a `gc.collect()` (multipletests, method "holm"): 0.4 s in a
+    process that holds MLflow's and torch's objects, and a leaderboard corrects dozens of tables.
+    For that call only, a collection is a no-op; the numbers are statsmodels' own."""
+    real = gc.collect
+    gc.collect = lambda *args: 0
+    try:
+        yield
+    finally:
+        gc.collect = real
 
 
 def _with_adjusted(c: Comparison, p: float) -> Comparison:
