@@ -1,5 +1,5 @@
 """One record format for a finished cell, however it ran (on Ray, on the local executor, through
-benchmarks/grid_in_process.py) and wherever it is kept: as an MLflow run's `record.json`
+benchmarks/grid_in_process.py) and wherever it is kept: as an MLflow run's `record.json.gz`
 artifact, or as a line of a JSON-lines file (`recsec export`, benchmarks/grid_in_process.py
 `--out`, the records committed under benchmarks/reproduction/records/).
 
@@ -32,7 +32,7 @@ from recsec.harness.units import PerUnit
 from recsec.harness.version import code_version, git_commit
 
 FORMAT = "recsec.cell/1"
-ARTIFACT = "record.json"  # the record's name among an MLflow cell run's artifacts
+ARTIFACT = "record.json.gz"  # the record's name among an MLflow cell run's artifacts (compressed)
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "ray", "mlflow")
 
 

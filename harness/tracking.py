@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import gzip
 import json
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,7 +107,7 @@ class Tracker:
         artifacts: dict[str, str] | None = None,
     ) -> str:
         """Create, fill and close one run; `artifacts` are text files to keep with it (a cell's
-        record, harness.record_file)."""
+        record, harness.record_file), gzip-compressed where the name ends in .gz."""
         tags = {**tags, CODE_VERSION: code_version(), "recsec.git_commit": git_commit() or ""}
         if error:
             tags[ERROR] = error[-_MAX_TAG:]
@@ -118,22 +120,29 @@ class Tracker:
         for chunk in _chunks(param_list, 90):
             self.client.log_batch(run.info.run_id, params=chunk)
         for name, text in (artifacts or {}).items():
-            self.client.log_text(run.info.run_id, text, name)
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / name
+                opener = gzip.open if name.endswith(".gz") else open
+                with opener(path, "wt", encoding="utf-8") as out:
+                    out.write(text)
+                self.client.log_artifact(run.info.run_id, str(path))
         self.client.set_terminated(run.info.run_id, "FAILED" if error else "FINISHED")
         return run.info.run_id
 
 
     def artifact_text(self, run_id: str, name: str) -> str | None:
-        """A text artifact of a run, or None when the run has none of that name."""
-        import tempfile
-
+        """A text artifact of a run (decompressed where its name ends in .gz), or None when the
+        run has none of that name."""
         from mlflow.exceptions import MlflowException
 
         try:
             if name not in {f.path for f in self.client.list_artifacts(run_id)}:
                 return None
             with tempfile.TemporaryDirectory() as folder:
-                return Path(self.client.download_artifacts(run_id, name, folder)).read_text()
+                path = Path(self.client.download_artifacts(run_id, name, folder))
+                opener = gzip.open if name.endswith(".gz") else open
+                with opener(path, "rt", encoding="utf-8") as text:
+                    return text.read()
         except (MlflowException, OSError):
             return None
 
