@@ -16,7 +16,8 @@ attack B". So:
   is the honest answer.
 - **Interval with one seed**: a bootstrap over that seed's units (`scipy.stats.bootstrap`; BCa
   for a mean, percentile for a statistic that is not one, such as a ROC AUC), shown with
-  `(1 seed)`: it measures which users happened to be graded, not how the attack varies.
+  `(1 seed)`: it measures which users happened to be graded, not how the attack varies. With
+  fewer than 10 units, no interval.
 - **A vs B**: a paired t-test over the seeds both have (`scipy.stats.ttest_rel`; each seed's two
   cells share the split, the target and the graded units). Cells with no common seeds: Welch's
   t-test (`scipy.stats.ttest_ind`). With fewer than two values a side, no test. Rows equal at
@@ -52,6 +53,7 @@ ALPHA = 0.05
 CORRECTION = "holm"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # a report is the same every time it is built
+MIN_UNITS = 10  # fewer units than this (one target item in two retrainings) make no interval
 
 METHOD_T = "t over seeds"
 METHOD_BOOTSTRAP = "bootstrap over units (1 seed)"
@@ -124,7 +126,7 @@ def interval(per_seed, units: PerUnit | None = None) -> Interval:
         sem = float(np.std(values, ddof=1) / np.sqrt(n))
         half = _t_quantile(n - 1) * sem
         return Interval(mean, mean - half, mean + half, n, METHOD_T)
-    if units is not None and units.n >= 2:
+    if units is not None and units.n >= MIN_UNITS:
         low, high = _bootstrap(units)
         return Interval(mean, low, high, 1, METHOD_BOOTSTRAP)
     return Interval(mean, float("nan"), float("nan"), 1, METHOD_NONE)
