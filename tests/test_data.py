@@ -297,7 +297,7 @@ def test_the_data_carries_the_runs_directories_to_every_worker(tmp_path, monkeyp
     """A Ray worker on another node has its own environment and working directory: what it
     reads besides the interactions (item images) and what it caches (their CNN features) must
     follow the run's --data-dir and --cache-dir, which travel with the data, cached or not."""
-    from recsec.harness.families.visual_cells import cache_dir_of
+    from recsec.attacks.visual.cells import cache_dir_of
 
     monkeypatch.setenv("RECSEC_CACHE_DIR", str(tmp_path / "elsewhere"))
     for _ in range(2):  # parsed, then read back from the cache

@@ -13,10 +13,10 @@ import torch
 
 from recsec.attacks.extraction.synthesis import Prefixes, synthesize
 from recsec.attacks.oracle import Oracle, QueryBudgetExceeded, SequenceServingContext
-from recsec.defenses.training.gro import GRO, GROConfig, SwapRegularizer
+from recsec.defenses.extraction.gro import GRO, GROConfig, SwapRegularizer
 from recsec.harness.data import load_dataset
 from recsec.harness.grid import expand, parse_grid
-from recsec.harness.families.sequences import rank_sequences, sequence_split
+from recsec.attacks.stealing.sequence_cells import rank_sequences, sequence_split
 from recsec.harness.tasks import run_cell, train_target
 from recsec.models import ModelSpec
 from recsec.models.losses import pairwise_loss
@@ -134,7 +134,7 @@ def test_gro_at_every_position_covers_each_labelled_position_and_trains_the_targ
 def test_gro_pretrained_fine_tunes_the_trained_target(monkeypatch):
     """pretrained: the target first trains as usual, then GRO continues from those weights for
     its own epochs; otherwise GRO trains from a fresh initialization."""
-    import recsec.defenses.training.gro as gro
+    import recsec.defenses.extraction.gro as gro
     calls = []
     real = gro.train_next_item
 
@@ -287,7 +287,7 @@ def explicit_swap_rows(student_scores, listed, outside_scores, margin=0.5):
 def test_gro_ties_first_item_swaps_with_item_zero_as_the_swap_tensor_argmax_does():
     """A hand-made student: rank 0's hinges hold (its gradient is zero), rank 1 should rise and
     rank 2 fall. GRO's code's argmax picks item 0 for the tied rank; `skip` swaps nothing."""
-    from recsec.defenses.training.gro import swap_loss, swap_targets
+    from recsec.defenses.extraction.gro import swap_loss, swap_targets
 
     scores = torch.tensor([[2.5, 5.0, 4.0, 1.0, 3.0, 0.5]])
     listed = torch.tensor([[1, 4, 2]])  # student scores 5, 3, 4: the pair (4, 2) is out of order
@@ -375,7 +375,7 @@ def test_distillation_keeps_the_best_held_out_epoch_and_never_trains_on_it(monke
 
 
 def test_sampled_negatives_are_distinct_unseen_and_the_same_for_a_seed():
-    from recsec.harness.families.sequences import SAMPLED_NEGATIVES, sampled_negatives
+    from recsec.attacks.stealing.sequence_cells import SAMPLED_NEGATIVES, sampled_negatives
 
     n_items = SAMPLED_NEGATIVES + 3
     prefixes = Sequences.from_lists([[0, 1], [5, 5, 7]], n_items)  # a repeated item counts once

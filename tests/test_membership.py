@@ -21,11 +21,12 @@ from recsec.attacks.oracle import ServingContext
 from recsec.harness.data import load_dataset
 from recsec.harness.errors import DataError, GridError
 from recsec.harness.grid import expand, parse_grid
-from recsec.harness.families.membership_cells import partition_for
-from recsec.harness.families.membership_splits import load_dlmia_split, membership_partition
-from recsec.harness.families.membership_cells import unpack_csr
+from recsec.attacks.membership.cells import partition_for
+from recsec.attacks.membership.metrics import membership_metrics
+from recsec.attacks.membership.splits import load_dlmia_split, membership_partition
+from recsec.attacks.membership.cells import unpack_csr
 from recsec.harness.tasks import run_cell, train_auxiliary, train_target
-from recsec.harness.metrics import (accuracy, agreement_at_k, balanced_accuracy, membership_metrics, precision, recall, roc_auc,
+from recsec.harness.metrics import (accuracy, agreement_at_k, balanced_accuracy, precision, recall, roc_auc,
                              tpr_at_fpr)
 from recsec.models.itemcf import top_neighbours
 

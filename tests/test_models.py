@@ -386,7 +386,7 @@ def test_lightgcn_gradient_flows_back_through_the_graph_as_dense_algebra_says(tr
 ])
 def test_trained_model_beats_popularity_on_ml100k(shared_data_dir, tmp_path, name, params):
     from recsec.harness.data import load_dataset
-    from recsec.harness.splits import stealing_split
+    from recsec.attacks.stealing.splits import stealing_split
 
     data = load_dataset("ml-100k", data_dir=shared_data_dir, cache_dir=tmp_path)
     split = stealing_split(data.matrix, target_share=0.5, holdout_share=0.2, seed=0)

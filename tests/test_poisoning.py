@@ -14,9 +14,9 @@ from recsec.defenses import create_defense
 from recsec.harness import tasks
 from recsec.harness.data import Interactions, load_dataset
 from recsec.harness.errors import GridError
-from recsec.harness.families.poisoning_cells import InjectionOracle
-from recsec.harness.families.poisoning_metrics import target_metrics
-from recsec.harness.families.poisoning_split import choose_targets, leave_one_out
+from recsec.attacks.poisoning.cells import InjectionOracle
+from recsec.attacks.poisoning.metrics import target_metrics
+from recsec.attacks.poisoning.split import choose_targets, leave_one_out
 from recsec.harness.grid import expand, parse_grid
 from recsec.harness.serving import TargetServer, in_process_client
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsec.harness.splits import choose_known, choose_known_users, holdout, split_users, stealing_split
+from recsec.attacks.stealing.splits import stealing_split
+from recsec.harness.splits import choose_known, choose_known_users, holdout, split_users
 
 
 def random_matrix(n_users=80, n_items=50, density=0.15, seed=0) -> sp.csr_matrix:
@@ -186,7 +187,7 @@ def test_stealing_split_deterministic_per_seed():
 
 
 def test_auxiliary_data_keeps_a_share_of_users_and_only_overlapping_items():
-    from recsec.harness.splits import auxiliary_data
+    from recsec.attacks.stealing.splits import auxiliary_data
 
     rng = np.random.default_rng(0)
     full = sp.csr_matrix((rng.random((200, 100)) < 0.2).astype(np.float32))

@@ -17,7 +17,7 @@ import torch
 
 from recsec.attacks.visual import choose_classes, create_visual_attack, run_taamr, visual_attack_names
 from recsec.defenses.visual import create_input_defense, input_defense_names
-from recsec.harness.data.visual import (
+from recsec.attacks.visual.data import (
     generate_visual_interactions,
     item_features,
     load_fashion_images,
@@ -29,7 +29,7 @@ from recsec.harness.grid import expand, load_grid, parse_grid
 from recsec.harness.tasks import run_cell, train_target
 from recsec.harness.metrics import recall_at_k
 from recsec.harness.splits import holdout
-from recsec.harness.families.visual_metrics import (
+from recsec.attacks.visual.metrics import (
     chr_at_k,
     chr_ndcg_at_k,
     class_hit_ratios,

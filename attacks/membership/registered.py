@@ -6,7 +6,7 @@ Each grid attack is one of the library's classifiers plus what the attacker does
 the difference vectors weight the served list (`weights`), whether the attacker, knowing the
 target's output defense, serves its shadow part the same way (`knows_defense`), and which
 serving protocol the experiment reproduces (`protocol`: "published", the default, or "deployed"). The harness
-(harness/families/membership_cells.py) trains the recommenders, serves the lists and grades the scores.
+(attacks/membership/cells.py) trains the recommenders, serves the lists and grades the scores.
 """
 
 from __future__ import annotations

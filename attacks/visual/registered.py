@@ -4,7 +4,7 @@ A grid attack is the image attack plus the TAaMR choice of classes: `origin` and
 classes, or (None) the origin chosen as the least recommended class with at least `min_items`
 items and the target as the most recommended one, from the clean lists (`choose_classes`).
 Each runs TAaMR through the oracle (`run`); the harness
-(harness/families/visual_cells.py) serves the platform and grades the outcome.
+(attacks/visual/cells.py) serves the platform and grades the outcome.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from recsec import attacks
 from recsec.harness.errors import RecsecError
 from recsec.harness.families.base import Family
 
-BUILTIN = ("recsec.harness.families.stealing", "recsec.harness.families.extraction", "recsec.harness.families.membership",
-           "recsec.harness.families.visual", "recsec.harness.families.poisoning")
+BUILTIN = ("recsec.attacks.stealing.family", "recsec.attacks.extraction.family", "recsec.attacks.membership.family",
+           "recsec.attacks.visual.family", "recsec.attacks.poisoning.family")
 _families: dict[str, Family] = {}
 _builtins_loaded = False
 _loading = threading.RLock()  # a served target's actor opens sessions from several threads

@@ -1,5 +1,5 @@
 """Model stealing (Zhu et al.): the attacker knows some target users' data, queries their top-K
-lists and fits a clone. Against user-id targets (`user_ids`) or sequential ones (`sequences`)."""
+lists and fits a clone. Against user-id targets (`cells`) or sequential ones (`sequence_cells`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from recsec.harness.data.sequences import sequences_from_interactions
-from recsec.harness.families import sequences, user_ids
+from recsec.attacks.stealing import cells, sequence_cells
 from recsec.harness.families.base import CORE_AXES, Family, Success
 from recsec.harness.families.registry import register_family
 
@@ -39,7 +39,7 @@ class Stealing(ListsFamily):
     success = Success("agr_at_{k}", "the clone's agreement with the target's top-K lists")
 
     def cell_module(self, cell: Cell) -> ModuleType:
-        return sequences if cell.sequential else user_ids
+        return sequence_cells if cell.sequential else cells
 
 
 register_family(Stealing())

@@ -7,10 +7,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from recsec.harness.families import sequences
+from recsec.attacks.stealing import sequence_cells
 from recsec.harness.families.base import CORE_AXES, Success
 from recsec.harness.families.registry import register_family
-from recsec.harness.families.stealing import ListsFamily
+from recsec.attacks.stealing.family import ListsFamily
 
 if TYPE_CHECKING:
     from recsec.attacks.oracle import Oracle
@@ -25,15 +25,15 @@ class Extraction(ListsFamily):
     success = Success("agr_at_{k}", "the surrogate's agreement with the target's top-K next items")
 
     def cell_module(self, cell: Cell) -> ModuleType:
-        return sequences
+        return sequence_cells
 
     def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
-        return sequences.data_free_view(cell, state, auxiliary)
+        return sequence_cells.data_free_view(cell, state, auxiliary)
 
     def oracle(self, cell: Cell, state: ServingState) -> Oracle:
         # The budget counts synthetic sequences: the attack says how many its settings query.
         budget = cell.attack_instance(clone=None).query_allowance(cell.knowledge)
-        return sequences.sequence_oracle(cell, state, budget)
+        return sequence_cells.sequence_oracle(cell, state, budget)
 
 
 register_family(Extraction())

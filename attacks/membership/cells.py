@@ -36,9 +36,10 @@ from recsec.attacks.oracle import Oracle
 from recsec.harness.data import Interactions
 from recsec.harness.data.sequences import leave_one_out, sequences_from_interactions
 from recsec.harness.errors import DataError
-from recsec.harness.families.membership_splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
+from recsec.attacks.membership.splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
                                                 membership_partition, published_partition)
-from recsec.harness.metrics import membership_metrics, next_item_metrics, utility_metrics
+from recsec.attacks.membership.metrics import membership_metrics
+from recsec.harness.metrics import next_item_metrics, utility_metrics
 from recsec.harness.units import statistic_over
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import TargetRecord, peak_rss_mb

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from recsec import defenses
-from recsec.harness.families import visual_cells
+from recsec.attacks.visual import cells
 from recsec.harness.families.base import CORE_AXES, Family, Success, column
 from recsec.harness.families.registry import register_family
 
@@ -42,7 +42,7 @@ class Visual(Family):
         return problems
 
     def cell_module(self, cell: Cell) -> ModuleType:
-        return visual_cells
+        return cells
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",

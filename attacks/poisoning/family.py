@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from recsec import defenses, models
-from recsec.harness.families import poisoning_cells
+from recsec.attacks.poisoning import cells
 from recsec.harness.families.base import CORE_AXES, Axis, Family, Success
-from recsec.harness.families.poisoning_split import STRATA
+from recsec.attacks.poisoning.split import STRATA
 from recsec.harness.families.registry import register_family
 from recsec.harness.grid import Strict
 
@@ -85,7 +85,7 @@ class Poisoning(Family):
         return out
 
     def cell_module(self, cell: Cell) -> ModuleType:
-        return poisoning_cells
+        return cells
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"target_hr_gain_at_{k}", f"target_hr_at_{k}_clean", f"target_hr_at_{k}", f"target_hr_all_at_{k}",

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsec.harness.data.interactions import Interactions
-from recsec.harness.data.loaders import RawData, read_table
+from recsec.harness.data.loaders import RawData, read_table, register_dataset
 from recsec.harness.data.preprocess import build_interactions
 from recsec.harness.errors import DataError
 
@@ -291,3 +291,14 @@ def published_partition(data: Interactions) -> MembershipPartition:
                         f"(the published parts are used as published); got {data.n_users} users x "
                         f"{data.n_items} items instead of {split.interactions.n_users} x {split.interactions.n_items}")
     return split.partition
+
+
+# DL-MIA's published splits as grid datasets: `dl-mia-beauty` and `dl-mia-digital-music`, the
+# shadow and target parts stacked (shadow users first). A membership cell on them uses the
+# published members and non-members, not a seeded partition; set the dataset's
+# `min_user_interactions` and `min_item_interactions` to 1.
+for _name, _description in (
+        ("dl-mia-beauty", "DL-MIA's published Beauty shadow and target parts (members: ids < round(n/2))"),
+        ("dl-mia-digital-music", "DL-MIA's published Digital Music shadow and target parts (members: ids < n//2)")):
+    register_dataset(_name, locate=lambda data_dir, name=_name: published_files(name, data_dir),
+                     description=_description)(lambda data_dir, name=_name: published_raw(name, data_dir))

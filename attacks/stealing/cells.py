@@ -21,7 +21,8 @@ from recsec.harness.data import Interactions
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.units import per_user
-from recsec.harness.splits import StealingSplit, auxiliary_data, choose_known, stealing_split
+from recsec.attacks.stealing.splits import StealingSplit, auxiliary_data, stealing_split
+from recsec.harness.splits import choose_known
 from recsec.models import ModelSpec, model_from_payload
 
 if TYPE_CHECKING:

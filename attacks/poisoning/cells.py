@@ -16,9 +16,9 @@ from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
 from recsec.harness import metrics
 from recsec.harness.data import Interactions
-from recsec.harness.families.membership_splits import keep_rows
-from recsec.harness.families.poisoning_metrics import mean_of, target_hr_per_item, target_metrics, target_ranks
-from recsec.harness.families.poisoning_split import PoisonSplit, choose_targets, poison_split
+from recsec.attacks.membership.splits import keep_rows
+from recsec.attacks.poisoning.metrics import mean_of, target_hr_per_item, target_metrics, target_ranks
+from recsec.attacks.poisoning.split import PoisonSplit, choose_targets, poison_split
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.splits import choose_known

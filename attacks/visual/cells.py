@@ -33,8 +33,8 @@ from recsec.attacks.visual import PGD, PGDConfig
 from recsec.attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResult, features_as_seen,
                                   with_item_features)
 from recsec.harness.data import Interactions
-from recsec.harness.data.visual import ItemImages, fashion_world, item_features
-from recsec.harness.families.visual_metrics import detection_metrics, taamr_metrics, taamr_units
+from recsec.attacks.visual.data import ItemImages, fashion_world, item_features
+from recsec.attacks.visual.metrics import detection_metrics, taamr_metrics, taamr_units
 from recsec.harness.metrics import utility_metrics
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb

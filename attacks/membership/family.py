@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 from pydantic import Field, model_validator
 
 from recsec import defenses
-from recsec.harness.families import membership_cells
+from recsec.attacks.membership import cells
 from recsec.harness.families.base import CORE_AXES, Family, Success
 from recsec.harness.families.registry import register_family
 from recsec.harness.grid import DatasetConfig, Strict
@@ -72,7 +72,7 @@ class Membership(Family):
         return crossed if crossed is not None else cell.dataset
 
     def cell_module(self, cell: Cell) -> ModuleType:
-        return membership_cells
+        return cells
 
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return ["roc_auc", "balanced_accuracy", "tpr_at_1pct_fpr", f"{utility}_at_{k}", f"defended_{utility}_at_{k}"]
