@@ -74,3 +74,13 @@ def keep_entries(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     )
     out.sort_indices()
     return out
+
+
+def keep_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
+    """`matrix` with every row not in `users` emptied; same shape and ids."""
+    keep = np.zeros(matrix.shape[0], dtype=np.float32)
+    keep[np.asarray(users, dtype=np.int64)] = 1
+    out = (sp.diags(keep) @ matrix).tocsr()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out

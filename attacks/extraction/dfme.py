@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
 from recsec.attacks.extraction.synthesis import MODES, Prefixes, synthesize
 from recsec.attacks.lists import ListLossConfig
@@ -66,15 +67,14 @@ class ExtractionResult:
 
 
 @register_attack("dfme")
-class DataFreeExtraction:
+class DataFreeExtraction(Attack):
     family: ClassVar[str] = "extraction"
     Config = DFMEConfig
     fine_tunes_clone: ClassVar[bool] = True
-    needs_auxiliary: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("sequences",)
 
     def __init__(self, config: DFMEConfig, clone: ModelSpec):
-        self.config = config
+        super().__init__(config)
         self.clone_spec = clone
 
     def sequence_budget(self, knowledge: Knowledge) -> int:

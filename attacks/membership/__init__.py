@@ -14,7 +14,7 @@ The pieces, in the order an experiment uses them:
 from recsec.attacks.membership.base import MembershipAttack, MembershipResult, PartFeatures, run_attack
 from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
 from recsec.attacks.membership.features import ItemVectors, difference_vectors, factorize_items, part_features
-from recsec.attacks.membership.recommendations import MembershipServingContext, ServedLists, serve_lists
+from recsec.attacks.membership.recommendations import ServedLists, serve_lists
 from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "ItemVectors",
     "MembershipAttack",
     "MembershipResult",
-    "MembershipServingContext",
     "PartFeatures",
     "ServedLists",
     "ZhangKMeans",

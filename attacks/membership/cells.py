@@ -36,14 +36,14 @@ from recsec.attacks.oracle import Oracle
 from recsec.harness.data import Interactions
 from recsec.harness.data.sequences import leave_one_out, sequences_from_interactions
 from recsec.harness.errors import DataError
-from recsec.attacks.membership.splits import (DLMIA_DATASETS, MembershipPartition, keep_rows,
-                                                membership_partition, published_partition)
+from recsec.attacks.membership.splits import (DLMIA_DATASETS, MembershipPartition, membership_partition,
+                                                published_partition)
 from recsec.attacks.membership.metrics import membership_metrics
 from recsec.harness.metrics import next_item_metrics, utility_metrics
 from recsec.harness.units import statistic_over
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import TargetRecord, peak_rss_mb
-from recsec.harness.splits import holdout
+from recsec.harness.splits import holdout, keep_rows
 from recsec.models import ModelSpec, model_class
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: Membership
 
 
 def _is_sequential(model_name: str) -> bool:
-    return getattr(model_class(model_name), "input_kind", "users") == "sequences"
+    return model_class(model_name).input_kind == "sequences"
 
 
 def pack_csr(matrix: sp.csr_matrix) -> dict:

@@ -49,7 +49,7 @@ class Membership(Family):
         problems = []
         for j, defense in enumerate(grid.matrix.defense):
             if defense.name in defenses.defense_names() and \
-                    getattr(defenses.defense_class(defense.name), "kind", "output") == "training":
+                    defenses.defense_class(defense.name).kind == "training":
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} is a training-time defense; "
                                 f"membership cells take output defenses only")
         return problems

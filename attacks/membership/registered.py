@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.membership.base import MembershipAttack, MembershipResult, run_attack
 from recsec.attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
 from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
@@ -24,7 +25,6 @@ from recsec.attacks.membership.parts import MembershipView
 from recsec.attacks.membership.recommendations import PROTOCOLS
 from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from recsec.attacks.registry import register_attack
-from recsec.models.registry import Configured
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,12 @@ class AttackerOptions:
             raise ValueError(f"{name}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
 
-class GridMembershipAttack(Configured):
+class GridMembershipAttack(Attack):
     """A membership attack the harness runs: `classifier()` builds the library's attack."""
 
     family: ClassVar[str] = "membership"
     # The attacker's shadow recommender (the grid's clone axis) trains as an auxiliary model.
     needs_auxiliary: ClassVar[bool] = True
-    fine_tunes_clone: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
     classifier_type: ClassVar[type[MembershipAttack]]
     classifier_config: ClassVar[type]  # the library classifier's own config (a base of Config)

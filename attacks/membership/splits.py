@@ -19,6 +19,7 @@ from recsec.harness.data.interactions import Interactions
 from recsec.harness.data.loaders import RawData, read_table, register_dataset
 from recsec.harness.data.preprocess import build_interactions
 from recsec.harness.errors import DataError
+from recsec.harness.splits import keep_rows
 
 PARTS = ("shadow", "target")
 
@@ -64,16 +65,6 @@ class MembershipPartition:
         """What the part's recommender trains on: its members' rows, every other row emptied
         (the shape is kept, so user ids stay those of `matrix`)."""
         return keep_rows(matrix, self.members(part))
-
-
-def keep_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
-    """`matrix` with every row not in `users` emptied; same shape and ids."""
-    keep = np.zeros(matrix.shape[0], dtype=np.float32)
-    keep[np.asarray(users, dtype=np.int64)] = 1
-    out = (sp.diags(keep) @ matrix).tocsr()
-    out.eliminate_zeros()
-    out.sort_indices()
-    return out
 
 
 def membership_partition(

@@ -16,12 +16,11 @@ from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
 from recsec.harness import metrics
 from recsec.harness.data import Interactions
-from recsec.attacks.membership.splits import keep_rows
+from recsec.harness.splits import choose_known, keep_rows
 from recsec.attacks.poisoning.metrics import mean_of, target_hr_per_item, target_metrics, target_ranks
 from recsec.attacks.poisoning.split import PoisonSplit, choose_targets, poison_split
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
-from recsec.harness.splits import choose_known
 from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
 from recsec.models.selection import BestEpoch, sampled_candidates
@@ -54,11 +53,11 @@ def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: 
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     model = spec.build(*train.shape).to(device)
     keeper = BestEpoch(model, *candidates) if candidates is not None else None
-    robust = getattr(cell.defense_instance(), "fit", None)  # a defense that trains the target (APR)
+    defense = cell.defense_instance()
     if start is not None:
         model.warm_fit(train, start, epochs=cell.sections["poisoning"].warm_epochs, seed=seed, on_epoch=keeper)
-    elif robust is not None:
-        robust(model, train, seed=seed, on_epoch=keeper)
+    elif defense is not None and defense.trains_target:  # it trains the target its own way (APR)
+        defense.fit(model, train, seed=seed, on_epoch=keeper)
     else:
         model.fit(train, seed=seed, on_epoch=keeper)
     return keeper.restore() if keeper is not None else model
@@ -78,7 +77,7 @@ def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np
 def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
     """The rows of `train` the target trains on: all, or those a detector does not flag."""
     defense = cell.defense_instance()
-    if not hasattr(defense, "flag"):  # undefended, or a defense that trains rather than filters
+    if defense is None or not defense.filters_users:  # undefended, or a defense that trains its own way
         return np.arange(train.shape[0])
     return np.flatnonzero(~defense.flag(train))
 
@@ -169,7 +168,8 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
 
     poisoned = sp.vstack([split.train, profiles], format="csr")
     kept = defended_rows(cell, poisoned)
-    out = _detection(kept, split.n_users, profiles.shape[0]) if hasattr(cell.defense_instance(), "flag") else {}
+    defense = cell.defense_instance()
+    out = _detection(kept, split.n_users, profiles.shape[0]) if defense is not None and defense.filters_users else {}
     after, utility, ranks_after = [], [], []
     candidates = selection_candidates(cell, split)  # drawn once for every retraining
     warm = cell.sections["poisoning"].retraining == "warm"

@@ -71,7 +71,7 @@ class Poisoning(Family):
         for j, defense in enumerate(grid.matrix.defense):
             if defense.name == "none" or defense.name not in defenses.defense_names():
                 continue
-            if "poisoning" not in (getattr(defenses.defense_class(defense.name), "families", None) or ()):
+            if "poisoning" not in (defenses.defense_class(defense.name).families or ()):
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend against poisoning; "
                                 f"poisoning cells take none or {', '.join(_poisoning_defenses())}")
         if grid.sections["poisoning"].retraining == "warm":
@@ -97,19 +97,19 @@ def _check_warm_start(grid: Grid, source: str) -> list[str]:
     and no defense may train the target its own way."""
     problems = []
     for i, target in enumerate(grid.matrix.target):
-        if target.name in models.model_names() and not hasattr(models.model_class(target.name), "warm_fit"):
-            warm = [n for n in models.model_names() if hasattr(models.model_class(n), "warm_fit")]
+        if target.name in models.model_names() and not models.model_class(target.name).can_warm_start:
+            warm = [n for n in models.model_names() if models.model_class(n).can_warm_start]
             problems.append(f"{source}: poisoning.retraining: warm needs targets that can continue training "
                             f"({', '.join(warm)}), not matrix.target[{i}] {target.name}")
     for j, defense in enumerate(grid.matrix.defense):
-        if defense.name in defenses.defense_names() and hasattr(defenses.defense_class(defense.name), "fit"):
+        if defense.name in defenses.defense_names() and defenses.defense_class(defense.name).trains_target:
             problems.append(f"{source}: poisoning.retraining: warm cannot continue {defense.name}'s own training "
                             f"(matrix.defense[{j}]); use retraining: scratch")
     return problems
 
 
 def _poisoning_defenses() -> list[str]:
-    return [n for n in defenses.defense_names() if "poisoning" in (getattr(defenses.defense_class(n), "families", None) or ())]
+    return [n for n in defenses.defense_names() if "poisoning" in (defenses.defense_class(n).families or ())]
 
 
 register_family(Poisoning())

@@ -158,7 +158,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     ranks = sampled_ranks(model, split.test_prefix, split.test_target, negatives)
     record = metrics.next_item_metrics(lists, split.test_target, cell.metric_ks, ranks=ranks)
     record.update(train_seconds=train_seconds, peak_rss_mb=peak_rss_mb())
-    record.update(getattr(defense, "stats", {}))  # what a training-time defense measured (GRO's tie share)
+    record.update(defense.stats)  # what a training-time defense measured (GRO's tie share)
     params = {"n_users": len(split.train), "n_eval_users": len(split.users), "n_items": data.n_items,
               "n_train_interactions": int(split.train.lengths().sum()), "device": device}
     return TargetRecord(target_hash, model.cpu().to_payload(), record, params, lists=lists.astype(np.int32))
@@ -256,5 +256,5 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceVi
         out[f"defended_hr_at_{unit_k}"] = per_user(users, metrics.hit_per_list_single(served, split.test_target, unit_k))
     out.update({f"agr_served_at_{kk}": per_user(users, metrics.agreement_per_list(served, surrogate_lists, kk))
                 for kk in ks if kk <= k})
-    out.update(n_known_users=view.n_known, synthetic_sequences=getattr(result, "synthetic_sequences", 0))
+    out.update(n_known_users=view.n_known, synthetic_sequences=result.synthetic_sequences)
     return out

@@ -36,7 +36,7 @@ class Visual(Family):
         for j, defense in enumerate(grid.matrix.defense):
             if defense.name == "none" or defense.name not in defenses.defense_names():
                 continue
-            if "visual" not in (getattr(defenses.defense_class(defense.name), "families", None) or ()):
+            if "visual" not in (defenses.defense_class(defense.name).families or ()):
                 problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend visual attacks; "
                                 f"they take none or an input defense ({', '.join(_input_defenses())})")
         return problems
@@ -50,7 +50,7 @@ class Visual(Family):
 
 
 def _input_defenses() -> list[str]:
-    return [n for n in defenses.defense_names() if getattr(defenses.defense_class(n), "kind", "output") == "input"]
+    return [n for n in defenses.defense_names() if defenses.defense_class(n).kind == "input"]
 
 
 register_family(Visual())

@@ -44,6 +44,7 @@ from typing import ClassVar
 
 import torch
 
+from recsec.defenses.base import Defense
 from recsec.defenses.registry import register_defense
 from recsec.models import ModelSpec, model_class
 from recsec.models.losses import list_loss
@@ -79,7 +80,7 @@ class GROConfig:
                 raise ValueError(f"gro: {name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"gro: epochs must be >= 1, got {self.epochs}")
-        if self.student != "same" and getattr(model_class(self.student), "input_kind", "users") != "sequences":
+        if self.student != "same" and model_class(self.student).input_kind != "sequences":
             raise ValueError(f"gro: student must be a sequential model or 'same', got {self.student!r}")
 
 
@@ -136,7 +137,7 @@ class SwapRegularizer:
         come from the forward pass of its own loss on this batch (BERT4Rec: the same masked
         positions), and the student reads the same tokens, as in GRO's code."""
         self.student.train()
-        if self.cfg.positions == "last" or not hasattr(target, "encode"):
+        if self.cfg.positions == "last" or not target.encodes_positions:
             return target.score(batch.inputs), self.student.score(batch.inputs)
         if target.objective == "cloze":  # BERT4Rec: the masked positions of the target's own draw
             keep, tokens, hidden = batch.cache.get("cloze") or (*target.cloze(batch.window[:, 1:], batch.generator),
@@ -148,13 +149,10 @@ class SwapRegularizer:
 
 
 @register_defense("gro")
-class GRO:
+class GRO(Defense):
     kind: ClassVar[str] = "training"
     Config = GROConfig
     targets: ClassVar[tuple[str, ...]] = ("sasrec", "bert4rec", "narm", "gru4rec", "stamp")
-
-    def __init__(self, config: GROConfig | None = None):
-        self.config = config if config is not None else GROConfig()
 
     def train(self, model, train, *, seed: int, valid=None):
         """Train `model` (a sequential recommender) on `train` under GRO; returns it. `valid`
@@ -163,7 +161,7 @@ class GRO:
         cfg = self.config
         if cfg.student in ("same", model.name):
             student = type(model)(model.n_items, model.config)
-        elif cfg.positions == "all" and hasattr(model, "encode"):
+        elif cfg.positions == "all" and model.encodes_positions:
             raise ValueError(f"gro: positions 'all' reads the target's own tokens at every position, so the "
                              f"student must be the target's architecture ({model.name}), got {cfg.student!r}; "
                              f"use positions: last for another student")

@@ -10,15 +10,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from recsec.harness.tracking import NODE, Tracker
-from browser import assert_renders
+from helpers.browser import assert_renders
 from test_cli_e2e import recsec, write_grid
 
-pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:

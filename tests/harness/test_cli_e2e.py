@@ -5,20 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
+from helpers import cli
 from recsec.harness.tracking import CELL_HASH, KIND, Tracker
 
-REPO = Path(__file__).resolve().parents[1]
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 
-pytestmark = pytest.mark.slow
 
 
 def write_grid(path: Path, name: str, *, seeds=(0,), attacks=("ptd", "ptq"), defenses=None, resources=None) -> Path:
@@ -45,19 +40,13 @@ def write_grid(path: Path, name: str, *, seeds=(0,), attacks=("ptd", "ptq"), def
     return path
 
 
-def recsec(*args: str, cwd: Path, plugins: bool = False, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-    env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache"), "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the default: sqlite in the working directory
-    if plugins:
-        env["RECSEC_PLUGINS"] = "failing_attack"
-        env["RECSEC_TEST_CRASH_MARKER"] = str(cwd / "crashed-once")
-        env["RECSEC_TEST_GATE_DIR"] = str(cwd)
-        env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "recsec.harness.cli", *args]
-    if popen:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+def recsec(*args: str, cwd: Path, plugins: bool = False, popen: bool = False):
+    """The command; with `plugins`, the failing test attacks of tests/plugins loaded, their crash
+    marker and gate in `cwd`."""
+    if not plugins:
+        return cli.recsec(*args, cwd=cwd, popen=popen)
+    return cli.recsec(*args, cwd=cwd, popen=popen, plugins=("failing_attack",),
+                      env={"RECSEC_TEST_CRASH_MARKER": str(cwd / "crashed-once"), "RECSEC_TEST_GATE_DIR": str(cwd)})
 
 
 def cell_runs(cwd: Path, grid_name: str) -> list:

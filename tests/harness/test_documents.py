@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from recsec.harness.cli import app
 from recsec.harness.documents import build
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "benchmarks" / "reproduction").glob("*.md"))]
 QUICKSTART = REPO / "benchmarks" / "reproduction" / "records" / "quickstart"
 

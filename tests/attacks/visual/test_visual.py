@@ -8,7 +8,6 @@ input; tests of mechanics run it on the 80x80 images directly (`native_cnn`, abo
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -460,7 +459,7 @@ def test_registries_and_config_errors(small_world):
 
 # --------------------------------------------------------------------------- as grid cells
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "grids" / "visual").glob("*.yaml")), ids=lambda p: p.name)
@@ -487,7 +486,6 @@ def test_visual_grids_reject_defenses_of_other_families():
         parse_grid(wrong_target, source="g.yaml")
 
 
-@pytest.mark.slow
 def test_a_visual_cell_attacks_and_a_jpeg_defended_target_trains_on_squeezed_images(shared_data_dir, tmp_path,
                                                                                     monkeypatch):
     """Through the task functions: a PGD cell moves the origin class's items and grades it; the

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import pytest
 
+from helpers import REPO
 from recsec.harness.grid import expand, load_grid
 
-ROOT = Path(__file__).resolve().parents[1] / "grids"
+ROOT = REPO / "grids"
 # A folder named bases/ holds what grids extend (no name, no matrix): not a grid itself.
 GRIDS = sorted(p for p in ROOT.rglob("*.yaml") if "bases" not in p.relative_to(ROOT).parts)
 BASES = sorted(p for p in ROOT.rglob("*.yaml") if "bases" in p.relative_to(ROOT).parts)
@@ -25,8 +26,14 @@ def test_shipped_grid_validates_and_expands(path):
     cells = expand(grid)
     assert len(cells) >= len(grid.seeds)
     assert len({c.cell_hash("digest") for c in cells}) == len(cells)  # no two cells alike
-    targets = {c.target_hash("digest") for c in cells}
-    assert len(targets) <= len(cells)
+    # One target hash per distinct target identity (what trains it), and the same for every
+    # cell that shares it: the planner trains each target once, and never two as one.
+    identities = {}
+    for cell in cells:
+        identities.setdefault(json.dumps(cell.target_normalized(), sort_keys=True, default=str), set()).add(
+            cell.target_hash("digest"))
+    assert all(len(hashes) == 1 for hashes in identities.values())
+    assert len({h for hashes in identities.values() for h in hashes}) == len(identities)
 
 
 def test_grid_names_are_unique():

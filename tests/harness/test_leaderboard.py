@@ -15,7 +15,7 @@ from recsec.harness.errors import RecsecError
 from recsec.harness.leaderboard_render import to_csv_text, to_html_text, to_markdown_text
 from recsec.harness.tracking import CELL_HASH, FAMILY, KIND, Tracker
 
-from browser import assert_renders
+from helpers.browser import assert_renders
 
 AXIS_DEFAULTS = {"target": "bpr", "clone": "bpr", "known_share": "0.1", "known_unit": "users", "list_length": "10",
                  "query_budget": "all", "aux_share": "1.0", "item_overlap": "1.0"}

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from test_cli_e2e import recsec, write_grid
 
-REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
 
 
 def read(path: Path) -> list[dict]:

@@ -289,7 +289,6 @@ def popularity_hr(ml100k) -> float:
     return hit_at_k_single(np.tile(top, (len(ml100k.users), 1)), ml100k.test_target, 10)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", SEQUENTIAL)
 def test_trained_model_beats_popularity_on_ml100k(ml100k, popularity_hr, name):
     model = build(name, ml100k.train.n_items, **REAL[name]).fit(ml100k.train, seed=0)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from helpers import cli
+
 from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonBudgetExceeded, profiles_matrix
 from recsec.defenses import create_defense
 from recsec.harness import tasks
@@ -84,7 +86,6 @@ def test_the_oracle_enforces_the_budget():
     assert oracle.counts() == {"queries": 0, "items_returned": 0, "fake_users": 2, "injected_interactions": 5}
 
 
-@pytest.mark.slow
 def test_grading_refuses_fake_users_the_oracle_never_took(ml100k):
     """An attack cannot inject beyond its budget by returning profiles it never sent."""
     cell = expand(parse_grid(grid(fake_share=[0.01])))[0]
@@ -99,7 +100,6 @@ def test_grading_refuses_fake_users_the_oracle_never_took(ml100k):
 
 # -- the attacks, on real data ---------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_injected_profiles_raise_the_target_items_over_the_clean_target(ml100k):
     cells = expand(parse_grid(grid(attack=["no_poison", "random", "popular"], fake_share=[0.05],
                                    target_items=[3], target_stratum=["unpopular"])))
@@ -159,7 +159,6 @@ def test_dl_attack_injects_its_budget_through_the_oracle(tmp_path):
     assert m["injected_interactions"] == 4 * (5 + 2)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_revadv_lifts_the_targets_more_than_random_fillers_at_the_same_budget(ml100k, seed):
     """The optimization-based attack beats the random baseline with the same fake users and
@@ -228,7 +227,6 @@ def test_warm_retraining_is_refused_where_it_cannot_continue_the_training():
 
 # -- the detector ----------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_pca_select_finds_random_filler_profiles_far_above_chance(ml100k):
     train = leave_one_out(ml100k, 0).train
     rng = np.random.default_rng(0)
@@ -243,7 +241,6 @@ def test_pca_select_finds_random_filler_profiles_far_above_chance(ml100k):
     assert recall > 10 * share, f"caught {recall:.2f} of the fake users; chance is {share:.2f}"
 
 
-@pytest.mark.slow
 def test_apr_holds_the_injected_targets_lower_at_no_cost_in_recall(ml100k):
     """Adversarial training (APR) smooths BPR-MF's embeddings: the same fake users lift the
     targets less, and the clean target ranks as well as plain BPR-MF."""
@@ -255,7 +252,6 @@ def test_apr_holds_the_injected_targets_lower_at_no_cost_in_recall(ml100k):
     assert apr["recall_at_10"] > 0.9 * plain["recall_at_10"]
 
 
-@pytest.mark.slow
 def test_degsim_finds_look_alike_profiles_far_above_chance(ml100k):
     """Fake users of one recipe (the targets and the same popular fillers) resemble each other
     more than real users do."""
@@ -297,7 +293,6 @@ def test_vat_without_its_adversarial_term_is_the_targets_own_training():
     np.testing.assert_allclose(vat.embedding.detach().numpy(), own.embedding.detach().numpy(), atol=1e-5)
 
 
-@pytest.mark.slow
 def test_vat_holds_the_injected_targets_lower(ml100k):
     cells = expand(parse_grid(grid(attack=["popular"], defense=["none", "vat"], fake_share=[0.05], target_items=[3],
                                    target_stratum=["unpopular"])))
@@ -338,17 +333,6 @@ def test_target_strata_are_drawn_from_their_popularity_third():
 
 # -- through the CLI -------------------------------------------------------------------------------
 
-def recsec_cli(*args: str, cwd):
-    import os
-    import subprocess
-    import sys
-    env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "recsec.harness.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-@pytest.mark.slow
 def test_a_poisoning_grid_runs_into_the_report_and_the_leaderboard(tmp_path):
     import csv
     import io
@@ -364,19 +348,19 @@ def test_a_poisoning_grid_runs_into_the_report_and_the_leaderboard(tmp_path):
             "metrics": {"k": [10, 20]}}
     grid_file = tmp_path / "poison.yaml"
     grid_file.write_text(yaml.safe_dump(spec, sort_keys=False))
-    run_ = recsec_cli("run", str(grid_file), "--num-cpus", "2", cwd=tmp_path)
+    run_ = cli.recsec("run", str(grid_file), "--num-cpus", "2", cwd=tmp_path)
     assert run_.returncode == 0, run_.stdout + run_.stderr
     assert "8 cells finished, 0 failed" in run_.stdout
     assert "target_hr_gain_at_20" in run_.stdout  # the summary, at the middle K measured
 
-    report = recsec_cli("report", "--grid", str(grid_file), "--format", "csv", cwd=tmp_path)
+    report = cli.recsec("report", "--grid", str(grid_file), "--format", "csv", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     rows = list(csv.DictReader(io.StringIO(report.stdout)))
     assert {"target_hr_gain_at_20", "fake_users"} <= set(rows[0])
     popular = [r for r in rows if r["attack"] == "popular"]
     assert {float(r["fake_users"]) for r in popular} == {15.0}  # 5% of 300 real users, counted
 
-    board = recsec_cli("leaderboard", "--format", "csv", "--k", "10", cwd=tmp_path)
+    board = cli.recsec("leaderboard", "--format", "csv", "--k", "10", cwd=tmp_path)
     assert board.returncode == 0, board.stderr
     entries = [r for r in csv.DictReader(io.StringIO(board.stdout)) if r["family"] == "poisoning"]
     assert {(r["attack"], r["defense"].split("(")[0]) for r in entries} == {

@@ -11,7 +11,7 @@ import torch
 
 from recsec import defenses
 from recsec import models
-from recsec.attacks.membership import (DLMIA, DLMIAConfig, ItemVectors, PartFeatures, MembershipServingContext, ZhangKMeans, ZhangKMeansConfig,
+from recsec.attacks.membership import (DLMIA, DLMIAConfig, ItemVectors, PartFeatures, ZhangKMeans, ZhangKMeansConfig,
                                 ZhangMLP, difference_vectors, factorize_items, part_features, run_attack,
                                 serve_lists)
 from recsec.attacks.membership.base import single_threaded
@@ -180,7 +180,7 @@ def test_itemcf_by_hand():
 def serving():
     history = csr([[0, 1], [2], [2, 3, 4], []], 12)
     popularity = np.arange(12, 0, -1).astype(float)  # item 0 most popular, then 1, 2, ...
-    return MembershipServingContext(history, popularity, np.array([True, False, False, True]))
+    return ServingContext(history, popularity, np.array([True, False, False, True]))
 
 
 def test_popularity_randomization_draws_unseen_pool_items_for_nonmembers(serving):
@@ -246,7 +246,6 @@ def experiment(shared_data_dir, tmp_path_factory):
                 features=features, zhang=zhang)
 
 
-@pytest.mark.slow
 def test_served_lists(experiment):
     matrix, target = experiment["matrix"], experiment["recommenders"]["target"]
     users, labels = experiment["partition"].labelled("target")
@@ -263,7 +262,6 @@ def test_served_lists(experiment):
         assert popularity[left_out].max() <= popularity[listed].min()
 
 
-@pytest.mark.slow
 def test_fold_in_serves_a_member_nearly_as_if_trained(experiment):
     # Folding members in (ignoring their trained vectors) should reproduce most of their lists.
     matrix, target = experiment["matrix"], experiment["recommenders"]["target"]
@@ -274,7 +272,6 @@ def test_fold_in_serves_a_member_nearly_as_if_trained(experiment):
     assert agreement_at_k(as_members.lists, folded.lists, 100) > 0.7
 
 
-@pytest.mark.slow
 def test_attacks_beat_chance_on_bpr(experiment):
     shadow, target = experiment["features"]["shadow"], experiment["features"]["target"]
     zhang = experiment["zhang"].score(target.vectors)
@@ -284,14 +281,12 @@ def test_attacks_beat_chance_on_bpr(experiment):
     assert membership_metrics(result.scores, result.predictions, result.labels)["roc_auc"] > 0.75
 
 
-@pytest.mark.slow
 def test_same_seed_same_attack(experiment):
     shadow, target = experiment["features"]["shadow"], experiment["features"]["target"]
     again = ZhangMLP().fit(shadow.vectors, shadow.labels, None, seed=0)
     np.testing.assert_array_equal(again.score(target.vectors), experiment["zhang"].score(target.vectors))
 
 
-@pytest.mark.slow
 def test_popularity_randomization_lowers_the_attacks_auc(experiment):
     """The published protocol: the target serves non-members randomized lists; the attacker's
     own shadow recommender does not, so the attack model is the undefended one."""
@@ -351,7 +346,6 @@ def test_a_shadow_dataset_changes_the_shadow_model_not_the_target():
     assert same.cell_hash("d") != crossed.cell_hash("d")
 
 
-@pytest.mark.slow
 def test_membership_cells_detect_members_and_the_defense_hides_them(shared_data_dir, tmp_path):
     """Through the task functions (no Ray): ItemCF target and shadow on ML-100k. The attack finds
     members well above chance; randomizing non-members' lists breaks the undefended attack model
@@ -377,7 +371,6 @@ def test_membership_cells_detect_members_and_the_defense_hides_them(shared_data_
     assert plain["items_returned"] == 100 * plain["queries"]
 
 
-@pytest.mark.slow
 def test_a_sequential_target_serves_everyone_and_is_attacked(shared_data_dir, tmp_path):
     """A sequential target scores non-members' sequences too (no most-popular list sets them
     apart): every target-part user gets 100 items outside their history, utility is the members'

@@ -11,10 +11,9 @@ import io
 
 import pytest
 
-from browser import assert_renders
+from helpers.browser import assert_renders
 from test_family_plugin import recsec
 
-pytestmark = pytest.mark.slow
 
 GRID = """
 name: ties

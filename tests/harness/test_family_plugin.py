@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+from helpers import cli
 
 
-def recsec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RECSEC_CACHE_DIR": str(cwd / "cache"), "RECSEC_PLUGINS": "profiling_family",
-           "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "recsec.harness.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+def recsec(*args: str, cwd: Path):
+    return cli.recsec(*args, cwd=cwd, plugins=("profiling_family",))
 
 
 def profiling_grid(path: Path, **extra) -> Path:
@@ -42,7 +34,6 @@ def profiling_grid(path: Path, **extra) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_a_plugin_family_runs_end_to_end_into_report_and_leaderboard(tmp_path):
     grid = profiling_grid(tmp_path / "profiling.yaml")
     run = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path)
