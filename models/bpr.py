@@ -2,7 +2,7 @@
 
 Training uses a hand-derived gradient and fused Adam instead of autograd: on 2 CPU cores this
 is several times faster per epoch (autograd's per-batch overhead dominates at batch 2048), and
-`tests/test_models.py` checks the gradient against autograd. Clones that need other losses train
+`tests/models/test_models.py` checks the gradient against autograd. Clones that need other losses train
 the same module through autograd via `score_pairs`.
 """
 

@@ -122,7 +122,7 @@ def fold_in_vectors(items: torch.Tensor, histories: sp.csr_matrix, *, unobserved
     with r = `reg` times the mean squared item norm, so the defaults do not depend on the table's
     scale. Every unobserved item plays the sampled negatives' part, so no sampling noise enters.
     The defaults make folding a member in reproduce about 87% of their own top-100 (BPR-MF on
-    ML-100k, `tests/test_membership.py` checks > 70%): the folded-in user is served nearly as if
+    ML-100k, `tests/attacks/membership/test_membership.py` checks > 70%): the folded-in user is served nearly as if
     they had been trained on.
     """
     n, d = histories.shape[0], items.shape[1]

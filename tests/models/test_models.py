@@ -50,7 +50,7 @@ def train() -> sp.csr_matrix:
     return small_matrix()
 
 
-# User-id models only; sequential models have their own suite (tests/test_sequential_models.py).
+# User-id models only; sequential models have their own suite (tests/models/test_sequential_models.py).
 USER_MODELS = [n for n in models.model_names() if getattr(models.model_class(n), "input_kind", "users") == "users"]
 
 
