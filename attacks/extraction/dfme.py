@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 
 from recsec.attacks.base import Attack
 from recsec.attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
@@ -22,6 +21,9 @@ from recsec.attacks.threat import Knowledge, SequenceView
 from recsec.models import ModelSpec
 from recsec.models.sampling import NEGATIVE_RULES, make_generator
 from recsec.models.sequential.training import CLIP_MODES
+from recsec.harness import streams
+
+SYNTHESIS = streams.purpose("dfme: synthetic sequences", 0xDF)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class DataFreeExtraction(Attack):
         surrogate.reset_parameters(make_generator(seed, surrogate.device))
         n = self.sequence_budget(view.knowledge)
         data = synthesize(oracle, n, cfg.length, view.n_items, surrogate.pad, cfg.synthesis,
-                          np.random.default_rng([seed, 0xDF]))
+                          SYNTHESIS.rng(seed))
         distill(surrogate, Prefixes(data.sequences, surrogate.pad, surrogate.device), data.flat_lists(), cfg,
                 seed=seed)
         return ExtractionResult(surrogate, synthetic_sequences=n)

@@ -45,6 +45,10 @@ from recsec.harness.plugins import load_plugins
 from recsec.harness.records import TargetRecord, peak_rss_mb
 from recsec.harness.splits import holdout, keep_rows
 from recsec.models import ModelSpec, model_class
+from recsec.harness import streams
+
+FUTURE_ITEMS = streams.purpose("membership: members' held-out items", 0x4D49)
+SERVED_LISTS = streams.purpose("membership: a defense's draws on the served lists (the oracle's, redrawn to grade)", 0xDEF)
 
 if TYPE_CHECKING:
     from recsec.harness.grid import Cell
@@ -112,7 +116,7 @@ def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model
 def _serve_general(cell, data, spec, users, labels, device):
     """Train on members' observed items; serve the part (non-members per the grid's option);
     recall/ndcg of members' lists on their held-out items."""
-    observed, future = holdout(data.matrix, cell.split.holdout, np.random.default_rng([cell.seed, 0x4D49]))
+    observed, future = holdout(data.matrix, cell.split.holdout, FUTURE_ITEMS.rng(cell.seed))
     members = users[labels == 1]
     model = spec.build(data.n_users, data.n_items).to(device)
     model.fit(keep_rows(observed, members), seed=cell.seed)
@@ -178,7 +182,7 @@ def oracle(cell: Cell, state: ServingState) -> Oracle:
     protocol = cell.attack_instance().config.protocol
     lists = part.protocol_lists(protocol)
     return Oracle(lambda rows, k: lists[rows, :k], part.context(protocol), lists.shape[1], None,
-                  cell.defense_instance(), np.random.default_rng([cell.seed, 0xDEF]))
+                  cell.defense_instance(), SERVED_LISTS.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: MembershipView, oracle, device: str = "cpu") -> MembershipResult:
@@ -197,7 +201,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: Membership
                                               prediction=result.predictions, label=part.labels)
     members = part.labels == 1
     protocol = cell.attack_instance().config.protocol
-    served = part.served(defense, np.random.default_rng([cell.seed, 0xDEF]), protocol)
+    served = part.served(defense, SERVED_LISTS.rng(cell.seed), protocol)
     if defense is not None:
         future = unpack_csr(target.payload["future"])
         ks = [k for k in cell.metric_ks if k <= served.shape[1]]

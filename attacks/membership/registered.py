@@ -25,6 +25,7 @@ from recsec.attacks.membership.parts import MembershipView
 from recsec.attacks.membership.recommendations import PROTOCOLS
 from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from recsec.attacks.registry import register_attack
+from recsec.attacks.membership.cells import SERVED_LISTS
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class GridMembershipAttack(Attack):
         difference vectors and score the target part's."""
         target_lists = oracle.query(np.arange(len(view.target.users)))
         shadow_lists = view.shadow.served(view.defense if self.config.knows_defense else None,
-                                          np.random.default_rng([seed, 0xDEF, 1]), self.config.protocol)
+                                          SERVED_LISTS.rng(seed, 1), self.config.protocol)
         weights = self.config.weights
         return run_attack(self.classifier(), view.shadow.features(shadow_lists, weights, view.shadow.labels),
                           view.target.features(target_lists, weights), seed=seed)

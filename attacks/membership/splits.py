@@ -20,6 +20,9 @@ from recsec.harness.data.loaders import RawData, read_table, register_dataset
 from recsec.harness.data.preprocess import build_interactions
 from recsec.harness.errors import DataError
 from recsec.harness.splits import keep_rows
+from recsec.harness import streams
+
+PARTITION = streams.purpose("membership: vectorization, shadow and target parts", 0x313A)
 
 PARTS = ("shadow", "target")
 
@@ -88,7 +91,7 @@ def membership_partition(
                          f"got {vector_share} + {shadow_share}")
     if not 0 < member_share < 1:
         raise ValueError(f"member_share must be in (0, 1), got {member_share}")
-    rng = np.random.default_rng([seed, 0x313A])
+    rng = PARTITION.rng(seed)
     order = rng.permutation(n_users)
     n_vector, n_shadow = round(vector_share * n_users), round(shadow_share * n_users)
     vector, shadow, target = np.split(order, [n_vector, n_vector + n_shadow])

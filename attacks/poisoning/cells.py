@@ -24,6 +24,10 @@ from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
 from recsec.models.selection import BestEpoch, sampled_candidates
+from recsec.harness import streams
+
+CANDIDATES = streams.purpose("poisoning: the 99 sampled rivals of each held-out item", 0x99)
+RETRAINING = streams.purpose("poisoning: the r-th poisoned retraining (index r >= 1)")
 
 if TYPE_CHECKING:
     from recsec.harness.grid import Cell
@@ -71,7 +75,7 @@ def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np
     users = np.flatnonzero(split.heldout_item >= 0)
     seen = (split.train + split.test).tocsr()
     return users, sampled_candidates(seen, users, split.heldout_item[users], 99,
-                                     np.random.default_rng([cell.seed, 0x99]))
+                                     CANDIDATES.rng(cell.seed))
 
 
 def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
@@ -107,7 +111,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Po
     """What the attacker knows: a `known_share` of the real users' training data, the target
     items and its budget; with `attacker_sees_holdout`, the known users' held-out items."""
     split = state.once("poison_split", lambda: split_for(cell, state.data))
-    rng = np.random.default_rng([cell.seed, 0xA77])
+    rng = streams.KNOWN_USERS.rng(cell.seed)
     known, known_train = choose_known(split.train, cell.knowledge.known_share, cell.knowledge.known_unit, rng)
     sees = cell.sections["poisoning"].attacker_sees_holdout
     return PoisonView(n_items=split.n_items, n_real_users=split.n_users, known_train=known_train,
@@ -143,7 +147,7 @@ def oracle(cell: Cell, state: ServingState) -> InjectionOracle:
     context = ServingContext(split.train, np.asarray(split.train.sum(axis=0)).ravel())
     return InjectionOracle(lambda users, k: lists[users, :k].astype(np.int64), context,
                            min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget, None,
-                           np.random.default_rng([cell.seed, 0x0C]),
+                           streams.ORACLE.rng(cell.seed),
                            budget=budget_for(cell, split), targets=targets_for(cell, split))
 
 
@@ -210,7 +214,7 @@ UNIT = "target item x retraining"
 
 
 def _retraining_seed(seed: int, r: int) -> int:
-    return seed if r == 0 else int(np.random.default_rng([seed, r]).integers(2**31))
+    return seed if r == 0 else RETRAINING.seed(seed, r)
 
 
 def _detection(kept: np.ndarray, n_real: int, n_fake: int) -> dict:

@@ -12,6 +12,10 @@ import scipy.sparse as sp
 from recsec.harness.data import Interactions
 from recsec.harness.data.sequences import sequences_from_interactions
 from recsec.harness.splits import holdout
+from recsec.harness import streams
+
+HELDOUT_ITEM = streams.purpose("poisoning: each user's held-out item where there are no timestamps", 0x100)
+TARGET_ITEMS = streams.purpose("poisoning: the target items", 0x7A6)
 
 STRATA = ("random", "unpopular", "popular")
 
@@ -33,7 +37,7 @@ class PoisonSplit:
 
 def poison_split(data: Interactions, kind: str, holdout_share: float, seed: int) -> PoisonSplit:
     if kind == "holdout":
-        train, test = holdout(data.matrix, holdout_share, np.random.default_rng([seed, 0x5E1]))
+        train, test = holdout(data.matrix, holdout_share, streams.DATA_SPLIT.rng(seed))
         return PoisonSplit(train, test, np.full(data.n_users, -1, dtype=np.int64))
     return leave_one_out(data, seed)
 
@@ -50,7 +54,7 @@ def leave_one_out(data: Interactions, seed: int) -> PoisonSplit:
         last = seqs.offsets[1:] - 1
         heldout[eligible] = seqs.items[last[eligible]]
     else:
-        rng = np.random.default_rng([seed, 0x100])
+        rng = HELDOUT_ITEM.rng(seed)
         pick = matrix.indptr[:-1] + (rng.random(data.n_users) * np.maximum(degree, 1)).astype(np.int64)
         heldout[eligible] = matrix.indices[pick[eligible]]
     users = np.flatnonzero(eligible)
@@ -68,5 +72,5 @@ def choose_targets(train: sp.csr_matrix, count: int, stratum: str, seed: int) ->
     order = np.argsort(popularity, kind="stable")  # least popular first, ties by item id
     third = max(count, len(order) // 3)
     pool = {"random": order, "unpopular": order[:third], "popular": order[-third:]}[stratum]
-    rng = np.random.default_rng([seed, 0x7A6])
+    rng = TARGET_ITEMS.rng(seed)
     return np.sort(rng.choice(pool, min(count, len(pool)), replace=False)).astype(np.int64)

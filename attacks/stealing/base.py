@@ -15,6 +15,9 @@ from recsec.models import ModelSpec
 from recsec.models.base import Recommender
 from recsec.models.sequential.training import train_next_item_pairs
 from recsec.models.training import train_sampled
+from recsec.harness import streams
+
+QUERY_ORDER = streams.purpose("order of the known users' queries", 0x9)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ from recsec.harness.units import per_user
 from recsec.attacks.stealing.splits import StealingSplit, auxiliary_data, stealing_split
 from recsec.harness.splits import choose_known
 from recsec.models import ModelSpec, model_from_payload
+from recsec.harness import streams
+
+GRADING = streams.purpose("stealing: draws of the grading (served lists, evaluation sample)", 0xE7A1)
 
 if TYPE_CHECKING:
     from recsec.harness.grid import Cell
@@ -87,7 +90,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> At
     if cell.needs_auxiliary:
         record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)
         auxiliary_model = model_from_payload(record.payload)
-    rng = np.random.default_rng([cell.seed, 0xA77])
+    rng = streams.KNOWN_USERS.rng(cell.seed)
     known, known_interactions = choose_known(split.target_train, knowledge.known_share, knowledge.known_unit, rng)
     return AttackerView(
         n_items=split.n_items,
@@ -127,7 +130,7 @@ def oracle(cell: Cell, state: ServingState) -> Oracle:
     served = _served(cell, state)
     return Oracle(served.lists, served.context, min(cell.knowledge.list_length, served.split.n_items),
                   cell.knowledge.query_budget, defenses.create_defense(cell.defense.name, **cell.defense.params),
-                  np.random.default_rng([cell.seed, 0x0C]))
+                  streams.ORACLE.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: AttackerView, oracle, device: str = "cpu") -> StealingResult:
@@ -157,7 +160,7 @@ def stealing_metrics(cell, split, target_lists, result: StealingResult, view, de
     clone = result.clone
     ks = [kk for kk in cell.metric_ks if kk <= split.n_items]
     k_max = max(ks + [k])
-    eval_rng = np.random.default_rng([cell.seed, 0xE7A1])
+    eval_rng = GRADING.rng(cell.seed)
     true_lists = target_lists(view.known_users, k_max)
     clone_lists = clone.recommend(np.arange(view.n_known), k_max, exclude=view.known_interactions)
     served = defense(true_lists[:, :k], view.known_users, context, eval_rng)

@@ -29,6 +29,12 @@ from recsec.harness.splits import choose_known_users, split_users
 from recsec.harness.records import TargetRecord, peak_rss_mb
 from recsec.harness.units import per_user
 from recsec.models import ModelSpec, model_from_payload
+from recsec.attacks.stealing.cells import GRADING
+from recsec.attacks.stealing.splits import AUX_USERS
+from recsec.harness import streams
+
+SAMPLED_NEGATIVES_STREAM = streams.purpose("100 sampled negatives per test item", 0x5A3)
+ATTACK_SEED = streams.purpose("a sequence attack's seed (not the target's)", 0xA7)
 
 if TYPE_CHECKING:
     from recsec.harness.grid import Cell
@@ -55,7 +61,7 @@ def sequence_split(data: Interactions, cell: Cell | None = None) -> SequenceSpli
     share = 1.0 if cell is None else cell.split.target_share
     if share >= 1:
         return SequenceSplit(leave_one_out(sequences), None)
-    target_users, aux_users = split_users(len(sequences), share, np.random.default_rng([cell.seed, 0x5E1]))
+    target_users, aux_users = split_users(len(sequences), share, streams.DATA_SPLIT.rng(cell.seed))
     return SequenceSplit(leave_one_out(sequences.take(target_users)), sequences.take(aux_users))
 
 
@@ -66,8 +72,7 @@ def attacker_auxiliary_sequences(cell: Cell, split: SequenceSplit) -> Sequences:
     if knowledge.item_overlap < 1:
         raise ValueError("item_overlap below 1 is not supported against sequential targets")
     users = len(split.auxiliary)
-    keep = np.random.default_rng([cell.seed, 0xA0C]).choice(users, size=max(1, round(knowledge.aux_share * users)),
-                                                           replace=False)
+    keep = AUX_USERS.rng(cell.seed).choice(users, size=max(1, round(knowledge.aux_share * users)), replace=False)
     return split.auxiliary.take(np.sort(keep))
 
 
@@ -100,7 +105,7 @@ def sampled_negatives(prefixes: Sequences, targets: np.ndarray, seed: int) -> np
     negative sampler does: uniform draws, skipping items the user had (prefix or target) and
     items already drawn, so without replacement. The same seed gives the same negatives, which
     rank the target's and the surrogate's test items alike."""
-    rng = np.random.default_rng([seed, 0x5A3])
+    rng = SAMPLED_NEGATIVES_STREAM.rng(seed)
     n_items = prefixes.n_items
     out = np.empty((len(targets), SAMPLED_NEGATIVES), dtype=np.int64)
     for row, target in enumerate(targets):
@@ -181,7 +186,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Se
     if cell.needs_auxiliary:
         record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)
         auxiliary_model = model_from_payload(record.payload)
-    known = choose_known_users(len(split.train), knowledge.known_share, np.random.default_rng([cell.seed, 0xA77]))
+    known = choose_known_users(len(split.train), knowledge.known_share, streams.KNOWN_USERS.rng(cell.seed))
     return SequenceView(data.n_items, knowledge, split.train.take(known), known, auxiliary_model=auxiliary_model)
 
 
@@ -199,7 +204,7 @@ def sequence_oracle(cell: Cell, state: ServingState, budget: int | None) -> Orac
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
     return Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, min(cell.knowledge.list_length,
                   state.data.n_items), budget, None if cell.training_defense else defense,
-                  np.random.default_rng([cell.seed, 0x0C]))
+                  streams.ORACLE.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: SequenceView, oracle, device: str = "cpu"):
@@ -208,7 +213,7 @@ def run_attack(cell: Cell, view: SequenceView, oracle, device: str = "cpu"):
     attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
     # The attacker's randomness must not replay the target's: a surrogate of the target's
     # architecture seeded like it would start from the target's own initial weights.
-    attack_seed = int(np.random.default_rng([cell.seed, 0xA7]).integers(2**31))
+    attack_seed = ATTACK_SEED.seed(cell.seed)
     return attack.run(view, oracle, seed=attack_seed, device=device)
 
 
@@ -248,7 +253,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceVi
         context = SequenceServingContext(data.item_popularity(), pad=model.pad)
         prefixes = split.test_prefix
         queries = prefixes.padded(np.arange(len(prefixes)), max(1, int(prefixes.lengths().max())), model.pad).numpy()
-        served = output_defense(true_lists(k), queries, context, np.random.default_rng([cell.seed, 0xE7A1]))
+        served = output_defense(true_lists(k), queries, context, GRADING.rng(cell.seed))
     else:
         served = true_lists(k)
     out.update(metrics.next_item_metrics(served, split.test_target, [kk for kk in ks if kk <= k], prefix="defended_"))

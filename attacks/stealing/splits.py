@@ -9,6 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsec.harness.splits import holdout, keep_entries, split_users
+from recsec.harness import streams
+
+AUX_USERS = streams.purpose("users whose data the auxiliary model sees", 0xA0C)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class StealingSplit:
 
 
 def stealing_split(matrix: sp.csr_matrix, target_share: float, holdout_share: float, seed: int) -> StealingSplit:
-    rng = np.random.default_rng([seed, 0x5E1])
+    rng = streams.DATA_SPLIT.rng(seed)
     target_users, aux_users = split_users(matrix.shape[0], target_share, rng)
     train, test = holdout(matrix[target_users], holdout_share, rng)
     return StealingSplit(target_users, aux_users, train, test, matrix[aux_users].tocsr())
@@ -41,7 +44,7 @@ def auxiliary_data(auxiliary: sp.csr_matrix, aux_share: float, item_overlap: flo
     """The auxiliary interactions an attacker holds: a random `aux_share` of the auxiliary users
     (rows of the others are emptied, so ids stay aligned) restricted to a random `item_overlap`
     share of the items (the other items never appear in its data)."""
-    rng = np.random.default_rng([seed, 0xA0C])
+    rng = AUX_USERS.rng(seed)
     n_users, n_items = auxiliary.shape
     keep_users = np.zeros(n_users, dtype=bool)
     keep_users[rng.choice(n_users, size=max(1, round(aux_share * n_users)), replace=False)] = True

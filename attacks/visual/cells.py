@@ -42,6 +42,10 @@ from recsec.harness.settings import default_cache_dir, default_data_dir
 from recsec.harness.splits import holdout
 from recsec.models import model_from_payload
 from recsec.models.visual import create_visual_model
+from recsec.harness import streams
+
+HOLDOUT = streams.purpose("visual: held-out interactions", 0x715)
+DEFENSE_PAIRS = streams.purpose("visual: clean and adversarial images a defense trains on", 0x9A1)
 
 PAIR_ITEMS = 128  # items whose clean/perturbed pairs train a purifier or a detector
 
@@ -76,14 +80,14 @@ def world_for(cell: Cell, data: Interactions) -> VisualWorld:
     images, cnn, feats = fashion_world(source, limit=cell.dataset.params.get("limit"), cache_dir=cache_dir_of(data))
     row_of = {int(item_id): row for row, item_id in enumerate(images.item_ids)}
     rows = np.array([row_of[int(label)] for label in data.item_labels], dtype=np.int64)
-    train, test = holdout(data.matrix, cell.split.holdout, np.random.default_rng([cell.seed, 0x715]))
+    train, test = holdout(data.matrix, cell.split.holdout, HOLDOUT.rng(cell.seed))
     return VisualWorld(images.subset(rows), cnn, feats.features[rows], feats.classes[rows], train, test)
 
 
 def training_pairs(world: VisualWorld, exclude_class: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Clean images of a seeded sample of items (none of class `exclude_class`) and their PGD
     (eps 8) versions toward random classes."""
-    rng = np.random.default_rng([seed, 0x9A1])
+    rng = DEFENSE_PAIRS.rng(seed)
     pool = np.flatnonzero(world.classes != exclude_class) if exclude_class is not None else np.arange(len(world.classes))
     rows = rng.choice(pool, size=min(PAIR_ITEMS, len(pool)), replace=False)
     clean = world.images.images[torch.from_numpy(rows)]

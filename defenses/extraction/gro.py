@@ -50,6 +50,9 @@ from recsec.models import ModelSpec, model_class
 from recsec.models.losses import list_loss
 from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
 from recsec.models.sequential.training import CLIP_MODES, clip_gradients, make_optimizer, train_next_item
+from recsec.harness import streams
+
+STUDENT_INIT = streams.purpose("gro: the student's initial weights", offset=7)
 
 
 POSITIONS = ("all", "last")
@@ -109,7 +112,7 @@ class SwapRegularizer:
     def __init__(self, student, cfg: GROConfig, seed: int):
         self.student, self.cfg = student, cfg
         self.optimizer = make_optimizer(student)
-        self.generator = make_generator(seed + 1, student.device)
+        self.generator = make_generator(streams.SECOND_TRAINING.seed(seed), student.device)
         self.ranks, self.tied_ranks = 0, 0  # how often the tie rule decides the swap
 
 
@@ -168,7 +171,7 @@ class GRO(Defense):
         else:
             student = ModelSpec.of(cfg.student, {"max_len": model.config.max_len}).build(0, model.n_items)
         student = student.to(model.device)
-        student.reset_parameters(make_generator(seed + 7, student.device))
+        student.reset_parameters(make_generator(STUDENT_INIT.seed(seed), student.device))
         if cfg.pretrained:
             train_next_item(model, train, seed=seed, valid=valid)
         regularizer = SwapRegularizer(student, cfg, seed)
