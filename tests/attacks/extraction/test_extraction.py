@@ -417,3 +417,32 @@ def test_bad_sequential_training_options_name_the_key(params, key):
 def test_bad_gro_options_name_the_key(params, key):
     with pytest.raises(ValueError, match=f"gro: {key} must be one of"):
         GROConfig(**params)
+
+
+@pytest.mark.parametrize("learn", ["distill", "finetune_on_lists"])
+def test_a_surrogate_with_dropout_learns_the_same_weights_from_the_same_seed(learn):
+    """Dropout takes no generator: torch seeds its global one at random in each process, so
+    without a seeded global stream two runs of one cell would train two different surrogates."""
+    from recsec.attacks import lists as lists_module
+    from recsec.attacks.extraction import distill as distill_module
+    from recsec.attacks.extraction.dfme import DFMEConfig
+
+    length, n_items = 5, 11
+    sequences = np.arange(6 * length).reshape(6, length) % n_items
+    lists = np.stack([(np.arange(5) + e) % n_items for e in range(6 * length)])
+
+    def trained() -> dict:
+        torch.manual_seed(np.random.SeedSequence().entropy % 2**63)  # whatever came before in the process
+        model = ModelSpec.of("sasrec", {"hidden": 8, "blocks": 1, "heads": 1, "max_len": length,
+                                        "dropout": 0.5}).build(0, n_items)
+        model.reset_parameters(make_generator(0, model.device))
+        prefixes = Prefixes(sequences, model.pad)
+        if learn == "distill":
+            distill_module.distill(model, prefixes, lists, DFMEConfig(epochs=2, batch_users=5), seed=3)
+        else:
+            contexts = torch.stack([prefixes[torch.tensor([e])][0] for e in range(len(lists))])
+            lists_module.finetune_on_lists(model, contexts, lists, lists_module.ListLossConfig(epochs=2), seed=3)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    first, second = trained(), trained()
+    assert all(torch.equal(first[k], second[k]) for k in first)
