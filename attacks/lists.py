@@ -19,7 +19,11 @@ import torch
 from recsec.models.losses import PAIRWISE_LOSSES, pairwise_loss
 from recsec.models.optim import adam
 from recsec.models.ranking import mask_rows_
-from recsec.models.sampling import make_generator, sample_outside
+from recsec.harness import streams
+from recsec.models.sampling import make_generator, sample_outside, seeded_global_rng
+
+# A model trained on served lists may have dropout, which takes no generator: its own stream.
+DROPOUT = streams.purpose("dropout of a model trained on served lists", 0xD0)
 
 
 @dataclass(frozen=True)
@@ -104,23 +108,24 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     if isinstance(contexts, np.ndarray):
         contexts = torch.from_numpy(contexts.astype(np.int64)).to(device)
     served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
-    optimizer = adam(model.parameters(), lr=cfg.lr)
-    model.train()
-    step, pools = 0, None
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(served), generator=generator, device=device)
-        for start in range(0, len(order), cfg.batch_users):
-            batch = order[start : start + cfg.batch_users]
-            outside = None
-            if model_top_pool:
-                if step % pool_refresh == 0:
-                    pools = model_top_pools(model, contexts, served, model_top_pool, seen)
-                outside = draw_from_pools(pools[batch], served.shape[1], cfg.negatives, generator)
-            step += 1
-            loss = list_losses(model, contexts[batch], served[batch], cfg, generator, outside)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    model.eval()
-    return model
+    with seeded_global_rng(DROPOUT.seed(seed), device):  # dropout draws from torch's global generator
+        optimizer = adam(model.parameters(), lr=cfg.lr)
+        model.train()
+        step, pools = 0, None
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(served), generator=generator, device=device)
+            for start in range(0, len(order), cfg.batch_users):
+                batch = order[start : start + cfg.batch_users]
+                outside = None
+                if model_top_pool:
+                    if step % pool_refresh == 0:
+                        pools = model_top_pools(model, contexts, served, model_top_pool, seen)
+                    outside = draw_from_pools(pools[batch], served.shape[1], cfg.negatives, generator)
+                step += 1
+                loss = list_losses(model, contexts[batch], served[batch], cfg, generator, outside)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        model.eval()
+        return model
 

@@ -20,10 +20,13 @@ class QueryBudgetExceeded(RuntimeError):
 
 @dataclass(frozen=True)
 class ServingContext:
-    """What the defender knows when it serves lists: its users' histories and item popularity."""
+    """What the defender knows when it serves lists: its users' histories and item popularity,
+    and, where the server knows which users it trained on (a membership experiment), `is_member`
+    (bool per user id) for defenses that treat non-members differently."""
 
     history: sp.csr_matrix
     item_popularity: np.ndarray
+    is_member: np.ndarray | None = None
 
     def seen(self, user) -> np.ndarray:
         """Items this query's user already has (never worth serving)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recsec.models.registry import Registry
 
-ATTACKS = Registry("attack")
+ATTACKS = Registry("attack", group="recsec.attacks")
 register_attack = ATTACKS.register
 attack_class = ATTACKS.get
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recsec.models.registry import Registry
 
-DEFENSES = Registry("defense")
+DEFENSES = Registry("defense", group="recsec.defenses")
 register_defense = DEFENSES.register
 defense_class = DEFENSES.get
 create_defense = DEFENSES.create

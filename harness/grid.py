@@ -232,17 +232,17 @@ class Cell:
     @property
     def sequential(self) -> bool:
         """Whether the target scores item sequences (the extraction protocol) or user ids."""
-        return getattr(models.model_class(self.target.name), "input_kind", "users") == "sequences"
+        return models.model_class(self.target.name).input_kind == "sequences"
 
     @property
     def training_defense(self) -> bool:
-        return getattr(defenses.defense_class(self.defense.name), "kind", "output") == "training"
+        return defenses.defense_class(self.defense.name).kind == "training"
 
     @property
     def defense_shapes_target(self) -> bool:
         """A training defense trains the target; an input defense (visual) transforms the item
         images the target's features come from. Either way each defense has its own target."""
-        return getattr(defenses.defense_class(self.defense.name), "kind", "output") in ("training", "input")
+        return defenses.defense_class(self.defense.name).kind in ("training", "input")
 
     def auxiliary_normalized(self) -> dict:
         """What the attacker's auxiliary model depends on (its family says; never the target)."""
@@ -488,7 +488,7 @@ def _check_scalar(where: str, axis: str, value: Any) -> list[str]:
 
 def _check_clones(grid: Grid, source: str) -> list[str]:
     """Attacks that fine-tune their clone by gradient need a clone with weights to learn."""
-    if not any(getattr(attacks.attack_class(a.name), "fine_tunes_clone", False)
+    if not any(attacks.attack_class(a.name).fine_tunes_clone
                for a in grid.matrix.attack if a.name in attacks.attack_names()):
         return []
     problems = []
@@ -501,11 +501,11 @@ def _check_clones(grid: Grid, source: str) -> list[str]:
     return problems
 
 
-_KIND_WORDS = {"users": "user ids", "sequences": "item sequences", "images": "item images (visual features)"}
+_KIND_WORDS = {"users": "user ids", "sequences": "item sequences", "images": "item images (their features)"}
 
 
 def _input_kind(model_name: str) -> str:
-    return getattr(models.model_class(model_name), "input_kind", "users")
+    return models.model_class(model_name).input_kind
 
 
 def _check_pairings(grid: Grid, source: str) -> list[str]:
@@ -519,7 +519,7 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
     for j, attack in enumerate(m.attack):
         if not known("attack", attack):
             continue
-        accepts = getattr(attacks.attack_class(attack.name), "target_kinds", ("users",))
+        accepts = attacks.attack_class(attack.name).target_kinds
         for i, target in targets:
             if _input_kind(target.name) not in accepts:
                 wants = accepts[0]
@@ -538,16 +538,16 @@ def _check_pairings(grid: Grid, source: str) -> list[str]:
         if not known("defense", defense):
             continue
         cls = defenses.defense_class(defense.name)
-        defended = getattr(cls, "families", None)  # a defense that only makes sense for some families
+        defended = cls.families  # a defense that only makes sense for some families
         for family in sorted(set(families) - set(defended or families)):
             problems.append(f"{source}: matrix.defense[{j}]: {defense.name} defends against "
                             f"{', '.join(defended)} attacks only, but the grid runs {family} attacks")
-        if getattr(cls, "kind", "output") == "output" and defense.name != "none":
+        if cls.kind == "output" and defense.name != "none":
             problems += _check_list_lengths(f"{source}: matrix.defense[{j}]", defense, m.list_length)
-        if getattr(cls, "kind", "output") != "training":
+        if cls.kind != "training":
             continue
         # `targets` names the models a defense trains; `target_kinds` admits every model of a kind
-        trains, kinds = getattr(cls, "targets", ()), getattr(cls, "target_kinds", ())
+        trains, kinds = cls.targets, cls.target_kinds
         for i, target in targets:
             if target.name not in trains and _input_kind(target.name) not in kinds:
                 what = ", ".join([*trains, *(f"any model of {_KIND_WORDS[k]}" for k in kinds)]) or "no"

@@ -2,7 +2,7 @@
 keys this file adds to or replaces) and command-line overrides (`--set key=value`).
 
 Mappings merge key by key, recursively; any other value (a list, a number) replaces the base's.
-So `matrix: {attack: [ptaq]}` over a base keeps the base's targets and replaces its attacks.
+So `matrix: {attack: [...]}` over a base keeps the base's targets and replaces its attacks.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def apply_overrides(raw: dict, overrides: Iterable[str], source: str) -> dict:
-    """`key.sub=value` for each override, the value read as YAML (`seeds=[0]`, `matrix.attack=[ptaq]`)."""
+    """`key.sub=value` for each override, the value read as YAML (`seeds=[0]`, `matrix.list_length=[10]`)."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or any(not part for part in key.split(".")):
-            raise GridError(f"{source}: --set {item!r}: expected KEY=VALUE, e.g. seeds=[0] or matrix.attack=[ptaq]")
+            raise GridError(f"{source}: --set {item!r}: expected KEY=VALUE, e.g. seeds=[0] or matrix.list_length=[10]")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:

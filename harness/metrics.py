@@ -191,16 +191,3 @@ def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> flo
     last_of_tie = np.r_[scores[order][1:] != scores[order][:-1], True]
     ok = last_of_tie & (fp <= fpr * n_neg)
     return float(tp[ok].max() / n_pos) if ok.any() else 0.0
-
-
-def membership_metrics(scores: np.ndarray, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """A membership attack's grades: `roc_auc` and TPR at 1% FPR from its scores, the rest from its
-    decisions. `balanced_accuracy` is what the published code calls "AUC"."""
-    return {
-        "roc_auc": roc_auc(scores, labels),
-        "tpr_at_1pct_fpr": tpr_at_fpr(scores, labels, 0.01),
-        "balanced_accuracy": balanced_accuracy(predictions, labels),
-        "accuracy": accuracy(predictions, labels),
-        "precision": precision(predictions, labels),
-        "recall": recall(predictions, labels),
-    }

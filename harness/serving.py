@@ -60,13 +60,13 @@ class TargetServer:
 
     def describe(self, session: str) -> dict:
         oracle = self._sessions[session]
-        return {"k": oracle.k, "budget": oracle.budget, "queries": tuple(getattr(oracle, "QUERIES", ("query",)))}
+        return {"k": oracle.k, "budget": oracle.budget, "queries": tuple(oracle.QUERIES)}
 
     def call(self, session: str, method: str, *args):
         """A query to the session's oracle: only the oracle's public query methods are served."""
         oracle = self._sessions[session]
-        if method not in getattr(oracle, "QUERIES", ("query",)):
-            raise AttributeError(f"the oracle serves {', '.join(getattr(oracle, 'QUERIES', ('query',)))}, not {method!r}")
+        if method not in oracle.QUERIES:
+            raise AttributeError(f"the oracle serves {', '.join(oracle.QUERIES)}, not {method!r}")
         return getattr(oracle, method)(*args)
 
     def close(self, session: str, *_after) -> dict:

@@ -1,30 +1,10 @@
-"""Seeded, user-level splits: target/auxiliary users, per-user holdout, the attacker's known users."""
+"""Seeded, user-level splits shared by the families: disjoint user sets, per-user holdout, the
+attacker's known users."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
-
-
-@dataclass(frozen=True)
-class StealingSplit:
-    """Target and auxiliary halves over one item set; the target half's train/test holdout.
-
-    Rows of `target_train`/`target_test` are target users 0..n_target-1 (the oracle's user ids);
-    `target_users`/`aux_users` map them back to dataset user ids.
-    """
-
-    target_users: np.ndarray
-    aux_users: np.ndarray
-    target_train: sp.csr_matrix
-    target_test: sp.csr_matrix
-    auxiliary: sp.csr_matrix
-
-    @property
-    def n_items(self) -> int:
-        return self.target_train.shape[1]
 
 
 def split_users(n_users: int, target_share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -54,14 +34,7 @@ def holdout(matrix: sp.csr_matrix, share: float, rng: np.random.Generator) -> tu
     rank_in_row = np.empty(matrix.nnz, dtype=np.int64)
     rank_in_row[order] = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], counts)
     is_test = rank_in_row < n_test[rows]
-    return _select(matrix, ~is_test), _select(matrix, is_test)
-
-
-def stealing_split(matrix: sp.csr_matrix, target_share: float, holdout_share: float, seed: int) -> StealingSplit:
-    rng = np.random.default_rng([seed, 0x5E1])
-    target_users, aux_users = split_users(matrix.shape[0], target_share, rng)
-    train, test = holdout(matrix[target_users], holdout_share, rng)
-    return StealingSplit(target_users, aux_users, train, test, matrix[aux_users].tocsr())
+    return keep_entries(matrix, ~is_test), keep_entries(matrix, is_test)
 
 
 def choose_known_users(n_target: int, known_share: float, rng: np.random.Generator) -> np.ndarray:
@@ -89,12 +62,12 @@ def choose_known(train: sp.csr_matrix, share: float, unit: str, rng: np.random.G
         raise ValueError(f"known_share must be in (0, 1], got {share}")
     keep = np.zeros(train.nnz, dtype=bool)
     keep[rng.choice(train.nnz, size=max(1, round(share * train.nnz)), replace=False)] = True
-    known = _select(train, keep)
+    known = keep_entries(train, keep)
     users = np.flatnonzero(np.diff(known.indptr))
     return users, known[users]
 
 
-def _select(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+def keep_entries(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     coo = matrix.tocoo()
     out = sp.csr_matrix(
         (coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape, dtype=np.float32
@@ -103,15 +76,11 @@ def _select(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def auxiliary_data(auxiliary: sp.csr_matrix, aux_share: float, item_overlap: float, seed: int) -> sp.csr_matrix:
-    """The auxiliary interactions an attacker holds: a random `aux_share` of the auxiliary users
-    (rows of the others are emptied, so ids stay aligned) restricted to a random `item_overlap`
-    share of the items (the other items never appear in its data)."""
-    rng = np.random.default_rng([seed, 0xA0C])
-    n_users, n_items = auxiliary.shape
-    keep_users = np.zeros(n_users, dtype=bool)
-    keep_users[rng.choice(n_users, size=max(1, round(aux_share * n_users)), replace=False)] = True
-    keep_items = np.zeros(n_items, dtype=bool)
-    keep_items[rng.choice(n_items, size=max(1, round(item_overlap * n_items)), replace=False)] = True
-    coo = auxiliary.tocoo()
-    return _select(auxiliary, keep_users[coo.row] & keep_items[coo.col])
+def keep_rows(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
+    """`matrix` with every row not in `users` emptied; same shape and ids."""
+    keep = np.zeros(matrix.shape[0], dtype=np.float32)
+    keep[np.asarray(users, dtype=np.int64)] = 1
+    out = (sp.diags(keep) @ matrix).tocsr()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out

@@ -48,6 +48,14 @@ class Recommender(nn.Module):
     learnable: ClassVar[bool] = True
     # The loss fit() optimizes ("bpr", "bce"), or None when fit() is not gradient training.
     objective: ClassVar[str | None] = None
+    # What it scores: "users" (user ids; sequential models score "sequences", visual ones "images").
+    input_kind: ClassVar[str] = "users"
+    # It can continue from another fit's weights (`warm_fit`): a poisoned retraining may start warm.
+    can_warm_start: ClassVar[bool] = False
+    # How it scores a user it never trained on, from their history: "histories" (its own
+    # `score_histories`), "factors" (a user vector solved against `item_factors`, plus
+    # `item_offsets()`), or None (it cannot).
+    fold_in: ClassVar[str | None] = None
 
     def __init__(self, n_users: int, n_items: int, config):
         super().__init__()
@@ -56,6 +64,10 @@ class Recommender(nn.Module):
         self.n_users = n_users
         self.n_items = n_items
         self.config = config
+
+    def item_offsets(self) -> torch.Tensor | None:
+        """A per-item score added to every user's (LMF's item bias), or None."""
+        return None
 
     # -- hooks a model implements -------------------------------------------------------------
     def score(self, users: torch.Tensor) -> torch.Tensor:

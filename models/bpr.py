@@ -2,7 +2,7 @@
 
 Training uses a hand-derived gradient and fused Adam instead of autograd: on 2 CPU cores this
 is several times faster per epoch (autograd's per-batch overhead dominates at batch 2048), and
-`tests/test_models.py` checks the gradient against autograd. Clones that need other losses train
+`tests/models/test_models.py` checks the gradient against autograd. Clones that need other losses train
 the same module through autograd via `score_pairs`.
 """
 
@@ -72,6 +72,7 @@ def bpr_batch_gradient(table, n_users, users, pos, neg, reg):
 class BPRMF(Recommender):
     Config = BPRConfig
     objective = "bpr"  # what fit() optimizes
+    fold_in = "factors"
 
     def __init__(self, n_users: int, n_items: int, config: BPRConfig = BPRConfig()):
         super().__init__(n_users, n_items, config)
@@ -108,6 +109,8 @@ class BPRMF(Recommender):
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
         return self.train_rows(train, self.bpr_gradient(),
                                seed=seed, epochs=self.config.epochs, on_epoch=on_epoch)
+
+    can_warm_start = True
 
     def warm_fit(self, train: sp.csr_matrix, start: "BPRMF", *, epochs: int, seed: int = 0,
                  on_epoch: EpochCallback | None = None):

@@ -33,6 +33,7 @@ class ItemCFConfig:
 
 @register_model("itemcf")
 class ItemCF(Recommender):
+    fold_in = "histories"
     Config = ItemCFConfig
     learnable = False
 

@@ -41,6 +41,7 @@ class LMFConfig:
 class LMF(Recommender):
     Config = LMFConfig
     objective = "bce"  # what fit() optimizes
+    fold_in = "factors"
 
     def __init__(self, n_users: int, n_items: int, config: LMFConfig = LMFConfig()):
         super().__init__(n_users, n_items, config)
@@ -55,6 +56,9 @@ class LMF(Recommender):
         with torch.no_grad():
             self.user_bias.zero_()
             self.item_bias.zero_()
+
+    def item_offsets(self) -> torch.Tensor:
+        return self.item_bias  # the user bias does not rank
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_factors[users] @ self.item_factors.T + self.user_bias[users, None] + self.item_bias

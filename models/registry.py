@@ -1,9 +1,17 @@
 """The name registries (models here; attacks and defenses reuse `Registry`), model specs, and
-save/load of trained models as plain state dicts."""
+save/load of trained models as plain state dicts.
+
+A registry is filled by its classes' decorators when their modules are imported, and the modules
+are named once, as Python entry points (`pyproject.toml`, `[project.entry-points."recsec.models"]`
+and so on): a registry imports its group's modules on first lookup, so `pip install` of recsec,
+or of a package that declares entry points in the same groups, is the whole registration.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -24,14 +32,42 @@ class Configured:
         self.config = config if config is not None else type(self).Config()
 
 
+_loaded_groups: set[str] = set()
+_loading_groups: set[str] = set()  # being imported now: a lookup from inside one of its modules returns
+_loading = threading.RLock()  # a served target's actor looks names up from several threads
+
+
+def load_entry_points(group: str) -> None:
+    """Import every module named under the entry-point `group`, once per process (a failed import
+    raises, and the next lookup tries again)."""
+    if group in _loaded_groups:
+        return
+    with _loading:
+        if group in _loaded_groups or group in _loading_groups:
+            return
+        _loading_groups.add(group)
+        try:
+            for entry in importlib.metadata.entry_points(group=group):
+                try:
+                    entry.load()
+                except Exception as exc:
+                    raise ImportError(f"entry point {entry.name} = {entry.value} (group {group}) failed to "
+                                      f"import: {exc}") from exc
+            _loaded_groups.add(group)
+        finally:
+            _loading_groups.discard(group)
+
+
 class Registry:
-    """Name -> class, filled by a decorator and imported explicitly (no module probing).
+    """Name -> class, filled by a decorator; the modules that hold the classes are the entry
+    points of `group`, imported on first lookup (no module probing, no list to keep in sync).
 
     Shared by models, attacks and defenses; `kind` only words the error messages.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, group: str | None = None):
         self.kind = kind
+        self.group = group
         self._classes: dict[str, type] = {}
 
     def register(self, name: str):
@@ -45,6 +81,7 @@ class Registry:
         return decorate
 
     def names(self, keep: Callable[[type], bool] | None = None) -> list[str]:
+        self._load()
         return sorted(n for n, cls in self._classes.items() if keep is None or keep(cls))
 
     def create(self, name: str, **params: Any):
@@ -54,13 +91,19 @@ class Registry:
         return cls(cls.Config(**params))
 
     def get(self, name: str) -> type:
+        self._load()
         try:
             return self._classes[name]
         except KeyError:
             raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}") from None
 
 
-MODELS = Registry("model")
+    def _load(self) -> None:
+        if self.group is not None:
+            load_entry_points(self.group)
+
+
+MODELS = Registry("model", group="recsec.models")
 register_model = MODELS.register
 model_class = MODELS.get
 
@@ -82,7 +125,7 @@ def save_model(model: "Recommender", path: Path) -> None:
 
 def model_from_payload(payload: dict) -> "Recommender":
     cls = model_class(payload["model"])
-    if getattr(cls, "input_kind", "users") == "images":
+    if cls.input_kind == "images":
         from recsec.models.visual.registry import visual_model_from_payload
 
         return visual_model_from_payload(payload)
@@ -93,9 +136,9 @@ def model_from_payload(payload: dict) -> "Recommender":
 
 def construct(cls, n_users: int, n_items: int, config) -> "Recommender":
     """Build a model of any input kind: sequential models have no user table (n_users unused)."""
-    if getattr(cls, "input_kind", "users") == "sequences":
+    if cls.input_kind == "sequences":
         return cls(n_items, config)
-    if getattr(cls, "input_kind", "users") == "images":
+    if cls.input_kind == "images":
         raise TypeError(f"{cls.name} is built from item features: use models.visual.create_visual_model")
     return cls(n_users, n_items, config)
 
@@ -129,4 +172,4 @@ class ModelSpec:
     @property
     def input_kind(self) -> str:
         """"users" (scores user ids) or "sequences" (scores item sequences)."""
-        return getattr(model_class(self.name), "input_kind", "users")
+        return model_class(self.name).input_kind

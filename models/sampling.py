@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from typing import Iterator
 
 import numpy as np
@@ -132,6 +134,18 @@ class InteractionSampler:
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
+
+
+@contextmanager
+def seeded_global_rng(seed: int, device: torch.device | str = "cpu"):
+    """Inside, torch's global generators (CPU, and the device's) start from `seed`; the caller's
+    state is restored after. For what draws from them and takes no generator (dropout): torch
+    seeds them at random in each process, so a training loop with dropout outside this would give
+    another model on every run."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def sample_outside(lists: torch.Tensor, n_items: int, per_item: int, generator: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pytest
 # loopback interface; Ray reads this once, when first imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # tests/ is one level below the repository
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.extraction.distill import OPTIMIZERS, SELECTION_RANKINGS, SELECTIONS, distill
 from recsec.attacks.extraction.synthesis import MODES, Prefixes, synthesize
 from recsec.attacks.lists import ListLossConfig
@@ -21,6 +21,9 @@ from recsec.attacks.threat import Knowledge, SequenceView
 from recsec.models import ModelSpec
 from recsec.models.sampling import NEGATIVE_RULES, make_generator
 from recsec.models.sequential.training import CLIP_MODES
+from recsec.harness import streams
+
+SYNTHESIS = streams.purpose("dfme: synthetic sequences", 0xDF)
 
 
 @dataclass(frozen=True)
@@ -66,15 +69,14 @@ class ExtractionResult:
 
 
 @register_attack("dfme")
-class DataFreeExtraction:
+class DataFreeExtraction(Attack):
     family: ClassVar[str] = "extraction"
     Config = DFMEConfig
     fine_tunes_clone: ClassVar[bool] = True
-    needs_auxiliary: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("sequences",)
 
     def __init__(self, config: DFMEConfig, clone: ModelSpec):
-        self.config = config
+        super().__init__(config)
         self.clone_spec = clone
 
     def sequence_budget(self, knowledge: Knowledge) -> int:
@@ -90,7 +92,7 @@ class DataFreeExtraction:
         surrogate.reset_parameters(make_generator(seed, surrogate.device))
         n = self.sequence_budget(view.knowledge)
         data = synthesize(oracle, n, cfg.length, view.n_items, surrogate.pad, cfg.synthesis,
-                          np.random.default_rng([seed, 0xDF]))
+                          SYNTHESIS.rng(seed))
         distill(surrogate, Prefixes(data.sequences, surrogate.pad, surrogate.device), data.flat_lists(), cfg,
                 seed=seed)
         return ExtractionResult(surrogate, synthetic_sequences=n)

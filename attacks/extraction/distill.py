@@ -20,9 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from recsec.attacks.lists import DROPOUT
 from recsec.models.losses import list_loss
 from recsec.models.optim import adam
-from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator
+from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator, seeded_global_rng
 from recsec.models.sequential.training import BestEpoch, clip_gradients, make_optimizer
 
 SELECTIONS = ("best_last_prefix", "last")
@@ -63,25 +64,26 @@ def distill(model, prefixes, lists: np.ndarray, cfg, *, seed: int):
         examples = examples[examples % prefixes.length != prefixes.length - 1]
     else:
         held_out = held_out[:0]
-    optimizer = (make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
-                 else adam(model.parameters(), lr=cfg.lr))
-    best = BestEpoch(model)
-    model.train()
-    for _ in range(cfg.epochs):
-        order = examples[torch.randperm(len(examples), generator=generator, device=device)]
-        for start in range(0, len(order), cfg.batch_users):
-            batch = order[start : start + cfg.batch_users]
-            listed = served[batch]
-            negatives = draw_negatives(cfg.negative_sampling, listed, model.n_items, generator)
-            scores = model.score_pairs(prefixes[batch], torch.cat([listed, negatives], dim=1))
-            loss = list_loss(scores[:, : listed.shape[1]], scores[:, listed.shape[1] :], cfg.margin,
-                             cfg.ranking_loss, cfg.item_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_gradients(model.parameters(), cfg.clip_norm, cfg.clip)
-            optimizer.step()
-        if len(held_out):
-            best.offer(held_out_ndcg(model, prefixes, served, held_out, cfg.select_ranking))
-    best.restore()
-    model.eval()
-    return model
+    with seeded_global_rng(DROPOUT.seed(seed), device):  # dropout draws from torch's global generator
+        optimizer = (make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adamw"
+                     else adam(model.parameters(), lr=cfg.lr))
+        best = BestEpoch(model)
+        model.train()
+        for _ in range(cfg.epochs):
+            order = examples[torch.randperm(len(examples), generator=generator, device=device)]
+            for start in range(0, len(order), cfg.batch_users):
+                batch = order[start : start + cfg.batch_users]
+                listed = served[batch]
+                negatives = draw_negatives(cfg.negative_sampling, listed, model.n_items, generator)
+                scores = model.score_pairs(prefixes[batch], torch.cat([listed, negatives], dim=1))
+                loss = list_loss(scores[:, : listed.shape[1]], scores[:, listed.shape[1] :], cfg.margin,
+                                 cfg.ranking_loss, cfg.item_loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip_gradients(model.parameters(), cfg.clip_norm, cfg.clip)
+                optimizer.step()
+            if len(held_out):
+                best.offer(held_out_ndcg(model, prefixes, served, held_out, cfg.select_ranking))
+        best.restore()
+        model.eval()
+        return model

@@ -2,19 +2,19 @@
 in the target recommender's training data?
 
 The pieces, in the order an experiment uses them:
-- `harness.families.membership_splits`: the vectorization / shadow / target user partition;
+- `attacks.membership.splits`: the vectorization / shadow / target user partition;
 - `recommendations.serve_lists`: what each shadow or target user is served (members: the
   recommender's top-k; non-members: most popular, or folded in), behind an optional defense;
 - `features`: item vectors from the vectorization part and each user's difference vector;
 - the attacks, fit on the shadow part and scored on the target part: `ZhangMLP`, `ZhangKMeans`
   (Zhang et al., CCS 2021) and `DLMIA` (Wang et al., KDD 2022);
-- `run_attack` -> `MembershipResult`, graded by `harness.metrics.membership_metrics`.
+- `run_attack` -> `MembershipResult`, graded by `attacks.membership.metrics.membership_metrics`.
 """
 
 from recsec.attacks.membership.base import MembershipAttack, MembershipResult, PartFeatures, run_attack
 from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
 from recsec.attacks.membership.features import ItemVectors, difference_vectors, factorize_items, part_features
-from recsec.attacks.membership.recommendations import MembershipServingContext, ServedLists, serve_lists
+from recsec.attacks.membership.recommendations import ServedLists, serve_lists
 from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "ItemVectors",
     "MembershipAttack",
     "MembershipResult",
-    "MembershipServingContext",
     "PartFeatures",
     "ServedLists",
     "ZhangKMeans",

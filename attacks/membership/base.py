@@ -1,5 +1,5 @@
 """What every membership attack shares: the fit/score interface, the result (graded by the
-harness, `harness.metrics.membership_metrics`), and the pieces of honest training (a held-out
+harness, `attacks.membership.metrics.membership_metrics`), and the pieces of honest training (a held-out
 shadow slice for checkpoint selection, never target labels).
 
 An attack is fit on the shadow part's labelled difference vectors and, where it is

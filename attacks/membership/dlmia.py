@@ -42,6 +42,9 @@ from recsec.attacks.membership.base import (BestCheckpoint, NetworkAttack, Stand
                                      seeded_init, single_threaded)
 from recsec.models.config import check_fields
 from recsec.models.optim import adam
+from recsec.harness import streams
+
+CHECKPOINT_HOLDOUT = streams.purpose("dlmia: the shadow fifth that picks the checkpoint", 0xD1)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class DLMIA(NetworkAttack):
         self.standardize_ = Standardizer(np.concatenate([shadow_x, target_x]))
         xs, xt = self.standardize_(shadow_x), self.standardize_(target_x)
         ys = torch.as_tensor(shadow_y, dtype=torch.float32)
-        train, held_out = holdout_split(shadow_y, cfg.holdout, np.random.default_rng([seed, 0xD1]))
+        train, held_out = holdout_split(shadow_y, cfg.holdout, CHECKPOINT_HOLDOUT.rng(seed))
         with seeded_init(seed):
             self.model_ = model = DLMIAModel(shadow_x.shape[1], cfg)
         main = adam([p for name, p in model.named_parameters() if not name.startswith("weight.")],

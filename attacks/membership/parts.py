@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recsec.attacks.membership.base import PartFeatures
 from recsec.attacks.membership.features import ItemVectors, difference_vectors
-from recsec.attacks.membership.recommendations import MembershipServingContext
+from recsec.attacks.oracle import ServingContext
 from recsec.attacks.threat import Knowledge
 
 
@@ -44,11 +44,11 @@ class LabelledPart(PartData):
     def protocol_lists(self, protocol: str) -> np.ndarray:
         return self.published_lists if protocol == "published" else self.lists
 
-    def context(self, protocol: str) -> MembershipServingContext:
+    def context(self, protocol: str) -> ServingContext:
         """What the part's server knows. Under the published protocol a defense draws its popular
         pool from the non-members' interactions, as the published code's `recommend_defense` does."""
         popularity = self.nonmember_popularity if protocol == "published" else self.popularity
-        return MembershipServingContext(self.history, popularity, self.labels == 1)
+        return ServingContext(self.history, popularity, self.labels == 1)
 
     def served(self, defense, rng: np.random.Generator, protocol: str = "deployed") -> np.ndarray:
         """The lists the part's users see under `protocol` behind `defense` (rows = positions)."""

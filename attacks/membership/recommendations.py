@@ -43,14 +43,6 @@ PROTOCOLS = ("published", "deployed")
 
 
 @dataclass(frozen=True)
-class MembershipServingContext(ServingContext):
-    """A serving context that also knows which users the recommender was trained on
-    (`is_member`, bool per user id), for defenses that treat non-members differently."""
-
-    is_member: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
 class ServedLists:
     """Lists [n, k] (best first) served to `users` (members first), their labels (1 = member) and
     how the non-members' lists were made ("popular" or "fold_in")."""
@@ -92,7 +84,7 @@ def serve_lists(
     lists[labels == 0] = recommend_top_k(score, np.arange(len(nonmembers)), k, own, torch.device("cpu"))
 
     if defense is not None:
-        context = MembershipServingContext(history, popularity, is_member)
+        context = ServingContext(history, popularity, is_member)
         lists = defense(lists, users, context, rng if rng is not None else np.random.default_rng(0))
     return ServedLists(users, lists, labels, nonmember)
 
@@ -105,17 +97,16 @@ def popular_scorer(popularity: np.ndarray):
 
 def fold_in_scorer(model: Recommender, histories: sp.csr_matrix):
     """`rows -> scores [len(rows), n_items]` for new users with these histories (row r = user r)."""
-    if hasattr(model, "score_histories"):
+    if model.fold_in == "histories":
         return lambda rows: model.score_histories(histories[rows.numpy()]).cpu()
-    item_table = getattr(model, "item_factors", None)
-    if item_table is None:
+    if model.fold_in != "factors":
         raise NotImplementedError(
             f"fold-in is not implemented for {model.name!r}: it needs a model that scores a history "
             "(score_histories) or a factor model (user vector . item_factors)")
     with torch.no_grad():
-        items = item_table.detach().cpu().float()
+        items = model.item_factors.detach().cpu().float()
         vectors = fold_in_vectors(items, histories)
-        bias = getattr(model, "item_bias", None)  # LMF: per-item bias, the user bias does not rank
+        bias = model.item_offsets()
         offset = torch.zeros(items.shape[0]) if bias is None else bias.detach().cpu().float()
     return lambda rows: vectors[rows] @ items.T + offset
 
@@ -131,7 +122,7 @@ def fold_in_vectors(items: torch.Tensor, histories: sp.csr_matrix, *, unobserved
     with r = `reg` times the mean squared item norm, so the defaults do not depend on the table's
     scale. Every unobserved item plays the sampled negatives' part, so no sampling noise enters.
     The defaults make folding a member in reproduce about 87% of their own top-100 (BPR-MF on
-    ML-100k, `tests/test_membership.py` checks > 70%): the folded-in user is served nearly as if
+    ML-100k, `tests/attacks/membership/test_membership.py` checks > 70%): the folded-in user is served nearly as if
     they had been trained on.
     """
     n, d = histories.shape[0], items.shape[1]

@@ -6,7 +6,7 @@ Each grid attack is one of the library's classifiers plus what the attacker does
 the difference vectors weight the served list (`weights`), whether the attacker, knowing the
 target's output defense, serves its shadow part the same way (`knows_defense`), and which
 serving protocol the experiment reproduces (`protocol`: "published", the default, or "deployed"). The harness
-(harness/families/membership_cells.py) trains the recommenders, serves the lists and grades the scores.
+(attacks/membership/cells.py) trains the recommenders, serves the lists and grades the scores.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.membership.base import MembershipAttack, MembershipResult, run_attack
 from recsec.attacks.membership.baseline import DifferenceNorm, DifferenceNormConfig
 from recsec.attacks.membership.dlmia import DLMIA, DLMIAConfig
@@ -24,7 +25,7 @@ from recsec.attacks.membership.parts import MembershipView
 from recsec.attacks.membership.recommendations import PROTOCOLS
 from recsec.attacks.membership.zhang import ZhangKMeans, ZhangKMeansConfig, ZhangMLP, ZhangMLPConfig
 from recsec.attacks.registry import register_attack
-from recsec.models.registry import Configured
+from recsec.attacks.membership.cells import SERVED_LISTS
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,12 @@ class AttackerOptions:
             raise ValueError(f"{name}: protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
 
-class GridMembershipAttack(Configured):
+class GridMembershipAttack(Attack):
     """A membership attack the harness runs: `classifier()` builds the library's attack."""
 
     family: ClassVar[str] = "membership"
     # The attacker's shadow recommender (the grid's clone axis) trains as an auxiliary model.
     needs_auxiliary: ClassVar[bool] = True
-    fine_tunes_clone: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
     classifier_type: ClassVar[type[MembershipAttack]]
     classifier_config: ClassVar[type]  # the library classifier's own config (a base of Config)
@@ -63,7 +63,7 @@ class GridMembershipAttack(Configured):
         difference vectors and score the target part's."""
         target_lists = oracle.query(np.arange(len(view.target.users)))
         shadow_lists = view.shadow.served(view.defense if self.config.knows_defense else None,
-                                          np.random.default_rng([seed, 0xDEF, 1]), self.config.protocol)
+                                          SERVED_LISTS.rng(seed, 1), self.config.protocol)
         weights = self.config.weights
         return run_attack(self.classifier(), view.shadow.features(shadow_lists, weights, view.shadow.labels),
                           view.target.features(target_lists, weights), seed=seed)

@@ -21,6 +21,10 @@ from recsec.attacks.membership.base import (BestCheckpoint, MembershipAttack, Ne
                                      holdout_split, mlp, seeded_init, single_threaded)
 from recsec.models.config import check_fields
 from recsec.models.optim import adam
+from recsec.harness import streams
+
+CLASSIFIER_HOLDOUT = streams.purpose("zhang_mlp: the shadow part it validates on", 0x2A)
+KMEANS = streams.purpose("k-means initialisation", 0x4B)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class ZhangMLP(NetworkAttack):
         self.standardize_ = Standardizer(shadow_x)
         with seeded_init(seed):
             self.model_ = mlp((shadow_x.shape[1], *cfg.hidden, 1))
-        train, held_out = holdout_split(shadow_y, cfg.holdout, np.random.default_rng([seed, 0x2A]))
+        train, held_out = holdout_split(shadow_y, cfg.holdout, CLASSIFIER_HOLDOUT.rng(seed))
         x, y = self.standardize_(shadow_x), torch.as_tensor(shadow_y, dtype=torch.float32)
         optimizer = adam(self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         generator = torch.Generator().manual_seed(seed)
@@ -108,7 +112,7 @@ class ZhangKMeans(MembershipAttack):
     def fit(self, shadow_x, shadow_y, target_x, *, seed: int = 0):
         cfg = self.config
         centres = kmeans(np.asarray(target_x, dtype=np.float64), 2, restarts=cfg.restarts,
-                         iterations=cfg.iterations, rng=np.random.default_rng([seed, 0x4B]))
+                         iterations=cfg.iterations, rng=KMEANS.rng(seed))
         if cfg.orient == "norm":
             member = int(np.argmin(np.linalg.norm(centres, axis=1)))
         else:

@@ -15,8 +15,8 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from recsec.attacks.base import Attack
 from recsec.attacks.threat import Knowledge
-from recsec.models.registry import Configured
 
 
 class PoisonBudgetExceeded(RuntimeError):
@@ -73,7 +73,7 @@ class Injection:
         return self.profiles.shape[0]
 
 
-class PoisonAttack(Configured):
+class PoisonAttack(Attack):
     family: ClassVar[str] = "poisoning"
     target_kinds: ClassVar[tuple[str, ...]] = ("users",)
 

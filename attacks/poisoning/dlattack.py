@@ -42,6 +42,9 @@ from recsec.models import create_model
 from recsec.models.optim import adam
 from recsec.models.selection import BestEpoch, sampled_candidates
 from recsec.models.training import train_fixed_negatives
+from recsec.harness import streams
+
+SURROGATES = streams.purpose("dl_attack: surrogates' seeds and sampled items", 0xD1A)
 
 # The surrogate NeuMF of DL-Attack's README command: GMF 8, MLP [64, 32, 16, 8], Adam 1e-3,
 # batch 256, 20 epochs, 4 negatives drawn once.
@@ -74,7 +77,7 @@ class DLAttack(PoisonAttack):
     Config = DLAttackConfig
 
     def run(self, view: PoisonView, oracle, *, seed: int, device: str = "cpu") -> Injection:
-        rng = np.random.default_rng([seed, 0xD1A])
+        rng = SURROGATES.rng(seed)
         torch_seed = int(rng.integers(2**31))
         targets = np.asarray(view.target_items, dtype=np.int64)
         normal = np.flatnonzero(np.asarray(view.known_train[:, targets].sum(axis=1)).ravel() == 0)

@@ -18,6 +18,9 @@ import numpy as np
 
 from recsec.attacks.poisoning.base import Injection, PoisonAttack, PoisonView, inject_all, profiles_matrix
 from recsec.attacks.registry import register_attack
+from recsec.harness import streams
+
+FILLERS = streams.purpose("shilling profiles' filler items", 0x9A5)
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class RandomAttack(PoisonAttack):
         return rng.choice(candidates, min(view.budget.filler_items, len(candidates)), replace=False)
 
     def run(self, view: PoisonView, oracle, *, seed: int, device: str = "cpu") -> Injection:
-        rng = np.random.default_rng([seed, 0x9A5])
+        rng = FILLERS.rng(seed)
         rows = [np.concatenate([view.target_items, self.fillers(view, rng)]) for _ in range(view.budget.fake_users)]
         return inject_all(oracle, rows, view.n_items)
 

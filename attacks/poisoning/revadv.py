@@ -38,6 +38,9 @@ from recsec.attacks.poisoning.base import Injection, PoisonAttack, PoisonView, p
 from recsec.attacks.registry import register_attack
 from recsec.models.ranking import mask_rows_
 from recsec.models.sampling import make_generator
+from recsec.harness import streams
+
+REVADV = streams.purpose("revadv: initial fake profiles", 0x4E7)
 
 PROJECTIONS = ("budget", "threshold")
 
@@ -112,7 +115,7 @@ class RevAdv(PoisonAttack):
         if n_fakes == 0:
             return Injection(profiles_matrix([], view.n_items))
         dev = torch.device(device)
-        rng = np.random.default_rng([seed, 0x4E7])
+        rng = REVADV.rng(seed)
         targets = torch.as_tensor(np.asarray(view.target_items, dtype=np.int64), device=dev)
         real = torch.from_numpy(view.known_train.toarray().astype(np.float32)).to(dev)
         fake = self._project(self._initial_copies(view, n_fakes, rng).to(dev), targets, view.budget.filler_items)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.lists import ListLossConfig, finetune_on_lists
 from recsec.attacks.oracle import Oracle
 from recsec.attacks.threat import AttackerView
@@ -14,6 +15,9 @@ from recsec.models import ModelSpec
 from recsec.models.base import Recommender
 from recsec.models.sequential.training import train_next_item_pairs
 from recsec.models.training import train_sampled
+from recsec.harness import streams
+
+QUERY_ORDER = streams.purpose("order of the known users' queries", 0x9)
 
 
 @dataclass(frozen=True)
@@ -105,26 +109,23 @@ class StealingResult:
 
     clone: Recommender
     queried_rows: np.ndarray
+    synthetic_sequences: int = 0  # the stealing recipes query with real data only
 
     @property
     def surrogate(self) -> Recommender:  # the name the extraction family uses for the same thing
         return self.clone
 
 
-class StealingAttack:
+class StealingAttack(Attack):
     family: ClassVar[str] = "stealing"
-    name: ClassVar[str]
-    Config: ClassVar[type]
-    # Whether the recipe trains its clone by gradient on lists: then the clone needs weights.
+    # A recipe trains its clone by gradient on lists (PTD alone does not): the clone needs weights.
     fine_tunes_clone: ClassVar[bool] = True
-    # Whether it needs the attacker's auxiliary model (trained on the auxiliary users' data).
-    needs_auxiliary: ClassVar[bool] = False
-    # What its target may score: user ids, or also item sequences (then the known users'
-    # sequences are the partial target data, and the clone is a sequential model).
+    # Against sequential targets the known users' sequences are the partial target data, and the
+    # clone is a sequential model.
     target_kinds: ClassVar[tuple[str, ...]] = ("users", "sequences")
 
     def __init__(self, config, clone: ModelSpec):
-        self.config = config
+        super().__init__(config)
         self.clone_spec = clone
 
     def run(self, view: AttackerView, oracle: Oracle, *, seed: int, device: str = "cpu") -> StealingResult:
@@ -158,7 +159,7 @@ class StealingAttack:
                                          batch_size=cfg.batch_size, lr=cfg.lr, max_len=cfg.max_len,
                                          pad=clone.pad, seed=seed)
         spec = self.clone_spec.config()
-        if reset and getattr(clone, "objective", None) in ("bpr", None):
+        if reset and clone.objective in ("bpr", None):
             return clone.fit(view.known_interactions, seed=seed)
         epochs = self.config.clone_epochs_for(view.known_interactions.nnz, spec.batch_size)
         return train_sampled(clone, view.known_interactions, objective="bpr", epochs=epochs,

@@ -25,8 +25,8 @@ class FusedItemClone(Recommender):
 
     def __init__(self, clone: Recommender, auxiliary_tables: dict[str, torch.Tensor]):
         # A sequential clone has no user table: its "users" are the sequences it is asked about.
-        super().__init__(getattr(clone, "n_users", 1), clone.n_items, clone.config)
-        self.input_kind = getattr(clone, "input_kind", "users")
+        super().__init__(clone.n_users if clone.input_kind == "users" else 1, clone.n_items, clone.config)
+        self.input_kind = clone.input_kind
         own = clone.item_tables()
         if not own or set(own) != set(auxiliary_tables):
             raise ValueError(f"clone {clone.name} item tables {sorted(own)} do not match the "

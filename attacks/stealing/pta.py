@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsec.attacks.registry import register_attack
-from recsec.attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
+from recsec.attacks.stealing.base import (QUERY_ORDER, CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists,
+                                         query_known_users)
 from recsec.attacks.stealing.fusion import FusedItemClone
 from recsec.models.sampling import make_generator
 
@@ -46,7 +47,7 @@ class _AuxiliaryStealing(StealingAttack):
         clone = self.train_on_known(clone, view, seed, reset=False)
         rows = np.empty(0, dtype=np.int64)
         if self.query:
-            rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
+            rows, lists = query_known_users(view, oracle, QUERY_ORDER.rng(seed))
             learn_lists(clone, view, rows, lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from recsec.attacks.registry import register_attack
-from recsec.attacks.stealing.base import CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
+from recsec.attacks.stealing.base import (QUERY_ORDER, CloneTraining, ListTraining, StealingAttack, StealingResult, learn_lists,
+                                         query_known_users)
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,6 @@ class PTQ(StealingAttack):
 
     def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
         clone = self.pretrained_clone(view, seed, device)
-        rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
+        rows, lists = query_known_users(view, oracle, QUERY_ORDER.rng(seed))
         learn_lists(clone, view, rows, lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)

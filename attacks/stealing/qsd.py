@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from recsec.attacks.registry import register_attack
-from recsec.attacks.stealing.base import ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
+from recsec.attacks.stealing.base import QUERY_ORDER, ListTraining, StealingAttack, StealingResult, learn_lists, query_known_users
 from recsec.models.sampling import make_generator
 
 
@@ -27,6 +26,6 @@ class QSD(StealingAttack):
     def run(self, view, oracle, *, seed, device="cpu") -> StealingResult:
         clone = self.new_clone(view, device)
         clone.reset_parameters(make_generator(seed, clone.device))
-        rows, lists = query_known_users(view, oracle, np.random.default_rng([seed, 0x9]))
+        rows, lists = query_known_users(view, oracle, QUERY_ORDER.rng(seed))
         learn_lists(clone, view, rows, lists, self.config, seed=seed)
         return StealingResult(clone, queried_rows=rows)

@@ -4,7 +4,7 @@ A grid attack is the image attack plus the TAaMR choice of classes: `origin` and
 classes, or (None) the origin chosen as the least recommended class with at least `min_items`
 items and the target as the most recommended one, from the clean lists (`choose_classes`).
 Each runs TAaMR through the oracle (`run`); the harness
-(harness/families/visual_cells.py) serves the platform and grades the outcome.
+(attacks/visual/cells.py) serves the platform and grades the outcome.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import ClassVar, Optional
 import numpy as np
 import torch
 
+from recsec.attacks.base import Attack
 from recsec.attacks.registry import register_attack
 from recsec.attacks.visual.base import ImageAttack
 from recsec.attacks.visual.fgsm import FGSM, FGSMConfig
 from recsec.attacks.visual.pgd import PGD, PGDConfig
 from recsec.attacks.visual.selection import choose_classes, class_hit_ratios
 from recsec.attacks.visual.taamr import CatalogueView, UploadResult
-from recsec.models.registry import Configured
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,8 @@ class ClassChoice:
             raise ValueError(f"{name}: min_items must be >= 1, got {self.min_items}")
 
 
-class GridImageAttack(Configured):
+class GridImageAttack(Attack):
     family: ClassVar[str] = "visual"
-    needs_auxiliary: ClassVar[bool] = False
-    fine_tunes_clone: ClassVar[bool] = False
     target_kinds: ClassVar[tuple[str, ...]] = ("images",)
     attack_type: ClassVar[type[ImageAttack]]
     attack_config: ClassVar[type]

@@ -3,7 +3,7 @@ whose CNN class is the origin class toward the target class, recompute those ite
 and re-rank every user with the same, not retrained, recommender.
 
 `run_taamr` returns what happened (images, features, CNN classes, top-K lists before and after);
-the harness grades it (`harness.families.visual_metrics.taamr_metrics`), so the attack never grades
+the harness grades it (`attacks.visual.metrics.taamr_metrics`), so the attack never grades
 itself. Departures from the published code:
 - the perturbation lives in pixel space, clipped to [0, 1], unless the attack's `space` is
   `normalized` (the code's unclipped normalized tensors);

@@ -7,10 +7,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from recsec.models.registry import Configured
+from recsec.defenses.base import Defense
 
 
-class OutputDefense(Configured):
+class OutputDefense(Defense):
     kind: ClassVar[str] = "output"
 
     def __call__(self, lists: np.ndarray, users: np.ndarray, context, rng: np.random.Generator) -> np.ndarray:

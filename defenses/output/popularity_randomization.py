@@ -42,11 +42,10 @@ class PopularityRandomization(OutputDefense):
         if self.config.scope == "all":
             treat = np.ones(len(users), dtype=bool)
         else:
-            is_member = getattr(context, "is_member", None)
-            if is_member is None:
+            if context.is_member is None:
                 raise ValueError("popularity_randomization with scope='nonmembers' needs a serving context "
-                                 "that knows the members (is_member), e.g. MembershipServingContext")
-            treat = ~np.asarray(is_member)[users]
+                                 "that knows the members (is_member): a membership experiment's")
+            treat = ~np.asarray(context.is_member)[users]
         served = lists.copy()
         if treat.any():
             served[treat] = self.draw(users[treat], lists.shape[1], context, rng)

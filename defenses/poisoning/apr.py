@@ -24,6 +24,7 @@ from recsec.defenses.poisoning.robust import RobustTraining
 from recsec.defenses.registry import register_defense
 from recsec.models.base import EpochCallback
 from recsec.models.bpr import BPRMF, bpr_batch_gradient
+from recsec.harness import streams
 
 
 @dataclass(frozen=True)
@@ -58,5 +59,5 @@ class APR(RobustTraining):
             return (torch.cat([rows, adv_rows]), torch.cat([grads, apr.reg_adv * adv_grads]),
                     loss + apr.reg_adv * adv_loss)
 
-        return model.train_rows(train, batch_gradient, seed=seed + 1, epochs=apr.epochs, on_epoch=on_epoch,
+        return model.train_rows(train, batch_gradient, seed=streams.SECOND_TRAINING.seed(seed), epochs=apr.epochs, on_epoch=on_epoch,
                                 reset=False, first_epoch=cfg.epochs)

@@ -24,14 +24,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsec.defenses.registry import register_defense
-from recsec.models.registry import Configured
+from recsec.defenses.base import Defense
 
-class UserFilter(Configured):
+class UserFilter(Defense):
     """A detector: which rows (users) of a training matrix to drop."""
 
     kind: ClassVar[str] = "training"
     families: ClassVar[tuple[str, ...]] = ("poisoning",)
     target_kinds: ClassVar[tuple[str, ...]] = ("users",)  # it filters the data any user-id target trains on
+    filters_users: ClassVar[bool] = True
 
     def flag(self, matrix: sp.csr_matrix) -> np.ndarray:
         """A boolean mask over the rows: True for the users dropped."""

@@ -8,12 +8,13 @@ from typing import ClassVar
 import scipy.sparse as sp
 
 from recsec.models.base import EpochCallback
-from recsec.models.registry import Configured
+from recsec.defenses.base import Defense
 
 
-class RobustTraining(Configured):
+class RobustTraining(Defense):
     kind: ClassVar[str] = "training"
     families: ClassVar[tuple[str, ...]] = ("poisoning",)
+    trains_target: ClassVar[bool] = True
     targets: ClassVar[tuple[str, ...]] = ()  # the target models it knows how to train
 
     def fit(self, model, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):

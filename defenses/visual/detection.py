@@ -1,7 +1,7 @@
 """Adversarial-image detection (Yin et al.'s detector): a convolutional encoder trained with a
 supervised contrastive objective (Khosla et al., 2020) to pull clean images together and
 perturbed ones together, then a logistic head on its (frozen) embedding that scores an image as
-adversarial. The harness grades it (`harness.families.visual_metrics.detection_metrics`).
+adversarial. The harness grades it (`attacks.visual.metrics.detection_metrics`).
 
 The encoder's first layer is fixed: the image minus its 3x3 local mean (a high-pass residual, as
 steganalysis detectors use), so the learned layers see the fine texture where perturbations live

@@ -12,10 +12,10 @@ from recsec.defenses.visual.detection import ContrastiveDetector, DetectorConfig
 from recsec.defenses.visual.jpeg import JPEGCompression, JPEGConfig
 from recsec.defenses.visual.median import MedianConfig, MedianFilter
 from recsec.defenses.visual.purification import Purifier, PurifierConfig
-from recsec.models.registry import Configured
+from recsec.defenses.base import Defense
 
 
-class GridInputDefense(Configured):
+class GridInputDefense(Defense):
     kind: ClassVar[str] = "input"
     families: ClassVar[tuple[str, ...]] = ("visual",)
     implementation: ClassVar[type]

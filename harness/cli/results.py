@@ -72,7 +72,7 @@ def report(
     cols: Annotated[str, typer.Option("--cols", help="Axis along the columns.")] = "defense",
     compare: Annotated[Optional[list[str]], typer.Option(
         "--compare", metavar="AXIS=VALUE[,AXIS=VALUE]",
-        help="Twice: the two rows to test against each other, e.g. --compare attack=ptq --compare attack=qsd.")] = None,
+        help="Twice: the two rows to test against each other, e.g. --compare attack=A --compare attack=B.")] = None,
     versus: Annotated[Optional[str], typer.Option(
         "--versus", metavar="ROW", help="With --metric: compare each row with this one only (e.g. a baseline "
                                         "attack), not every pair: fewer comparisons to correct for.")] = None,

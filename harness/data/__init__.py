@@ -4,8 +4,6 @@ Most code needs only `load_dataset(name, data_dir=..., cache_dir=...) -> Interac
 """
 
 from recsec.harness.data import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
-from recsec.harness.data import visual as _visual  # noqa: F401  (registers "fashion-images")
-from recsec.harness.data import dlmia as _dlmia  # noqa: F401  (registers "dl-mia-beauty", "dl-mia-digital-music")
 from recsec.harness.data.cache import dataset_digest, load_dataset
 from recsec.harness.data.interactions import Interactions, csr_from_pairs
 from recsec.harness.data.loaders import RawData, dataset_names, get_dataset, register_dataset

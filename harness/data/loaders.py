@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from recsec.harness.errors import DataError
+from recsec.models.registry import load_entry_points
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,18 @@ def register_dataset(
     return decorator
 
 
+DATASETS_GROUP = "recsec.datasets"  # entry points: the modules that register datasets beyond these
+
+
 def dataset_names() -> list[str]:
     """Registered dataset names, sorted."""
+    load_entry_points(DATASETS_GROUP)
     return sorted(_REGISTRY)
 
 
 def get_dataset(name: str) -> DatasetSpec:
     """The spec registered under `name`; an unknown name raises DataError listing known ones."""
+    load_entry_points(DATASETS_GROUP)
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -134,7 +134,7 @@ class Family:
         return out
 
     def needs_auxiliary(self, cell: Cell) -> bool:
-        return getattr(attacks.attack_class(cell.attack.name), "needs_auxiliary", False)
+        return attacks.attack_class(cell.attack.name).needs_auxiliary
 
     def auxiliary_identity(self, cell: Cell) -> dict:
         """What the attacker's auxiliary model depends on (never the target)."""
@@ -186,10 +186,7 @@ class Family:
         return self.cell_module(cell).train_target(cell, data, target_hash, device)
 
     def train_auxiliary(self, cell: Cell, data: Interactions, auxiliary_hash: str, device: str) -> TargetRecord:
-        train = getattr(self.cell_module(cell), "train_auxiliary", None)
-        if train is None:
-            raise ValueError(f"{self.name} attacks use no auxiliary model")
-        return train(cell, data, auxiliary_hash, device)
+        return self.cell_module(cell).train_auxiliary(cell, data, auxiliary_hash, device)
 
     def grant(self, cell: Cell, state: ServingState, auxiliary: TargetRecord | None):
         """The attacker's view: what its threat model gives it, built where the target is served

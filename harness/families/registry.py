@@ -1,20 +1,16 @@
-"""The registered attack families, by name. recsec's own five register on first lookup; a plugin
-(`$RECSEC_PLUGINS`) registers its own with `register_family`."""
+"""The registered attack families, by name. A family registers itself (`register_family`) when its
+module is imported: the modules of the `recsec.families` entry points (recsec's own five, and any
+installed package's) on first lookup, and those a script names in `$RECSEC_PLUGINS`."""
 
 from __future__ import annotations
-
-import importlib
-import threading
 
 from recsec import attacks
 from recsec.harness.errors import RecsecError
 from recsec.harness.families.base import Family
+from recsec.models.registry import load_entry_points
 
-BUILTIN = ("recsec.harness.families.stealing", "recsec.harness.families.extraction", "recsec.harness.families.membership",
-           "recsec.harness.families.visual", "recsec.harness.families.poisoning")
+GROUP = "recsec.families"
 _families: dict[str, Family] = {}
-_builtins_loaded = False
-_loading = threading.RLock()  # a served target's actor opens sessions from several threads
 
 
 def register_family(family: Family) -> Family:
@@ -25,24 +21,13 @@ def register_family(family: Family) -> Family:
     return family
 
 
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    with _loading:
-        if not _builtins_loaded:
-            for module in BUILTIN:
-                importlib.import_module(module)
-            _builtins_loaded = True
-
-
 def family_names() -> list[str]:
-    _load_builtins()
+    load_entry_points(GROUP)
     return sorted(_families)
 
 
 def get_family(name: str) -> Family:
-    _load_builtins()
+    load_entry_points(GROUP)
     try:
         return _families[name]
     except KeyError:

@@ -8,6 +8,4 @@ are built as `model_class(name)(n_items, config)`.
 
 from recsec.models.sequential.base import SequentialConfig, SequentialRecommender, TransformerConfig
 
-from recsec.models.sequential import bert4rec, gru4rec, narm, sasrec, stamp  # noqa: F401,E402  (registration)
-
 __all__ = ["SequentialConfig", "SequentialRecommender", "TransformerConfig"]

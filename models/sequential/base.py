@@ -117,6 +117,11 @@ class SequentialRecommender(nn.Module):
     # What a model consumes: the harness keeps these apart from the user-id models.
     input_kind: ClassVar[str] = "sequences"
     learnable: ClassVar[bool] = True
+    can_warm_start: ClassVar[bool] = False
+    fold_in: ClassVar[str | None] = None  # it scores any sequence: no user to fold in
+    # It encodes every position of a sequence (`encode`, then `logits`): training defenses may
+    # read a hidden state at every position, not only the last.
+    encodes_positions: ClassVar[bool] = False
     # The loss fit() optimizes: "ce" (softmax over all items), "bce" (one sampled negative) or "cloze".
     objective: ClassVar[str] = "ce"
     # Training examples (see training.WindowSampler): "prefixes" (every prefix, labelled with its

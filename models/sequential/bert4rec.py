@@ -40,6 +40,7 @@ class BERT4RecConfig(TransformerConfig):
 
 @register_model("bert4rec")
 class BERT4Rec(SequentialRecommender):
+    encodes_positions = True
     Config = BERT4RecConfig
     objective = "cloze"
     train_on = "sequences"

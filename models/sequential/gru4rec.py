@@ -32,6 +32,7 @@ class GRU4RecConfig(SequentialConfig):
 
 @register_model("gru4rec")
 class GRU4Rec(SequentialRecommender):
+    encodes_positions = True
     Config = GRU4RecConfig
     train_on = "sequences"
 

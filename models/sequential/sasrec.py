@@ -25,6 +25,7 @@ class SASRecConfig(TransformerConfig):
 
 @register_model("sasrec")
 class SASRec(SequentialRecommender):
+    encodes_positions = True
     Config = SASRecConfig
     objective = "bce"
     train_on = "sequences"

@@ -189,7 +189,7 @@ def train_next_item(
     epochs; returns the model.
 
     `extra_loss(model, batch)`, when given, is added to each batch's loss: the hook a
-    training-time defense uses (e.g. GRO's swap loss, defenses/training/gro.py). `reset=False`
+    training-time defense uses (e.g. GRO's swap loss, defenses/extraction/gro.py). `reset=False`
     continues from the model's current weights (fine-tuning a trained model). `clip` overrides
     the config's clipping mode. With `valid`, the best epoch's weights are kept, else the last."""
     cfg = model.config

@@ -15,7 +15,7 @@ from recsec.models.registry import Registry
 if TYPE_CHECKING:
     from recsec.models.visual.vbpr import VBPR
 
-VISUAL_MODELS = Registry("visual recommender")
+VISUAL_MODELS = Registry("visual recommender", group="recsec.models")
 register_visual_model = VISUAL_MODELS.register
 visual_model_class = VISUAL_MODELS.get
 

@@ -14,7 +14,7 @@ import profiling_attacks  # noqa: F401  (registers the family's attacks)
 from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.threat import AttackerView
 from recsec.harness.families import CORE_AXES, Family, Success, register_family
-from recsec.harness.families import user_ids
+from recsec.attacks.stealing import cells as user_id_cells
 from recsec.harness.grid import Strict
 from recsec.harness.splits import choose_known
 
@@ -36,20 +36,20 @@ class Profiling(Family):
     success = Success("popular_precision_at_{k}", "precision of the inferred top-K popular items")
 
     def runner_modules(self, cell):
-        return (__name__, user_ids.__name__)
+        return (__name__, user_id_cells.__name__)
 
     def train_target(self, cell, data, target_hash, device):
-        return user_ids.train_target(cell, data, target_hash, device)
+        return user_id_cells.train_target(cell, data, target_hash, device)
 
     def grant(self, cell, state, auxiliary):
-        split = user_ids.split_for(cell, state.data)
+        split = user_id_cells.split_for(cell, state.data)
         rng = np.random.default_rng([cell.seed, 0x9F])
         known, known_interactions = choose_known(split.target_train, cell.knowledge.known_share, "users", rng)
         return AttackerView(split.n_items, known, known_interactions, cell.knowledge)
 
     def oracle(self, cell, state):
         lists = state.target.lists
-        split = state.once("split", lambda: user_ids.split_for(cell, state.data))
+        split = state.once("split", lambda: user_id_cells.split_for(cell, state.data))
         context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
         return Oracle(lambda users, k: lists[users, :k].astype(np.int64), context,
                       min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget,
@@ -59,7 +59,7 @@ class Profiling(Family):
         return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
 
     def grade(self, cell, data, target, view, guess, device):
-        split = user_ids.split_for(cell, data)
+        split = user_id_cells.split_for(cell, data)
         counted = split.target_train if cell.sections["profiling"].popularity == "train" else data.matrix
         truth = np.argsort(-np.asarray(counted.sum(axis=0)).ravel(), kind="stable")
         out = {f"popular_precision_at_{k}": precision_at_k(guess, truth, k)

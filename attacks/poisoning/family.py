@@ -1,0 +1,115 @@
+"""Data poisoning by fake-user injection (DL-Attack, Huang et al. 2021; the shilling heuristics):
+the attacker registers fake users whose interactions push target items into real users' lists.
+Its budget (fake users as a share of the real ones, filler items per fake user) and its target
+items are this family's own axes. The clean target is cached and shared; every cell retrains
+the target on the real and injected users (through a detector, if defended) to grade."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from recsec import defenses, models
+from recsec.attacks.poisoning import cells
+from recsec.harness.families.base import CORE_AXES, Axis, Family, Success
+from recsec.attacks.poisoning.split import STRATA
+from recsec.harness.families.registry import register_family
+from recsec.harness.grid import Strict
+
+if TYPE_CHECKING:
+    from recsec.harness.grid import Cell, Grid
+
+
+class PoisoningConfig(Strict):
+    """How the target is trained and graded: the grid's `poisoning` section. DL-Attack's code:
+    `split: leave_one_out, selection: sampled_hr, retrainings: 30, attacker_sees_holdout: true`."""
+
+    split: Literal["leave_one_out", "holdout"] = Field(
+        "leave_one_out", description="each user's latest item held out, or split.holdout of its items")
+    selection: Literal["last", "sampled_hr"] = Field(
+        "last", description="the target's epoch: its last, or its best by HR@10 of the held-out item among 99 sampled")
+    retrainings: int = Field(1, ge=1, description="poisoned targets trained per cell (different seeds), averaged")
+    attacker_sees_holdout: bool = Field(
+        False, description="the attacker holds its known users' held-out items (to select its surrogate's epoch)")
+    retraining: Literal["scratch", "warm"] = Field(
+        "scratch", description="a poisoned target trains from scratch, or from the clean target's weights "
+                               "(fake users' rows fresh) for warm_epochs more epochs: cheaper, but the poison "
+                               "acts on fewer epochs")
+    warm_epochs: int = Field(5, ge=1, description="epochs of a warm-started poisoned retraining")
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+OWN_AXES = {
+    "fake_share": Axis(0.01, "a number in [0, 1]",
+                       lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+                       "fake users as a share of the real users"),
+    "filler_items": Axis(30, "an integer >= 0", lambda v: _count(v) and v >= 0,
+                         "items each fake user rates besides the targets"),
+    "target_items": Axis(1, "an integer >= 1", lambda v: _count(v) and v >= 1, "how many items are promoted"),
+    "target_stratum": Axis("random", f"one of {', '.join(STRATA)}", lambda v: v in STRATA,
+                           "the popularity third the target items are drawn from"),
+}
+
+
+class Poisoning(Family):
+    name = "poisoning"
+    axes = CORE_AXES + ("known_share", "known_unit")
+    own_axes = OWN_AXES
+    sections = {"poisoning": PoisoningConfig}
+    success = Success("target_hr_gain_at_{k}",
+                      "rise of the target items' HR@K over the real users who did not train on them "
+                      "(poisoned - clean target)")
+    headline = "target_hr_at_{k}"
+
+    def check(self, grid: Grid, source: str) -> list[str]:
+        problems = []
+        for j, defense in enumerate(grid.matrix.defense):
+            if defense.name == "none" or defense.name not in defenses.defense_names():
+                continue
+            if "poisoning" not in (defenses.defense_class(defense.name).families or ()):
+                problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend against poisoning; "
+                                f"poisoning cells take none or {', '.join(_poisoning_defenses())}")
+        if grid.sections["poisoning"].retraining == "warm":
+            problems += _check_warm_start(grid, source)
+        return problems
+
+    def target_identity(self, cell: Cell) -> dict:
+        out = super().target_identity(cell)
+        # The clean target depends on how it is split and selected, not on how cells are graded.
+        out["poisoning"] = cell.sections["poisoning"].model_dump(include={"split", "selection"})
+        return out
+
+    def cell_module(self, cell: Cell) -> ModuleType:
+        return cells
+
+    def summary_metrics(self, k: int, utility: str) -> list[str]:
+        return [f"target_hr_gain_at_{k}", f"target_hr_at_{k}_clean", f"target_hr_at_{k}", f"target_hr_all_at_{k}",
+                "fake_users", f"{utility}_at_{k}", f"poisoned_{utility}_at_{k}"]
+
+
+def _check_warm_start(grid: Grid, source: str) -> list[str]:
+    """A warm start continues the target's own training: the model must know how (`warm_fit`),
+    and no defense may train the target its own way."""
+    problems = []
+    for i, target in enumerate(grid.matrix.target):
+        if target.name in models.model_names() and not models.model_class(target.name).can_warm_start:
+            warm = [n for n in models.model_names() if models.model_class(n).can_warm_start]
+            problems.append(f"{source}: poisoning.retraining: warm needs targets that can continue training "
+                            f"({', '.join(warm)}), not matrix.target[{i}] {target.name}")
+    for j, defense in enumerate(grid.matrix.defense):
+        if defense.name in defenses.defense_names() and defenses.defense_class(defense.name).trains_target:
+            problems.append(f"{source}: poisoning.retraining: warm cannot continue {defense.name}'s own training "
+                            f"(matrix.defense[{j}]); use retraining: scratch")
+    return problems
+
+
+def _poisoning_defenses() -> list[str]:
+    return [n for n in defenses.defense_names() if "poisoning" in (defenses.defense_class(n).families or ())]
+
+
+register_family(Poisoning())

@@ -1,1 +1,0 @@
-"""Training-time defenses: they change how the target itself is trained."""
