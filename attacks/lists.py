@@ -19,11 +19,7 @@ import torch
 from recsec.models.losses import PAIRWISE_LOSSES, pairwise_loss
 from recsec.models.optim import adam
 from recsec.models.ranking import mask_rows_
-from recsec.harness import streams
 from recsec.models.sampling import make_generator, sample_outside, seeded_global_rng
-
-# A model trained on served lists may have dropout, which takes no generator: its own stream.
-DROPOUT = streams.purpose("dropout of a model trained on served lists", 0xD0)
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ def draw_from_pools(pools: torch.Tensor, k: int, per_item: int, generator) -> to
     return pools.gather(1, pick).view(pools.shape[0], k, per_item)
 
 
-def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *, seed: int,
+def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *, seed: int, dropout_seed: int,
                       model_top_pool: int = 0, pool_refresh: int = 50, seen=None):
     """Train `model` on the list losses: context `contexts[i]` was served `lists[i]`, best first.
 
@@ -100,7 +96,8 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     on the fly, too many to hold at once). With `model_top_pool` > 0 the outside items come from
     the model's own top that many (`model_top_pools`, recomputed every `pool_refresh` steps:
     scoring every item is the costly part; `seen`: a CSR matrix of each context's known items to
-    leave out of the pool); otherwise uniformly outside the list."""
+    leave out of the pool); otherwise uniformly outside the list. `dropout_seed` seeds torch's global
+    generator while it trains (dropout draws from it; a stream apart from `seed`'s)."""
     if len(contexts) == 0 or cfg.epochs == 0:
         return model
     device = model.device
@@ -108,7 +105,7 @@ def finetune_on_lists(model, contexts, lists: np.ndarray, cfg: ListLossConfig, *
     if isinstance(contexts, np.ndarray):
         contexts = torch.from_numpy(contexts.astype(np.int64)).to(device)
     served = torch.from_numpy(np.asarray(lists, dtype=np.int64)).to(device)
-    with seeded_global_rng(DROPOUT.seed(seed), device):  # dropout draws from torch's global generator
+    with seeded_global_rng(dropout_seed, device):  # dropout takes no generator: torch's global one, seeded
         optimizer = adam(model.parameters(), lr=cfg.lr)
         model.train()
         step, pools = 0, None

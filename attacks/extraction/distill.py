@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recsec.attacks.lists import DROPOUT
+from recsec.harness import streams
 from recsec.models.losses import list_loss
 from recsec.models.optim import adam
 from recsec.models.sampling import NEGATIVE_RULES, draw_negatives, make_generator, seeded_global_rng
@@ -29,6 +29,7 @@ from recsec.models.sequential.training import BestEpoch, clip_gradients, make_op
 SELECTIONS = ("best_last_prefix", "last")
 SELECTION_RANKINGS = ("listed", "all")
 OPTIMIZERS = ("adamw", "adam")
+DROPOUT = streams.purpose("dfme: the surrogate's dropout", 0xDF0)
 
 
 def held_out_ndcg(model, prefixes, lists: torch.Tensor, examples: torch.Tensor, ranking: str,

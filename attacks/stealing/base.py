@@ -18,6 +18,7 @@ from recsec.models.training import train_sampled
 from recsec.harness import streams
 
 QUERY_ORDER = streams.purpose("order of the known users' queries", 0x9)
+LIST_DROPOUT = streams.purpose("dropout of a clone learning the served lists", 0xD0)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def learn_lists(clone: Recommender, view: AttackerView, rows: np.ndarray, lists:
     schedule = replace(config, epochs=config.list_epochs_for(len(lists)))
     pool = config.outside_pool if config.outside == "clone_top" else 0
     seen = None if view.sequential else view.known_interactions[rows]
-    return finetune_on_lists(clone, view.contexts(rows), lists, schedule, seed=seed, model_top_pool=pool,
+    return finetune_on_lists(clone, view.contexts(rows), lists, schedule, seed=seed,
+                             dropout_seed=LIST_DROPOUT.seed(seed), model_top_pool=pool,
                              pool_refresh=config.outside_refresh, seen=seen)
 
 

@@ -441,7 +441,8 @@ def test_a_surrogate_with_dropout_learns_the_same_weights_from_the_same_seed(lea
             distill_module.distill(model, prefixes, lists, DFMEConfig(epochs=2, batch_users=5), seed=3)
         else:
             contexts = torch.stack([prefixes[torch.tensor([e])][0] for e in range(len(lists))])
-            lists_module.finetune_on_lists(model, contexts, lists, lists_module.ListLossConfig(epochs=2), seed=3)
+            lists_module.finetune_on_lists(model, contexts, lists, lists_module.ListLossConfig(epochs=2), seed=3,
+                                           dropout_seed=4)
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     first, second = trained(), trained()
