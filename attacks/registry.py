@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from recsec.attacks.base import Attack
 from recsec.models.registry import Registry
 
-ATTACKS = Registry("attack", group="recsec.attacks")
+ATTACKS = Registry("attack", group="recsec.attacks", base=Attack)
 register_attack = ATTACKS.register
 attack_class = ATTACKS.get
 

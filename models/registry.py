@@ -65,15 +65,19 @@ class Registry:
     Shared by models, attacks and defenses; `kind` only words the error messages.
     """
 
-    def __init__(self, kind: str, group: str | None = None):
+    def __init__(self, kind: str, group: str | None = None, base: type | None = None):
         self.kind = kind
         self.group = group
+        self.base = base  # what every registered class subclasses: it declares the capabilities
         self._classes: dict[str, type] = {}
 
     def register(self, name: str):
         def decorate(cls):
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is registered twice ({self._classes[name]} and {cls})")
+            if self.base is not None and not issubclass(cls, self.base):
+                raise TypeError(f"{self.kind} {name!r}: {cls.__name__} (in {cls.__module__}) must subclass "
+                                f"{self.base.__module__}.{self.base.__qualname__}, which declares what it needs")
             cls.name = name
             self._classes[name] = cls
             return cls

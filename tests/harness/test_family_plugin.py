@@ -71,3 +71,14 @@ def test_a_plugin_family_reads_only_its_axes_and_its_section(tmp_path):
     bad_section = profiling_grid(tmp_path / "section.yaml", profiling={"popularity": "yesterday"})
     result = recsec("plan", str(bad_section), cwd=tmp_path)
     assert result.returncode == 2 and f"{bad_section}: profiling.popularity:" in result.stderr
+
+
+def test_an_attack_that_does_not_subclass_attack_is_refused_when_it_registers():
+    import pytest
+
+    from recsec.attacks.registry import register_attack
+
+    with pytest.raises(TypeError, match=r"attack 'undeclared': Undeclared \(in .*\) must subclass recsec.attacks.base.Attack"):
+        @register_attack("undeclared")
+        class Undeclared:  # declares nothing the pairing checks read
+            pass

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from recsec.attacks.base import Attack
 from recsec.attacks.registry import register_attack
 
 
@@ -16,12 +17,9 @@ class ProfileConfig:
     batch: int = 256  # users per oracle query
 
 
-class PopularityProfiler:
+class PopularityProfiler(Attack):
     family: ClassVar[str] = "profiling"
     Config: ClassVar[type] = ProfileConfig
-
-    def __init__(self, config: ProfileConfig):
-        self.config = config
 
     def observed_lists(self, view, oracle) -> np.ndarray:
         """The lists of the known users, as many as the budget allows."""
