@@ -24,6 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from recsec.harness.families import shapes_target
 from recsec.harness import record_file  # noqa: E402
 from recsec.harness.cache import TargetCache  # noqa: E402
 from recsec.harness.data import dataset_digest  # noqa: E402
@@ -34,7 +35,6 @@ from recsec.harness.record_file import CellDocuments  # noqa: E402
 from recsec.harness.tasks import cell_code  # noqa: E402
 from recsec.harness.scheduler import RunSummary, cell_label, load_data, run_plan  # noqa: E402
 
-AXES = ("target", "clone", "attack", "defense", "query_budget", "known_share")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +98,7 @@ class JsonLines:
 
     def target(self, cell, record) -> None:
         self.documents.target(record)
-        extra = f"{cell.defense.label()} " if cell.defense_shapes_target else ""
+        extra = f"{cell.defense.label()} " if shapes_target(cell.defense) else ""
         print(f"  target {cell.target.label()} {extra}seed={cell.seed}: "
               f"{record.metrics.get('train_seconds', 0):.1f}s", flush=True)
 
@@ -149,8 +149,8 @@ def default_metrics(rows: list[dict]) -> list[str]:
 
 
 def print_table(rows: list[dict], metrics: list[str]) -> None:
-    # The shared axes, then any axis a family adds (poisoning's fake_share...): never pooled.
-    axes = AXES + tuple(a for a in all_axes() if a not in AXES and any(a in row for row in rows))
+    # Every axis the rows have, in table order: never pooled.
+    axes = tuple(a for a in all_axes() if any(a in row for row in rows))
     # Axes with one value in every row go above the table, not in a column of their own.
     fixed = [a for a in axes if len({str(row.get(a, "")) for row in rows}) == 1]
     if fixed and len(rows) > 1:

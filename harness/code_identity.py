@@ -32,7 +32,7 @@ from recsec.harness.plugins import ENV as PLUGINS_ENV
 # Modules whose code decides no number a result holds.
 ORCHESTRATION = (
     "recsec.harness.cache", "recsec.harness.claims", "recsec.harness.cli", "recsec.harness.code_identity", "recsec.harness.driver",
-    "recsec.harness.errors", "recsec.harness.executors", "recsec.harness.grid", "recsec.harness.grid_compose", "recsec.harness.grid_report", "recsec.harness.heartbeat",
+    "recsec.harness.errors", "recsec.harness.executors", "recsec.harness.grid", "recsec.harness.grid_checks", "recsec.harness.grid_compose", "recsec.harness.grid_report", "recsec.harness.heartbeat",
     "recsec.harness.html", "recsec.harness.leaderboard", "recsec.harness.leaderboard_render", "recsec.harness.planner", "recsec.harness.plots",
     "recsec.harness.plugins", "recsec.harness.report", "recsec.harness.scheduler", "recsec.harness.settings", "recsec.harness.tasks", "recsec.harness.tracking",
     "recsec.harness.version",

@@ -40,7 +40,7 @@ import yaml
 
 from recsec.harness import record_file, report, significance, stats
 from recsec.harness.errors import RecsecError
-from recsec.harness.grid import all_axes
+from recsec.harness.grid import all_axes, model_axes
 from recsec.harness.significance import Row
 
 # A marker starts a line; its YAML holds no "-->"; the generated text runs to the end marker.
@@ -217,7 +217,7 @@ def _matches(record: dict, axis: str, wanted, shown: dict) -> bool:
     architecture)."""
     label = _label(record, axis)
     values = [str(v) for v in (wanted if isinstance(wanted, list) else [wanted])]
-    if axis == "clone" and "same" in values and label == _label(record, "target"):
+    if axis in model_axes() and "same" in values and label == _label(record, "target"):
         return True
     return label in values or shown.get(label) in values
 
@@ -226,8 +226,8 @@ def _shortened(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """The axes' labels as a table shows them: a clone that is the target's architecture as
     `same`, and component labels cut to what tells them apart."""
     frame = frame.copy()
-    if "clone" in axes and "tags.clone" in frame and "tags.target" in frame:
-        frame["tags.clone"] = frame["tags.clone"].where(frame["tags.clone"] != frame["tags.target"], "same")
+    for axis in (a for a in model_axes() if a in axes and f"tags.{a}" in frame and "tags.target" in frame):
+        frame[f"tags.{axis}"] = frame[f"tags.{axis}"].where(frame[f"tags.{axis}"] != frame["tags.target"], "same")
     for axis in axes:
         column = report.axis_column(axis)
         if column in frame:

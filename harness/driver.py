@@ -133,7 +133,7 @@ class MlflowLog:
         tags = {**self._common_tags(cell), KIND: "target", TARGET_HASH: record.target_hash,
                 CODE: tasks.target_code(cell), "target": cell.target.label(), "seed": cell.seed,
                 **({NODE: record.node} if record.node else {})}
-        params = {**flatten("", cell.target_normalized()), **record.params}
+        params = {**flatten("", cell.target_identity), **record.params}
         self.documents.target(record)
         self.tracker.log_run(self.experiment_id, f"target {cell.target.label()} seed={cell.seed}", tags, params,
                              record.metrics)

@@ -45,11 +45,11 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def apply_overrides(raw: dict, overrides: Iterable[str], source: str) -> dict:
-    """`key.sub=value` for each override, the value read as YAML (`seeds=[0]`, `matrix.list_length=[10]`)."""
+    """`key.sub=value` for each override, the value read as YAML (`seeds=[0]`, `split.holdout=0.1`)."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or any(not part for part in key.split(".")):
-            raise GridError(f"{source}: --set {item!r}: expected KEY=VALUE, e.g. seeds=[0] or matrix.list_length=[10]")
+            raise GridError(f"{source}: --set {item!r}: expected KEY=VALUE, e.g. seeds=[0] or split.holdout=0.1")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -10,10 +10,9 @@ from recsec.harness import leaderboard, plots, report, stats
 from recsec.harness.html import Link, Page
 from recsec.harness.leaderboard_render import READING, pareto_table
 
-# Axes a grid sweeps to draw a curve: how much the attacker knows or may ask.
-CURVE_AXES = ("query_budget", "known_share", "aux_share", "item_overlap", "list_length")
-# Pairs of component axes worth a heatmap when both vary.
-HEATMAPS = (("attack", "target"), ("target", "clone"), ("attack", "defense"), ("target", "defense"))
+# Pairs of component axes worth a heatmap when both vary (with the target against each model
+# axis of the family's threat model: the attacker's own model).
+HEATMAPS = (("attack", "target"), ("attack", "defense"), ("target", "defense"))
 
 
 def grid_page(frame: pd.DataFrame, source: str, mlflow_url: str | None, pivots: list[tuple[str, str, str]] = ()) -> str:
@@ -43,12 +42,14 @@ def grid_page(frame: pd.DataFrame, source: str, mlflow_url: str | None, pivots: 
         metric = family.headline_metric(k)
         if f"metrics.{metric}" not in rows:
             continue
-        lines = next((a for a in ("attack", "defense", "target", "clone") if rows[f"tags.{a}"].nunique() > 1), "attack")
-        # The family's own numeric axes (a budget, a share) draw curves too.
-        own = tuple(a for a, spec in family.own_axes.items() if isinstance(spec.default, (int, float)))
-        curves = [a for a in CURVE_AXES + own if a in varying and rows[f"tags.{a}"].nunique() > 1]
-        maps = [(r, c) for r, c in HEATMAPS if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1
-                and not (rows[f"tags.{r}"] == rows[f"tags.{c}"]).all()]  # clone `same` follows the target
+        threat = family.threat_model
+        lines = next((a for a in ("attack", "defense", "target", *threat.model_axes())
+                      if rows[f"tags.{a}"].nunique() > 1), "attack")
+        # How much the attacker knows or may ask (a share, a budget): each varying one draws curves.
+        curves = [a for a in threat.numeric_axes() if a in varying and rows[f"tags.{a}"].nunique() > 1]
+        pairs = HEATMAPS[:1] + tuple(("target", m) for m in threat.model_axes()) + HEATMAPS[1:]
+        maps = [(r, c) for r, c in pairs if rows[f"tags.{r}"].nunique() > 1 and rows[f"tags.{c}"].nunique() > 1
+                and not (rows[f"tags.{r}"] == rows[f"tags.{c}"]).all()]  # a model `same` follows the target
         if curves or maps:
             page.heading(f"{family.name}: {metric}")
         for axis in curves:

@@ -17,7 +17,7 @@ import pandas as pd
 from recsec.harness import significance, stats
 from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, Success, column, family_names
-from recsec.harness.grid import all_axes
+from recsec.harness.grid import all_axes, model_axes
 from recsec.harness.report import cell_frame, natural_key, registered_families
 from recsec.harness.significance import Estimate
 from recsec.harness.run_tags import CELL_HASH, CODE_VERSION
@@ -193,8 +193,8 @@ def _entries(rows: pd.DataFrame, mlflow_url: str) -> pd.DataFrame:
     table.columns = [c.removeprefix("tags.") for c in table.columns]
     sort_keys = [[natural_key(v) for v in table[c]] for c in ("experiment", "target", "attack", "defense")]
     table = table.iloc[sorted(range(len(table)), key=lambda i: tuple(k[i] for k in sort_keys))].reset_index(drop=True)
-    if "clone" in table:
-        table["clone"] = table["clone"].where(table["clone"] != table["target"], "same")
+    for axis in (a for a in model_axes() if a in table):
+        table[axis] = table[axis].where(table[axis] != table["target"], "same")
     # Axes that are the same for every entry of the family say nothing: drop them.
     constant = [a for a in all_axes() if a in table and a not in ("attack", "defense", "target")
                 and table[a].nunique(dropna=False) <= 1]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from recsec.harness import tasks
 from recsec.harness.cache import TargetCache
-from recsec.harness.grid import Cell, Grid
+from recsec.harness.grid import CORE_AXES, Cell, Grid
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,20 @@ def render_plan(plan: Plan) -> str:
         f"attack num_cpus={res.attack.num_cpus} num_gpus={res.attack.num_gpus}",
         "",
     ]
-    header = ["status", "cell", "target", "attack", "defense", "known", "K", "budget", "seed"]
+    # The core axes, then the threat-model axes that differ between cells (the others are
+    # constant and go on a line above the table).
+    axes = [pc.cell.axes() for pc in plan.cells]
+    named = list(dict.fromkeys(a for cell_axes in axes for a in cell_axes if a != "seed"))
+    shown = [a for a in named if a in CORE_AXES or len({str(x.get(a, "")) for x in axes}) > 1]
+    constant = {a: axes[0].get(a) for a in named if a not in shown and all(a in x for x in axes)}
+    if constant and len(axes) > 1:
+        lines.insert(-1, "every cell: " + ", ".join(f"{a}={v}" for a, v in constant.items()))
     rows = []
-    for pc in plan.cells:
-        axes = pc.cell.axes()
+    for pc, cell_axes in zip(plan.cells, axes):
         status = ("done" if pc.done else "stale" if pc.stale
                   else "ready" if pc.target_hash in plan.cached_targets else "train")
-        rows.append([status, pc.cell_hash[:10], axes["target"], axes["attack"], axes["defense"],
-                     axes["known_share"], axes["list_length"], axes["query_budget"], axes["seed"]])
-    lines.append(format_table(header, rows))
+        rows.append([status, pc.cell_hash[:10], *(cell_axes.get(a, "") for a in shown), cell_axes["seed"]])
+    lines.append(format_table(["status", "cell", *shown, "seed"], rows))
     return "\n".join(lines)
 
 

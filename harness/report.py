@@ -12,7 +12,7 @@ import pandas as pd
 from recsec import attacks
 from recsec.harness.errors import RecsecError
 from recsec.harness.families import Family, family_names, get_family
-from recsec.harness.grid import all_axes, load_grid
+from recsec.harness.grid import all_axes, list_axes, load_grid
 from recsec.harness.plugins import load_plugins
 from recsec.harness import record_file, significance
 from recsec.harness.run_tags import CELL_HASH, FAMILY
@@ -243,13 +243,12 @@ def _compared(columns: dict[str, dict], row_axes: list[str], digits: int, versus
 
 
 def main_k(frame: pd.DataFrame) -> int:
-    """The K the summary shows: the served list's length when agreement was measured there
-    (stealing), else the largest measured K within it (extraction measures K <= 20 of 100);
-    families without agreement, at the Ks their success was measured."""
-    ks = sorted(int(c.split("_")[-1]) for c in frame if c.startswith("metrics.agr_at_"))
-    if not ks:  # no agreement measured: the Ks at which the families' success was
-        ks = sorted({k for family in registered_families(frame) for k in family.success.measured_ks(frame)})
-    lengths = frame.get("tags.list_length")
+    """The K the summary shows: of the Ks at which the families' success was measured, the
+    length of the lists served to the attacker when it is one (a threat model's `list_axis`),
+    else the largest within it (extraction measures K <= 20 of 100); without a served length,
+    the middle one."""
+    ks = sorted({k for family in registered_families(frame) for k in family.success.measured_ks(frame)})
+    lengths = next((frame[f"tags.{a}"] for a in list_axes() if f"tags.{a}" in frame), None)
     if lengths is not None and lengths.nunique() == 1:
         length = int(lengths.iloc[0])
         within = [k for k in ks if k <= length]

@@ -24,8 +24,9 @@ from recsec.harness.cache import TargetCache
 from recsec.harness.claims import TrainingClaims
 from recsec.harness.executors import Executor, TaskFailed
 from recsec.harness.data import load_dataset
-from recsec.harness.errors import GridError
-from recsec.harness.grid import Cell, Grid
+from recsec.harness.cell import Cell
+from recsec.harness.families import get_family
+from recsec.harness.grid_schema import Grid
 from recsec.harness.heartbeat import INTERVAL_S as HEARTBEAT_S
 from recsec.harness.planner import Plan, PlannedCell
 
@@ -83,21 +84,12 @@ def load_data(grid: Grid, cells: list[Cell], data_dir, cache_dir, grid_path) -> 
                 min_user_interactions=config.min_user_interactions,
                 min_item_interactions=config.min_item_interactions, params=config.params)
     main = data[grid.dataset.key()]
-    _check_list_lengths_fit(grid, main, grid_path)
     by_family: dict[str, list[Cell]] = {}
     for cell in cells:
         by_family.setdefault(cell.family, []).append(cell)
     for family_cells in by_family.values():
-        family_cells[0].family_plugin.check_data(grid, main, str(grid_path), family_cells)
+        get_family(family_cells[0].family).check_data(grid, main, str(grid_path), family_cells)
     return data
-
-
-def _check_list_lengths_fit(grid: Grid, data, grid_path) -> None:
-    """A served list must leave items outside it (a top-K of every item ranks nothing)."""
-    too_long = [k for k in grid.matrix.list_length if k >= data.n_items]
-    if too_long:
-        raise GridError(f"{grid_path}: matrix.list_length: {too_long[0]} is not below the "
-                        f"{data.n_items} items of dataset {grid.dataset.name!r}")
 
 
 def cell_label(cell: Cell) -> str:
@@ -108,198 +100,232 @@ def cell_label(cell: Cell) -> str:
 def run_plan(plan: Plan, data: dict, executor: Executor, log: RunLog, summary: RunSummary, *, cache_dir,
              accept_stale: bool = False, progress: bool = True) -> None:
     """Run `plan.todo` on `executor`; `data` maps `DatasetConfig.key()` to each dataset read."""
-    grid = plan.grid
-    cache = TargetCache(cache_dir)
-    claims = TrainingClaims(cache_dir, owner=grid.name)
-    logged_targets = log.logged_targets()
-    # Once each, shared by every task. A family may train the attacker's auxiliary model on
-    # another dataset (membership's cross-dataset shadow part).
-    shared = {key: executor.share(value) for key, value in data.items()}
-    main_data = shared[grid.dataset.key()]
-    pending: dict = {}  # ticket -> (kind, cell, info)
-    requested: set[str] = set()  # target and auxiliary hashes being trained or taken from the cache
-    # Target or auxiliary hash -> what a cell task receives for it: its record, a handle to it,
-    # or (an executor that pipelines) the ticket of the task still training it.
-    model_refs: dict[str, object] = {}
-    broken: dict[str, str] = {}  # hash -> why its training failed (cells that need it fail)
-    awaited: dict[str, tuple[str, Cell]] = {}  # hash -> (kind, cell): another driver is training it
+    PlanRun(plan, data, executor, log, summary, cache_dir=cache_dir, accept_stale=accept_stale).run(progress)
 
-    def train(kind: str, cell: Cell, model_hash: str) -> None:
-        if kind == "target":
-            ticket = executor.submit(tasks.train_target, (cell, main_data, model_hash), grid.resources.train)
-        else:
-            ticket = executor.submit(tasks.train_auxiliary, (cell, shared[cell.auxiliary_dataset.key()], model_hash),
-                                     grid.resources.train)
-        requested.add(model_hash)
-        if executor.pipelines:
-            model_refs[model_hash] = ticket
-        pending[ticket] = (kind, cell, model_hash)
 
-    def from_cache(kind: str, cell: Cell, record) -> None:
-        requested.add(record.target_hash)
-        model_refs[record.target_hash] = executor.share(record)
-        if kind == "target":
-            summary.targets_from_cache += 1
-            if record.target_hash not in logged_targets:  # cached by another grid: log it here too
-                log.target(cell, record)
-        else:
-            summary.auxiliary_from_cache += 1
+class PlanRun:
+    """One run of a plan: obtain every model its cells need (from the cache, by training, or from
+    another driver that is training it), submit each cell once its models are ready, and collect
+    the results as they come, with a heartbeat, until nothing is pending or awaited."""
 
-    def code_for(kind: str, cell: Cell) -> str:
-        return tasks.target_code(cell) if kind == "target" else tasks.auxiliary_code(cell)
+    def __init__(self, plan: Plan, data: dict, executor: Executor, log: RunLog, summary: RunSummary, *,
+                 cache_dir, accept_stale: bool = False):
+        self.plan, self.grid, self.executor, self.log, self.summary = plan, plan.grid, executor, log, summary
+        self.accept_stale = accept_stale
+        self.cache = TargetCache(cache_dir)
+        self.claims = TrainingClaims(cache_dir, owner=self.grid.name)
+        self.logged_targets = log.logged_targets()
+        # Once each, shared by every task. A family may train the attacker's auxiliary model on
+        # another dataset (membership's cross-dataset shadow part).
+        self.shared = {key: executor.share(value) for key, value in data.items()}
+        self.main_data = self.shared[self.grid.dataset.key()]
+        self.pending: dict = {}  # ticket -> (kind, cell, info)
+        self.requested: set[str] = set()  # target and auxiliary hashes being trained or taken from the cache
+        # Target or auxiliary hash -> what a cell task receives for it: its record, a handle to it,
+        # or (an executor that pipelines) the ticket of the task still training it.
+        self.model_refs: dict[str, object] = {}
+        self.broken: dict[str, str] = {}  # hash -> why its training failed (cells that need it fail)
+        self.awaited: dict[str, tuple[str, Cell]] = {}  # hash -> (kind, cell): another driver is training it
+        self.blocked = list(plan.todo)  # cells wait until their target (and auxiliary) is ready
+        self.cells_left = Counter(pc.target_hash for pc in plan.todo)
+        self.done = 0
 
-    def current(kind: str, cell: Cell, model_hash: str):
-        """The cached model, unless other code trained it (then it is trained again)."""
-        if model_hash not in cache:
-            return None
-        if not accept_stale and cache.code_of(model_hash) != code_for(kind, cell):
-            return None
-        return cache.get(model_hash)
+    # -- the run --------------------------------------------------------------------------------
 
-    def obtain(kind: str, cell: Cell, model_hash: str) -> bool:
+    def run(self, progress: bool) -> None:
+        self.obtain_models()
+        self.announce_awaited()
+        total_tasks = len(self.pending) + len(self.awaited) + len(self.blocked)
+        self.log.start(cells=len(self.plan.todo), tasks=total_tasks)
+        self.done = self.submit_ready_cells()
+        bar = tqdm(total=total_tasks, desc=self.grid.name, unit="task", disable=not progress, file=sys.stderr) \
+            if tqdm is not None else _NoBar()
+        outcome = "interrupted"
+        try:
+            while self.pending or self.awaited:
+                self.step(bar)
+            outcome = "finished"
+        finally:
+            bar.close()
+            self.claims.release_all()
+            try:
+                self.log.close(outcome, tasks_done=self.done, finished=self.summary.finished,
+                               failed=self.summary.failed)
+            except Exception as exc:  # the tracking server went away: say so, but keep the real error
+                print(f"warning: could not record the driver's end: {exc}", file=sys.stderr)
+
+    def step(self, bar) -> None:
+        """Collect what finished, pick up what other drivers trained, submit what became ready."""
+        # A timeout, so the log's heartbeat goes on while long tasks run (and awaited models are
+        # looked for every few seconds).
+        if self.pending:
+            ready = self.executor.wait(list(self.pending), timeout=AWAIT_POLL_S if self.awaited else HEARTBEAT_S)
+        else:  # only waiting on other drivers
+            ready = []
+            time.sleep(AWAIT_POLL_S)
+        for ticket in ready:
+            kind, cell, info = self.pending.pop(ticket)
+            self.done += 1
+            try:
+                record = self.executor.result(ticket)
+            except TaskFailed as error:
+                self.fail(kind, cell, info, error)
+            else:
+                self.finish(kind, cell, info, record)
+            bar.update()
+            bar.set_postfix(failed=self.summary.failed, refresh=False)
+        if self.awaited:
+            awaiting_before = len(self.awaited)
+            self.check_awaited()
+            self.done += awaiting_before - len(self.awaited)
+            bar.update(awaiting_before - len(self.awaited))
+        orphaned = self.submit_ready_cells()
+        self.done += orphaned
+        bar.update(orphaned)
+        self.claims.refresh()
+        self.log.progress(tasks_done=self.done, finished=self.summary.finished, failed=self.summary.failed,
+                          force=not ready)
+
+    # -- the models cells need ------------------------------------------------------------------
+
+    def obtain_models(self) -> None:
+        """Each distinct target, then each auxiliary model, of the cells to run."""
+        plan = self.plan
+        for target_hash in {pc.target_hash for pc in plan.todo}:
+            if not self.obtain("target", plan.target_cells[target_hash], target_hash):
+                self.awaited[target_hash] = ("target", plan.target_cells[target_hash])
+        for pc in plan.todo:
+            if pc.cell.needs_auxiliary:
+                aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
+                if aux_hash not in self.requested and aux_hash not in self.awaited \
+                        and not self.obtain("auxiliary", pc.cell, aux_hash):
+                    self.awaited[aux_hash] = ("auxiliary", pc.cell)
+
+    def announce_awaited(self) -> None:
+        for model_hash, (kind, cell) in self.awaited.items():
+            holder = self.claims.holder(model_hash) or {}
+            print(f"{self.grid.name}: waiting for {kind} {_trained_model(cell, kind)} seed={cell.seed}, which grid "
+                  f"{holder.get('owner', '?')} on {holder.get('host', '?')} is training", file=sys.stderr)
+
+    def obtain(self, kind: str, cell: Cell, model_hash: str) -> bool:
         """Reuse the cached model, else train it, unless another driver is training it now
         (then False: look again later)."""
-        record = current(kind, cell, model_hash)
-        if record is None and claims.acquire(model_hash):
-            record = current(kind, cell, model_hash)  # finished by another driver between the look and the claim?
+        record = self.current(kind, cell, model_hash)
+        if record is None and self.claims.acquire(model_hash):
+            record = self.current(kind, cell, model_hash)  # finished by another driver between the look and the claim?
             if record is None:
-                train(kind, cell, model_hash)
+                self.train(kind, cell, model_hash)
                 return True
-            claims.release(model_hash)
+            self.claims.release(model_hash)
         if record is not None:
-            from_cache(kind, cell, record)
+            self.from_cache(kind, cell, record)
             return True
         return False
 
-    for target_hash in {pc.target_hash for pc in plan.todo}:
-        if not obtain("target", plan.target_cells[target_hash], target_hash):
-            awaited[target_hash] = ("target", plan.target_cells[target_hash])
-    for pc in plan.todo:
-        if pc.cell.needs_auxiliary:
-            aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest)
-            if aux_hash not in requested and aux_hash not in awaited and not obtain("auxiliary", pc.cell, aux_hash):
-                awaited[aux_hash] = ("auxiliary", pc.cell)
+    def current(self, kind: str, cell: Cell, model_hash: str):
+        """The cached model, unless other code trained it (then it is trained again)."""
+        if model_hash not in self.cache:
+            return None
+        if not self.accept_stale and self.cache.code_of(model_hash) != _code_for(kind, cell):
+            return None
+        return self.cache.get(model_hash)
 
-    for model_hash, (kind, cell) in awaited.items():
-        holder = claims.holder(model_hash) or {}
-        print(f"{grid.name}: waiting for {kind} {cell.target.label() if kind == 'target' else cell.clone.label()} "
-              f"seed={cell.seed}, which grid {holder.get('owner', '?')} on {holder.get('host', '?')} is training",
-              file=sys.stderr)
+    def train(self, kind: str, cell: Cell, model_hash: str) -> None:
+        if kind == "target":
+            ticket = self.executor.submit(tasks.train_target, (cell, self.main_data, model_hash),
+                                          self.grid.resources.train)
+        else:
+            ticket = self.executor.submit(tasks.train_auxiliary,
+                                          (cell, self.shared[cell.auxiliary_dataset.key()], model_hash),
+                                          self.grid.resources.train)
+        self.requested.add(model_hash)
+        if self.executor.pipelines:
+            self.model_refs[model_hash] = ticket
+        self.pending[ticket] = (kind, cell, model_hash)
 
-    blocked = list(plan.todo)  # cells wait until their target (and auxiliary) is ready
+    def from_cache(self, kind: str, cell: Cell, record) -> None:
+        self.requested.add(record.target_hash)
+        self.model_refs[record.target_hash] = self.executor.share(record)
+        if kind == "target":
+            self.summary.targets_from_cache += 1
+            if record.target_hash not in self.logged_targets:  # cached by another grid: log it here too
+                self.log.target(cell, record)
+        else:
+            self.summary.auxiliary_from_cache += 1
 
-    def submit_ready_cells() -> int:
+    def check_awaited(self) -> None:
+        """Pick up what other drivers trained; train what they gave up (a released or stale claim)."""
+        for model_hash, (kind, cell) in list(self.awaited.items()):
+            if self.obtain(kind, cell, model_hash):
+                del self.awaited[model_hash]
+
+    # -- cells ----------------------------------------------------------------------------------
+
+    def submit_ready_cells(self) -> int:
         """Submit the cells whose models are ready; fail those whose model failed (how many)."""
-        nonlocal blocked
         still, failed = [], 0
-        for pc in blocked:
-            aux_hash = pc.cell.auxiliary_hash(plan.dataset_digest) if pc.cell.needs_auxiliary else None
+        for pc in self.blocked:
+            aux_hash = pc.cell.auxiliary_hash(self.plan.dataset_digest) if pc.cell.needs_auxiliary else None
             needs = [pc.target_hash] + ([aux_hash] if aux_hash else [])
-            if any(h in broken for h in needs):
-                error = next(broken[h] for h in needs if h in broken)
-                summary.failed += 1
-                summary.failures.append((cell_label(pc.cell), error.strip().splitlines()[-1]))
-                log.cell(pc.cell, pc, None, error)
-                cell_done(pc)
+            if any(h in self.broken for h in needs):
+                error = next(self.broken[h] for h in needs if h in self.broken)
+                self.summary.failed += 1
+                self.summary.failures.append((cell_label(pc.cell), error.strip().splitlines()[-1]))
+                self.log.cell(pc.cell, pc, None, error)
+                self.cell_done(pc)
                 failed += 1
                 continue
-            if any(h not in model_refs for h in needs):
+            if any(h not in self.model_refs for h in needs):
                 still.append(pc)
                 continue
-            ticket = executor.submit_cell(pc, main_data, model_refs[pc.target_hash],
-                                          model_refs[aux_hash] if aux_hash else None, grid.resources.attack)
-            pending[ticket] = ("cell", pc.cell, pc)
-        blocked = still
+            ticket = self.executor.submit_cell(pc, self.main_data, self.model_refs[pc.target_hash],
+                                               self.model_refs[aux_hash] if aux_hash else None,
+                                               self.grid.resources.attack)
+            self.pending[ticket] = ("cell", pc.cell, pc)
+        self.blocked = still
         return failed
 
-    def check_awaited() -> None:
-        """Pick up what other drivers trained; train what they gave up (a released or stale claim)."""
-        for model_hash, (kind, cell) in list(awaited.items()):
-            if obtain(kind, cell, model_hash):
-                del awaited[model_hash]
+    def cell_done(self, planned: PlannedCell) -> None:
+        self.cells_left[planned.target_hash] -= 1
+        if self.cells_left[planned.target_hash] == 0:
+            self.executor.release(planned.target_hash)
 
-    cells_left = Counter(pc.target_hash for pc in plan.todo)
+    # -- results --------------------------------------------------------------------------------
 
-    def cell_done(planned: PlannedCell) -> None:
-        cells_left[planned.target_hash] -= 1
-        if cells_left[planned.target_hash] == 0:
-            executor.release(planned.target_hash)
-
-    def finish(kind: str, cell: Cell, info, record) -> None:
+    def finish(self, kind: str, cell: Cell, info, record) -> None:
+        summary = self.summary
         if kind == "cell":
-            cell_done(info)
+            self.cell_done(info)
             summary.finished += 1
             summary.task_seconds += record.metrics.get("cell_seconds", 0.0)
-            log.cell(cell, info, record, None)
+            self.log.cell(cell, info, record, None)
             return
-        cache.put(record, code_for(kind, cell))
-        claims.release(info)
+        self.cache.put(record, _code_for(kind, cell))
+        self.claims.release(info)
         summary.task_seconds += record.metrics.get("train_seconds", 0.0)
         if kind == "target":
             summary.targets_trained += 1
-            log.target(cell, record)
+            self.log.target(cell, record)
         else:
             summary.auxiliary_trained += 1
-        if not executor.pipelines:
-            model_refs[info] = executor.share(record)
+        if not self.executor.pipelines:
+            self.model_refs[info] = self.executor.share(record)
 
-    def fail(kind: str, cell: Cell, info, error: TaskFailed) -> None:
-        label = cell_label(cell) if kind == "cell" else \
-            f"{kind} {cell.target.label() if kind == 'target' else cell.clone.label()} seed={cell.seed}"
-        summary.failures.append((label, str(error)))
+    def fail(self, kind: str, cell: Cell, info, error: TaskFailed) -> None:
+        label = cell_label(cell) if kind == "cell" else f"{kind} {_trained_model(cell, kind)} seed={cell.seed}"
+        self.summary.failures.append((label, str(error)))
         if kind == "cell":
-            cell_done(info)
-            summary.failed += 1
-            log.cell(cell, info, None, error.error)
+            self.cell_done(info)
+            self.summary.failed += 1
+            self.log.cell(cell, info, None, error.error)
         else:
-            claims.release(info)  # another driver may try; this grid's cells fail
-            if not executor.pipelines:  # (a pipelining executor fails them through the ticket)
-                broken[info] = f"{kind} training failed: {error.error}"
+            self.claims.release(info)  # another driver may try; this grid's cells fail
+            if not self.executor.pipelines:  # (a pipelining executor fails them through the ticket)
+                self.broken[info] = f"{kind} training failed: {error.error}"
 
-    total_tasks = len(pending) + len(awaited) + len(blocked)
-    log.start(cells=len(plan.todo), tasks=total_tasks)
-    done = submit_ready_cells()
-    bar = tqdm(total=total_tasks, desc=grid.name, unit="task", disable=not progress, file=sys.stderr) \
-        if tqdm is not None else _NoBar()
-    outcome = "interrupted"
-    try:
-        while pending or awaited:
-            # A timeout, so the log's heartbeat goes on while long tasks run (and awaited models
-            # are looked for every few seconds).
-            if pending:
-                ready = executor.wait(list(pending), timeout=AWAIT_POLL_S if awaited else HEARTBEAT_S)
-            else:  # only waiting on other drivers
-                ready = []
-                time.sleep(AWAIT_POLL_S)
-            for ticket in ready:
-                kind, cell, info = pending.pop(ticket)
-                done += 1
-                try:
-                    record = executor.result(ticket)
-                except TaskFailed as error:
-                    fail(kind, cell, info, error)
-                else:
-                    finish(kind, cell, info, record)
-                bar.update()
-                bar.set_postfix(failed=summary.failed, refresh=False)
-            if awaited:
-                awaiting_before = len(awaited)
-                check_awaited()
-                done += awaiting_before - len(awaited)
-                bar.update(awaiting_before - len(awaited))
-            orphaned = submit_ready_cells()
-            done += orphaned
-            bar.update(orphaned)
-            claims.refresh()
-            log.progress(tasks_done=done, finished=summary.finished, failed=summary.failed, force=not ready)
-        outcome = "finished"
-    finally:
-        bar.close()
-        claims.release_all()
-        try:
-            log.close(outcome, tasks_done=done, finished=summary.finished, failed=summary.failed)
-        except Exception as exc:  # the tracking server went away: say so, but keep the real error
-            print(f"warning: could not record the driver's end: {exc}", file=sys.stderr)
+
+def _code_for(kind: str, cell: Cell) -> str:
+    return tasks.target_code(cell) if kind == "target" else tasks.auxiliary_code(cell)
 
 
 class _NoBar:
@@ -308,3 +334,8 @@ class _NoBar:
     def set_postfix(self, **kwargs) -> None: ...
 
     def close(self) -> None: ...
+
+
+def _trained_model(cell: Cell, kind: str) -> str:
+    """The model a training task fits, for progress lines: the target, or the attack's own."""
+    return cell.target.label() if kind == "target" else f"of {cell.attack.label()}"

@@ -21,27 +21,12 @@ process boundary can stop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from recsec.attacks.oracle import QueryBudgetExceeded
+from recsec.harness.families import get_family
 from recsec.harness.plugins import load_plugins
-
-
-@dataclass
-class ServingState:
-    """What a server holds for its target: the data, the trained target's record, the device,
-    and a memo where a family keeps what it builds once per target (the loaded model)."""
-
-    data: Any
-    target: Any
-    device: str = "cpu"
-    memo: dict = field(default_factory=dict)
-
-    def once(self, key: str, build):
-        if key not in self.memo:
-            self.memo[key] = build()
-        return self.memo[key]
+from recsec.harness.serving_state import ServingState
 
 
 class TargetServer:
@@ -54,7 +39,7 @@ class TargetServer:
 
     def open(self, cell, session: str, auxiliary=None):
         """Open the cell's session; return the attacker's view (what its threat model grants)."""
-        family = cell.family_plugin
+        family = get_family(cell.family)
         self._sessions[session] = family.oracle(cell, self.state)
         return family.grant(cell, self.state, auxiliary)
 

@@ -37,11 +37,11 @@ def holdout(matrix: sp.csr_matrix, share: float, rng: np.random.Generator) -> tu
     return keep_entries(matrix, ~is_test), keep_entries(matrix, is_test)
 
 
-def choose_known_users(n_target: int, known_share: float, rng: np.random.Generator) -> np.ndarray:
-    """The target users the attacker knows: round(known_share * n_target), at least one, sorted."""
-    if not 0 < known_share <= 1:
-        raise ValueError(f"known_share must be in (0, 1], got {known_share}")
-    n_known = max(1, round(known_share * n_target))
+def choose_known_users(n_target: int, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The target users the attacker knows: round(share * n_target), at least one, sorted."""
+    if not 0 < share <= 1:
+        raise ValueError(f"the known share must be in (0, 1], got {share}")
+    n_known = max(1, round(share * n_target))
     return np.sort(rng.choice(n_target, size=n_known, replace=False))
 
 
@@ -59,7 +59,7 @@ def choose_known(train: sp.csr_matrix, share: float, unit: str, rng: np.random.G
     if unit != "interactions":
         raise ValueError(f"known unit must be 'users' or 'interactions', got {unit!r}")
     if not 0 < share <= 1:
-        raise ValueError(f"known_share must be in (0, 1], got {share}")
+        raise ValueError(f"the known share must be in (0, 1], got {share}")
     keep = np.zeros(train.nnz, dtype=bool)
     keep[rng.choice(train.nnz, size=max(1, round(share * train.nnz)), replace=False)] = True
     known = keep_entries(train, keep)

@@ -10,7 +10,8 @@ import time
 
 from recsec.harness.code_identity import fingerprint
 from recsec.harness.data import Interactions
-from recsec.harness.grid import Cell
+from recsec.harness.cell import Cell
+from recsec.harness.families import get_family
 from recsec.harness.plugins import load_plugins
 from recsec.harness.records import (LISTS_WIDTH, AttackOutcome, CellRecord, TargetRecord, cell_record, peak_rss_mb,
                              pick_device)
@@ -22,7 +23,7 @@ __all__ = ["LISTS_WIDTH", "CellRecord", "TargetRecord", "attack_cell", "auxiliar
 
 def _family(cell: Cell):
     load_plugins()  # in a worker, a plugin's family and attacks must be registered first
-    return cell.family_plugin
+    return get_family(cell.family)
 
 
 def train_target(cell: Cell, data: Interactions, target_hash: str, device: str = "cpu") -> TargetRecord:

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsec.harness.families import configured_attack, configured_defense
 from recsec.attacks.membership import ItemVectors, MembershipResult, factorize_items, serve_lists
 from recsec.attacks.membership.parts import LabelledPart, MembershipView, PartData
 from recsec.attacks.membership.recommendations import published_lists
@@ -51,15 +52,15 @@ FUTURE_ITEMS = streams.purpose("membership: members' held-out items", 0x4D49)
 SERVED_LISTS = streams.purpose("membership: a defense's draws on the served lists (the oracle's, redrawn to grade)", 0xDEF)
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell
-    from recsec.harness.serving import ServingState
+    from recsec.harness.cell import Cell
+    from recsec.harness.serving_state import ServingState
 
 
 def partition_for(cell: Cell, data: Interactions) -> MembershipPartition:
     """The published partition for a DL-MIA dataset (`dl-mia-*`), else a seeded one."""
     if data.name in DLMIA_DATASETS:
         return published_partition(data)
-    m = cell.sections["membership"]
+    m = cell.threat.membership
     return membership_partition(data.n_users, seed=cell.seed, vector_share=m.vector_share,
                                 shadow_share=m.shadow_share, member_share=m.member_share)
 
@@ -79,17 +80,17 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
 
 def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device: str = "cpu") -> TargetRecord:
     """The attacker's shadow recommender on the shadow part of `data` (the shadow dataset)."""
-    return serve_part(cell, data, "shadow", cell.clone.name, cell.clone.params, auxiliary_hash, device)
+    return serve_part(cell, data, "shadow", cell.threat.clone.name, cell.threat.clone.params, auxiliary_hash, device)
 
 
 def serve_part(cell: Cell, data: Interactions, part: str, model_name: str, model_params: dict,
                record_hash: str, device: str) -> TargetRecord:
     load_plugins()
-    m = cell.sections["membership"]
+    m = cell.threat.membership
     partition = partition_for(cell, data)
     users, labels = partition.labelled(part)
     members = users[labels == 1]
-    k = cell.knowledge.list_length
+    k = cell.threat.knowledge.list_length
     if k >= data.n_items:
         raise ValueError(f"list_length {k} needs more than {data.n_items} items")
     spec = ModelSpec.of(model_name, model_params)
@@ -120,8 +121,8 @@ def _serve_general(cell, data, spec, users, labels, device):
     members = users[labels == 1]
     model = spec.build(data.n_users, data.n_items).to(device)
     model.fit(keep_rows(observed, members), seed=cell.seed)
-    k = cell.knowledge.list_length
-    served = serve_lists(model, observed, users, labels, k=k, nonmember=cell.sections["membership"].nonmember)
+    k = cell.threat.knowledge.list_length
+    served = serve_lists(model, observed, users, labels, k=k, nonmember=cell.threat.membership.nonmember)
     published = published_lists(model.recommend(members, k), observed[users], labels, shared=True)
     ks = [k for k in cell.metric_ks if k <= served.lists.shape[1]]
     utility = utility_metrics(served.lists[labels == 1], future[members], ks)
@@ -142,9 +143,9 @@ def _serve_sequential(cell, data, spec, users, labels, device):
     model.fit(observed.take(members), seed=cell.seed)
     part = observed.take(users)
     history = part.to_matrix()
-    lists = model.recommend(part, cell.knowledge.list_length, exclude=history)
+    lists = model.recommend(part, cell.threat.knowledge.list_length, exclude=history)
     # Published: members' lists after their training sequence, history kept (DL-MIA-SR).
-    published = published_lists(model.recommend(observed.take(members), cell.knowledge.list_length),
+    published = published_lists(model.recommend(observed.take(members), cell.threat.knowledge.list_length),
                                 history, labels, shared=False)
     ks = [k for k in cell.metric_ks if k <= lists.shape[1]]
     utility = next_item_metrics(lists[labels == 1], loo.test_target[members], ks)
@@ -172,40 +173,40 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Me
         raise ValueError("a membership cell needs the shadow recommender's record (the auxiliary task)")
     target = state.once("membership:part", lambda: labelled_part(state.target))
     return MembershipView(labelled_part(auxiliary), PartData(target.users, target.history, target.items),
-                          cell.knowledge, cell.defense_instance())
+                          cell.threat.knowledge, configured_defense(cell))
 
 
 def oracle(cell: Cell, state: ServingState) -> Oracle:
     """Each target-part user's list (queries are positions in the part) under the cell's serving
     protocol, behind the cell's defense."""
     part = state.once("membership:part", lambda: labelled_part(state.target))
-    protocol = cell.attack_instance().config.protocol
+    protocol = configured_attack(cell).config.protocol
     lists = part.protocol_lists(protocol)
     return Oracle(lambda rows, k: lists[rows, :k], part.context(protocol), lists.shape[1], None,
-                  cell.defense_instance(), SERVED_LISTS.rng(cell.seed))
+                  configured_defense(cell), SERVED_LISTS.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: MembershipView, oracle, device: str = "cpu") -> MembershipResult:
-    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+    return configured_attack(cell).run(view, oracle, seed=cell.seed, device=device)
 
 
 def grade(cell: Cell, data: Interactions, target: TargetRecord, view: MembershipView, result: MembershipResult,
           device: str = "cpu") -> dict:
     """The scores against the true labels; a defense's utility cost on members' held-out items
     (their lists redrawn as the oracle served them)."""
-    part, defense = labelled_part(target), cell.defense_instance()
+    part, defense = labelled_part(target), configured_defense(cell)
     out = membership_metrics(result.scores, result.predictions, part.labels)
     # Per scored user, the success (ROC AUC) and the published code's "AUC" (balanced accuracy).
     out["roc_auc"] = statistic_over("user", part.users, "roc_auc", score=result.scores, label=part.labels)
     out["balanced_accuracy"] = statistic_over("user", part.users, "balanced_accuracy",
                                               prediction=result.predictions, label=part.labels)
     members = part.labels == 1
-    protocol = cell.attack_instance().config.protocol
+    protocol = configured_attack(cell).config.protocol
     served = part.served(defense, SERVED_LISTS.rng(cell.seed), protocol)
     if defense is not None:
         future = unpack_csr(target.payload["future"])
         ks = [k for k in cell.metric_ks if k <= served.shape[1]]
-        if cell.sequential:
+        if model_class(cell.target.name).input_kind == "sequences":
             out.update(next_item_metrics(served[members], future[members].indices, ks, prefix="defended_"))
         else:
             out.update(utility_metrics(served[members], future[members], ks, prefix="defended_"))

@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from recsec import defenses
+from recsec.attacks.family_threat import (DEFAULT, SAME, FamilyThreat, ListLength, check_list_lengths_fit,
+                                          check_output_defense_lists)
 from recsec.attacks.membership import cells
-from recsec.harness.families.base import CORE_AXES, Family, Success
+from recsec.harness.families.base import Family, Success
 from recsec.harness.families.registry import register_family
-from recsec.harness.grid import DatasetConfig, Strict
+from recsec.harness.grid_schema import Component, DatasetConfig, Strict
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.cell import Cell
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid_schema import Grid
 
 
 class MembershipConfig(Strict):
@@ -39,36 +42,45 @@ class MembershipConfig(Strict):
         return self
 
 
+class MembershipThreat(FamilyThreat):
+    """The attacker sees a user's history and the list served to them; its shadow recommender
+    (the `clone` axis) on the shadow part trains its classifier."""
+
+    sections = ("membership",)
+
+    clone: Component = Field(SAME, description="the shadow recommender's architecture")
+    list_length: ListLength = DEFAULT.list_length
+    membership: MembershipConfig = MembershipConfig()
+
+
 class Membership(Family):
     name = "membership"
-    axes = CORE_AXES + ("clone", "list_length")
-    sections = {"membership": MembershipConfig}
+    threat_model = MembershipThreat
     success = Success("roc_auc", "ROC AUC of the membership scores (protection on max(AUC, 1-AUC))", folded=True)
 
+    defense_kinds = ("output",)
+
     def check(self, grid: Grid, source: str) -> list[str]:
-        problems = []
-        for j, defense in enumerate(grid.matrix.defense):
-            if defense.name in defenses.defense_names() and \
-                    defenses.defense_class(defense.name).kind == "training":
-                problems.append(f"{source}: matrix.defense[{j}]: {defense.name} is a training-time defense; "
-                                f"membership cells take output defenses only")
-        return problems
+        return check_output_defense_lists(grid, source)
+
+    def check_data(self, grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:
+        check_list_lengths_fit(grid, data, source)
 
     def target_identity(self, cell: Cell) -> dict:
         out = super().target_identity(cell)
         # The target trains on its members and serves its part; the shadow data is the attacker's.
-        out["membership"] = cell.sections["membership"].model_dump(exclude={"shadow_dataset"})
+        out["membership"] = cell.threat.membership.model_dump(exclude={"shadow_dataset"})
         return out
 
     def auxiliary_identity(self, cell: Cell) -> dict:
         """The shadow recommender (the clone axis) on the shadow part of the shadow dataset."""
         out = {k: cell.normalized()[k] for k in ("split", "clone", "seed")}
-        out["membership"] = cell.sections["membership"].model_dump()
+        out["membership"] = cell.threat.membership.model_dump()
         out["dataset"] = self.auxiliary_dataset(cell).model_dump()
         return out
 
     def auxiliary_dataset(self, cell: Cell) -> DatasetConfig:
-        crossed = cell.sections["membership"].shadow_dataset
+        crossed = cell.threat.membership.shadow_dataset
         return crossed if crossed is not None else cell.dataset
 
     def cell_module(self, cell: Cell) -> ModuleType:

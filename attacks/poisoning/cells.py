@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from recsec.harness.families import configured_attack, configured_defense
 from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.poisoning.base import Injection, PoisonBudget, PoisonView
 from recsec.harness import metrics
@@ -30,22 +31,21 @@ CANDIDATES = streams.purpose("poisoning: the 99 sampled rivals of each held-out 
 RETRAINING = streams.purpose("poisoning: the r-th poisoned retraining (index r >= 1)")
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell
-    from recsec.harness.serving import ServingState
+    from recsec.harness.cell import Cell
+    from recsec.harness.serving_state import ServingState
 
 
 def split_for(cell: Cell, data: Interactions) -> PoisonSplit:
-    return poison_split(data, cell.sections["poisoning"].split, cell.split.holdout, cell.seed)
+    return poison_split(data, cell.threat.poisoning.split, cell.split.holdout, cell.seed)
 
 
 def targets_for(cell: Cell, split: PoisonSplit) -> np.ndarray:
-    axes = cell.family_axes
-    return choose_targets(split.train, axes["target_items"], axes["target_stratum"], cell.seed)
+    return choose_targets(split.train, cell.threat.target_items, cell.threat.target_stratum, cell.seed)
 
 
 def budget_for(cell: Cell, split: PoisonSplit) -> PoisonBudget:
-    return PoisonBudget(fake_users=round(cell.family_axes["fake_share"] * split.n_users),
-                        filler_items=cell.family_axes["filler_items"])
+    return PoisonBudget(fake_users=round(cell.threat.fake_share * split.n_users),
+                        filler_items=cell.threat.filler_items)
 
 
 # -- training a target (clean or poisoned) -----------------------------------------------------
@@ -57,9 +57,9 @@ def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: 
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     model = spec.build(*train.shape).to(device)
     keeper = BestEpoch(model, *candidates) if candidates is not None else None
-    defense = cell.defense_instance()
+    defense = configured_defense(cell)
     if start is not None:
-        model.warm_fit(train, start, epochs=cell.sections["poisoning"].warm_epochs, seed=seed, on_epoch=keeper)
+        model.warm_fit(train, start, epochs=cell.threat.poisoning.warm_epochs, seed=seed, on_epoch=keeper)
     elif defense is not None and defense.trains_target:  # it trains the target its own way (APR)
         defense.fit(model, train, seed=seed, on_epoch=keeper)
     else:
@@ -70,7 +70,7 @@ def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: 
 def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np.ndarray] | None:
     """With `selection: sampled_hr`, the users with a held-out item and its 99 sampled rivals
     (seeded: the clean target and every retraining rank the same ones); else None."""
-    if cell.sections["poisoning"].selection != "sampled_hr":
+    if cell.threat.poisoning.selection != "sampled_hr":
         return None
     users = np.flatnonzero(split.heldout_item >= 0)
     seen = (split.train + split.test).tocsr()
@@ -80,7 +80,7 @@ def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np
 
 def defended_rows(cell: Cell, train: sp.csr_matrix) -> np.ndarray:
     """The rows of `train` the target trains on: all, or those a detector does not flag."""
-    defense = cell.defense_instance()
+    defense = configured_defense(cell)
     if defense is None or not defense.filters_users:  # undefended, or a defense that trains its own way
         return np.arange(train.shape[0])
     return np.flatnonzero(~defense.flag(train))
@@ -112,11 +112,11 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Po
     items and its budget; with `attacker_sees_holdout`, the known users' held-out items."""
     split = state.once("poison_split", lambda: split_for(cell, state.data))
     rng = streams.KNOWN_USERS.rng(cell.seed)
-    known, known_train = choose_known(split.train, cell.knowledge.known_share, cell.knowledge.known_unit, rng)
-    sees = cell.sections["poisoning"].attacker_sees_holdout
+    known, known_train = choose_known(split.train, cell.threat.knowledge.known_share, cell.threat.knowledge.known_unit, rng)
+    sees = cell.threat.poisoning.attacker_sees_holdout
     return PoisonView(n_items=split.n_items, n_real_users=split.n_users, known_train=known_train,
                       target_items=targets_for(cell, split), budget=budget_for(cell, split),
-                      knowledge=cell.knowledge, known_holdout=split.heldout_item[known] if sees else None)
+                      knowledge=cell.threat.knowledge, known_holdout=split.heldout_item[known] if sees else None)
 
 
 class InjectionOracle(Oracle):
@@ -146,13 +146,13 @@ def oracle(cell: Cell, state: ServingState) -> InjectionOracle:
     lists = state.target.lists
     context = ServingContext(split.train, np.asarray(split.train.sum(axis=0)).ravel())
     return InjectionOracle(lambda users, k: lists[users, :k].astype(np.int64), context,
-                           min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget, None,
+                           min(cell.threat.knowledge.list_length, lists.shape[1]), cell.threat.knowledge.query_budget, None,
                            streams.ORACLE.rng(cell.seed),
                            budget=budget_for(cell, split), targets=targets_for(cell, split))
 
 
 def run_attack(cell: Cell, view: PoisonView, oracle, device: str = "cpu") -> Injection:
-    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+    return configured_attack(cell).run(view, oracle, seed=cell.seed, device=device)
 
 
 def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView, result: Injection,
@@ -172,12 +172,12 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
 
     poisoned = sp.vstack([split.train, profiles], format="csr")
     kept = defended_rows(cell, poisoned)
-    defense = cell.defense_instance()
+    defense = configured_defense(cell)
     out = _detection(kept, split.n_users, profiles.shape[0]) if defense is not None and defense.filters_users else {}
     after, utility, ranks_after = [], [], []
     candidates = selection_candidates(cell, split)  # drawn once for every retraining
-    warm = cell.sections["poisoning"].retraining == "warm"
-    for r in range(cell.sections["poisoning"].retrainings):
+    warm = cell.threat.poisoning.retraining == "warm"
+    for r in range(cell.threat.poisoning.retrainings):
         model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device,
                            start=clean if warm else None)
         ranks_after.append(target_ranks(model, split.train, targets))
@@ -193,7 +193,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
     out.update(_per_item_and_retraining(clean_ranks, ranks_after, targets, ks))
     out.update(mean_of(utility))
     out.update(n_target_items=len(targets), n_fake_users=profiles.shape[0], n_known_users=view.n_known,
-               retrainings=cell.sections["poisoning"].retrainings)
+               retrainings=cell.threat.poisoning.retrainings)
     return out
 
 

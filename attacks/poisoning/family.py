@@ -7,19 +7,22 @@ the target on the real and injected users (through a detector, if defended) to g
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from recsec import defenses, models
+from recsec.attacks.family_threat import DEFAULT, FamilyThreat, KnownShare, KnownUnit
 from recsec.attacks.poisoning import cells
-from recsec.harness.families.base import CORE_AXES, Axis, Family, Success
-from recsec.attacks.poisoning.split import STRATA
+from recsec.harness.families.base import Family, Success
+from recsec.attacks.poisoning.split import Stratum
 from recsec.harness.families.registry import register_family
-from recsec.harness.grid import Strict
+from recsec.harness.grid_schema import Strict
+from recsec.harness.threat_model import Length
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.cell import Cell
+    from recsec.harness.grid_schema import Grid
 
 
 class PoisoningConfig(Strict):
@@ -40,48 +43,39 @@ class PoisoningConfig(Strict):
     warm_epochs: int = Field(5, ge=1, description="epochs of a warm-started poisoned retraining")
 
 
-def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+class PoisoningThreat(FamilyThreat):
+    """The attacker knows some users' data, registers fake users (its budget) and picks the items
+    it promotes."""
 
+    sections = ("poisoning",)
 
-OWN_AXES = {
-    "fake_share": Axis(0.01, "a number in [0, 1]",
-                       lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
-                       "fake users as a share of the real users"),
-    "filler_items": Axis(30, "an integer >= 0", lambda v: _count(v) and v >= 0,
-                         "items each fake user rates besides the targets"),
-    "target_items": Axis(1, "an integer >= 1", lambda v: _count(v) and v >= 1, "how many items are promoted"),
-    "target_stratum": Axis("random", f"one of {', '.join(STRATA)}", lambda v: v in STRATA,
-                           "the popularity third the target items are drawn from"),
-}
+    known_share: KnownShare = DEFAULT.known_share
+    known_unit: KnownUnit = DEFAULT.known_unit
+    fake_share: Annotated[float, Field(ge=0, le=1, description="fake users as a share of the real users")] = 0.01
+    filler_items: Annotated[int, Field(ge=0, description="items each fake user rates besides the targets")] = 30
+    target_items: Annotated[Length, Field(description="how many items are promoted")] = 1
+    target_stratum: Annotated[Stratum, Field(description="the popularity third the target items are drawn from")] = \
+        "random"
+    poisoning: PoisoningConfig = PoisoningConfig()
 
 
 class Poisoning(Family):
     name = "poisoning"
-    axes = CORE_AXES + ("known_share", "known_unit")
-    own_axes = OWN_AXES
-    sections = {"poisoning": PoisoningConfig}
+    threat_model = PoisoningThreat
     success = Success("target_hr_gain_at_{k}",
                       "rise of the target items' HR@K over the real users who did not train on them "
                       "(poisoned - clean target)")
     headline = "target_hr_at_{k}"
 
+    own_defenses_only = True
+
     def check(self, grid: Grid, source: str) -> list[str]:
-        problems = []
-        for j, defense in enumerate(grid.matrix.defense):
-            if defense.name == "none" or defense.name not in defenses.defense_names():
-                continue
-            if "poisoning" not in (defenses.defense_class(defense.name).families or ()):
-                problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend against poisoning; "
-                                f"poisoning cells take none or {', '.join(_poisoning_defenses())}")
-        if grid.sections["poisoning"].retraining == "warm":
-            problems += _check_warm_start(grid, source)
-        return problems
+        return _check_warm_start(grid, source) if grid.sections["poisoning"].retraining == "warm" else []
 
     def target_identity(self, cell: Cell) -> dict:
         out = super().target_identity(cell)
         # The clean target depends on how it is split and selected, not on how cells are graded.
-        out["poisoning"] = cell.sections["poisoning"].model_dump(include={"split", "selection"})
+        out["poisoning"] = cell.threat.poisoning.model_dump(include={"split", "selection"})
         return out
 
     def cell_module(self, cell: Cell) -> ModuleType:
@@ -106,10 +100,6 @@ def _check_warm_start(grid: Grid, source: str) -> list[str]:
             problems.append(f"{source}: poisoning.retraining: warm cannot continue {defense.name}'s own training "
                             f"(matrix.defense[{j}]); use retraining: scratch")
     return problems
-
-
-def _poisoning_defenses() -> list[str]:
-    return [n for n in defenses.defense_names() if "poisoning" in (defenses.defense_class(n).families or ())]
 
 
 register_family(Poisoning())

@@ -4,6 +4,7 @@ or a share of its items (`holdout`), and the target items are drawn from a popul
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ from recsec.harness import streams
 HELDOUT_ITEM = streams.purpose("poisoning: each user's held-out item where there are no timestamps", 0x100)
 TARGET_ITEMS = streams.purpose("poisoning: the target items", 0x7A6)
 
-STRATA = ("random", "unpopular", "popular")
+Stratum = typing.Literal["random", "unpopular", "popular"]  # the popularity third target items come from
+STRATA = typing.get_args(Stratum)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recsec.harness.families import configured_attack
 from recsec import defenses
 from recsec.attacks.oracle import Oracle, ServingContext
 from recsec.attacks.stealing.base import StealingResult
@@ -29,8 +30,8 @@ from recsec.harness import streams
 GRADING = streams.purpose("stealing: draws of the grading (served lists, evaluation sample)", 0xE7A1)
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell
-    from recsec.harness.serving import ServingState
+    from recsec.harness.cell import Cell
+    from recsec.harness.serving_state import ServingState
 
 
 def split_for(cell: Cell, data: Interactions) -> StealingSplit:
@@ -62,7 +63,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
 
 
 def attacker_auxiliary_data(cell: Cell, split: StealingSplit):
-    k = cell.knowledge
+    k = cell.threat.knowledge
     return auxiliary_data(split.auxiliary, k.aux_share, k.item_overlap, cell.seed)
 
 
@@ -71,7 +72,7 @@ def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device:
     load_plugins()
     auxiliary = attacker_auxiliary_data(cell, split_for(cell, data))
     start = time.perf_counter()
-    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(*auxiliary.shape).to(device)
+    model = ModelSpec.of(cell.threat.clone.name, cell.threat.clone.params).build(*auxiliary.shape).to(device)
     model.fit(auxiliary, seed=cell.seed)
     metrics = {"train_seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
     params = {"n_aux_users": int((np.diff(auxiliary.indptr) > 0).sum()), "n_items": auxiliary.shape[1],
@@ -85,7 +86,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> At
     them (`auxiliary`, trained once by the driver; trained here if missing)."""
     data = state.data
     split = _served(cell, state).split  # built once per served target, like its lists
-    knowledge = cell.knowledge
+    knowledge = cell.threat.knowledge
     auxiliary_model = None
     if cell.needs_auxiliary:
         record = auxiliary or train_auxiliary(cell, data, cell.auxiliary_hash("inline"), state.device)
@@ -128,22 +129,22 @@ def _served(cell: Cell, state: ServingState) -> ServedTarget:
 
 def oracle(cell: Cell, state: ServingState) -> Oracle:
     served = _served(cell, state)
-    return Oracle(served.lists, served.context, min(cell.knowledge.list_length, served.split.n_items),
-                  cell.knowledge.query_budget, defenses.create_defense(cell.defense.name, **cell.defense.params),
+    return Oracle(served.lists, served.context, min(cell.threat.knowledge.list_length, served.split.n_items),
+                  cell.threat.knowledge.query_budget, defenses.create_defense(cell.defense.name, **cell.defense.params),
                   streams.ORACLE.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: AttackerView, oracle, device: str = "cpu") -> StealingResult:
     if view.auxiliary_model is not None:
         view = dataclasses.replace(view, auxiliary_model=view.auxiliary_model.to(device))
-    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    attack = configured_attack(cell, clone=ModelSpec.of(cell.threat.clone.name, cell.threat.clone.params))
     return attack.run(view, oracle, seed=cell.seed, device=device)
 
 
 def grade(cell: Cell, data: Interactions, target: TargetRecord, view: AttackerView, result: StealingResult,
           device: str = "cpu") -> dict:
     served = ServedTarget(cell, data, target, device)
-    k = min(cell.knowledge.list_length, served.split.n_items)
+    k = min(cell.threat.knowledge.list_length, served.split.n_items)
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
     out = stealing_metrics(cell, served.split, served.lists, result, view, defense, served.context, k)
     out["n_known_users"] = view.n_known

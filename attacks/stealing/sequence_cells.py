@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from recsec.harness.families import configured_attack, trains_target
 from recsec import defenses
 from recsec.attacks.oracle import Oracle, SequenceServingContext
 from recsec.attacks.threat import SequenceView
@@ -37,8 +38,8 @@ SAMPLED_NEGATIVES_STREAM = streams.purpose("100 sampled negatives per test item"
 ATTACK_SEED = streams.purpose("a sequence attack's seed (not the target's)", 0xA7)
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell
-    from recsec.harness.serving import ServingState
+    from recsec.harness.cell import Cell
+    from recsec.harness.serving_state import ServingState
 
 
 LISTS_WIDTH = 100  # each test prefix's ranked list, kept with the trained target
@@ -66,7 +67,7 @@ def sequence_split(data: Interactions, cell: Cell | None = None) -> SequenceSpli
 
 
 def attacker_auxiliary_sequences(cell: Cell, split: SequenceSplit) -> Sequences:
-    knowledge = cell.knowledge
+    knowledge = cell.threat.knowledge
     if split.auxiliary is None:
         raise ValueError(f"{cell.attack.name} needs auxiliary users: set split.target_share below 1")
     if knowledge.item_overlap < 1:
@@ -81,7 +82,7 @@ def train_auxiliary(cell: Cell, data: Interactions, auxiliary_hash: str, device:
     load_plugins()
     auxiliary = attacker_auxiliary_sequences(cell, sequence_split(data, cell))
     start = time.perf_counter()
-    model = ModelSpec.of(cell.clone.name, cell.clone.params).build(0, data.n_items).to(device)
+    model = ModelSpec.of(cell.threat.clone.name, cell.threat.clone.params).build(0, data.n_items).to(device)
     model.fit(auxiliary, seed=cell.seed)
     measured = {"train_seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
     params = {"n_aux_users": len(auxiliary), "n_items": data.n_items,
@@ -152,7 +153,7 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
     # `select: best_valid` keeps the epoch best on the validation items (the papers' targets).
     valid = (split.valid_prefix, split.valid_target) if model.config.select == "best_valid" else None
-    if cell.training_defense:
+    if trains_target(cell.defense):
         defense.train(model, split.train, seed=cell.seed, valid=valid)
     else:
         model.fit(split.train, seed=cell.seed, valid=valid)
@@ -171,13 +172,13 @@ def train_target(cell: Cell, data: Interactions, target_hash: str, device: str =
 
 def data_free_view(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
     """Data-free extraction's grant: the item count only (its budget counts synthetic sequences)."""
-    return SequenceView(state.data.n_items, cell.knowledge)
+    return SequenceView(state.data.n_items, cell.threat.knowledge)
 
 
 def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> SequenceView:
     """The stealing attacks' grant: `known_share` of the target users' training sequences (of
     which they may query `query_budget`), and with an auxiliary attack its own model."""
-    knowledge = cell.knowledge
+    knowledge = cell.threat.knowledge
     if knowledge.known_unit != "users":
         raise ValueError("against sequential targets the attacker's knowledge is counted in users")
     data = state.data
@@ -192,7 +193,7 @@ def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> Se
 
 def oracle(cell: Cell, state: ServingState) -> Oracle:
     """The sequence oracle under the threat model's `query_budget`."""
-    return sequence_oracle(cell, state, cell.knowledge.query_budget)
+    return sequence_oracle(cell, state, cell.threat.knowledge.query_budget)
 
 
 def sequence_oracle(cell: Cell, state: ServingState, budget: int | None) -> Oracle:
@@ -202,15 +203,15 @@ def sequence_oracle(cell: Cell, state: ServingState, budget: int | None) -> Orac
     context = state.once("sequences:context",
                          lambda: SequenceServingContext(state.data.item_popularity(), pad=model.pad))
     defense = defenses.create_defense(cell.defense.name, **cell.defense.params)
-    return Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, min(cell.knowledge.list_length,
-                  state.data.n_items), budget, None if cell.training_defense else defense,
+    return Oracle(lambda seqs, kk: rank_sequences(model, seqs, kk), context, min(cell.threat.knowledge.list_length,
+                  state.data.n_items), budget, None if trains_target(cell.defense) else defense,
                   streams.ORACLE.rng(cell.seed))
 
 
 def run_attack(cell: Cell, view: SequenceView, oracle, device: str = "cpu"):
     if view.auxiliary_model is not None:
         view = dataclasses.replace(view, auxiliary_model=view.auxiliary_model.to(device))
-    attack = cell.attack_instance(clone=ModelSpec.of(cell.clone.name, cell.clone.params))
+    attack = configured_attack(cell, clone=ModelSpec.of(cell.threat.clone.name, cell.threat.clone.params))
     # The attacker's randomness must not replay the target's: a surrogate of the target's
     # architecture seeded like it would start from the target's own initial weights.
     attack_seed = ATTACK_SEED.seed(cell.seed)
@@ -224,8 +225,8 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: SequenceVi
     target's own lists)."""
     split = sequence_split(data, cell).target
     model = model_from_payload(target.payload).to(device)
-    k = min(cell.knowledge.list_length, data.n_items)
-    output_defense = None if cell.training_defense else defenses.create_defense(cell.defense.name,
+    k = min(cell.threat.knowledge.list_length, data.n_items)
+    output_defense = None if trains_target(cell.defense) else defenses.create_defense(cell.defense.name,
                                                                                 **cell.defense.params)
 
     def true_lists(width: int) -> np.ndarray:  # the target's own test lists, cached at training

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recsec.harness.families import configured_attack, configured_defense
 from recsec.attacks.oracle import Oracle
 from recsec.attacks.visual import PGD, PGDConfig
 from recsec.attacks.visual.taamr import (CatalogueView, TAaMROutcome, UploadResult, features_as_seen,
@@ -50,8 +51,8 @@ DEFENSE_PAIRS = streams.purpose("visual: clean and adversarial images a defense 
 PAIR_ITEMS = 128  # items whose clean/perturbed pairs train a purifier or a detector
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell
-    from recsec.harness.serving import ServingState
+    from recsec.harness.cell import Cell
+    from recsec.harness.serving_state import ServingState
 
 
 @dataclass
@@ -97,7 +98,7 @@ def training_pairs(world: VisualWorld, exclude_class: int | None, seed: int) -> 
 
 def input_transform(cell: Cell, world: VisualWorld, state: dict | None = None):
     """The cell's image transform (None for `none` and for a detector), fit or restored."""
-    defense = cell.defense_instance()
+    defense = configured_defense(cell)
     if defense is None or not defense.transforms:
         return None
     transform = defense.build()
@@ -164,7 +165,7 @@ class CatalogueOracle(Oracle):
 def grant(cell: Cell, state: ServingState, auxiliary: TargetRecord | None) -> CatalogueView:
     """The catalogue's images, the public CNN and its classes of them; every user is watched."""
     world = state.once("visual:world", lambda: world_for(cell, state.data))
-    return CatalogueView(world.images.images, world.cnn, world.classes, np.arange(state.data.n_users), cell.knowledge)
+    return CatalogueView(world.images.images, world.cnn, world.classes, np.arange(state.data.n_users), cell.threat.knowledge)
 
 
 def oracle(cell: Cell, state: ServingState) -> Oracle:
@@ -172,12 +173,12 @@ def oracle(cell: Cell, state: ServingState) -> Oracle:
     model = state.once("visual:model", lambda: model_from_payload(state.target.payload["model"]))
     transform = state.once("visual:transform",
                            lambda: input_transform(cell, world, state.target.payload.get("transform")))
-    k = min(cell.knowledge.list_length, state.data.n_items)
+    k = min(cell.threat.knowledge.list_length, state.data.n_items)
     return CatalogueOracle(model, world, transform, state.target.lists.astype(np.int64), k)
 
 
 def run_attack(cell: Cell, view: CatalogueView, oracle, device: str = "cpu") -> UploadResult:
-    return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+    return configured_attack(cell).run(view, oracle, seed=cell.seed, device=device)
 
 
 def grade(cell: Cell, data: Interactions, target: TargetRecord, view: CatalogueView, result: UploadResult,
@@ -198,7 +199,7 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: CatalogueV
     k = result.clean_lists.shape[1]
     ks = tuple(kk for kk in cell.metric_ks if kk <= k)
     out = {**taamr_metrics(outcome, world.classes, ks), **taamr_units(outcome, world.classes, ks)}
-    defense = cell.defense_instance()
+    defense = configured_defense(cell)
     if defense is not None and not defense.transforms:
         detector = defense.build()
         detector.fit(*training_pairs(world, result.origin, cell.seed), seed=cell.seed)

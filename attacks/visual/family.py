@@ -9,13 +9,22 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from recsec import defenses
+from recsec.attacks.family_threat import DEFAULT, FamilyThreat, ListLength, check_list_lengths_fit
 from recsec.attacks.visual import cells
-from recsec.harness.families.base import CORE_AXES, Family, Success, column
+from recsec.harness.families.base import Family, Success, column
 from recsec.harness.families.registry import register_family
 
 if TYPE_CHECKING:
-    from recsec.harness.grid import Cell, Grid
+    from recsec.harness.cell import Cell
+    from recsec.harness.data import Interactions
+    from recsec.harness.grid_schema import Grid
+
+
+class VisualThreat(FamilyThreat):
+    """TAaMR's attacker perturbs item images (its budget is the attack's epsilon); success is read
+    in the top-K lists."""
+
+    list_length: ListLength = DEFAULT.list_length
 
 
 def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:
@@ -26,20 +35,15 @@ def _chr_shift(frame: pd.DataFrame, k: int) -> pd.Series:
 
 class Visual(Family):
     name = "visual"
-    axes = CORE_AXES + ("list_length",)
+    threat_model = VisualThreat
     success = Success("chr_shift_at_{k}", "rise of the attacked class's category hit ratio@K (attacked - clean)",
                       derive=_chr_shift, k_metric="chr_at_{k}_clean")
     headline = "chr_at_{k}_attacked"
 
-    def check(self, grid: Grid, source: str) -> list[str]:
-        problems = []
-        for j, defense in enumerate(grid.matrix.defense):
-            if defense.name == "none" or defense.name not in defenses.defense_names():
-                continue
-            if "visual" not in (defenses.defense_class(defense.name).families or ()):
-                problems.append(f"{source}: matrix.defense[{j}]: {defense.name} does not defend visual attacks; "
-                                f"they take none or an input defense ({', '.join(_input_defenses())})")
-        return problems
+    own_defenses_only = True
+
+    def check_data(self, grid: Grid, data: Interactions, source: str, cells: list[Cell]) -> None:
+        check_list_lengths_fit(grid, data, source)
 
     def cell_module(self, cell: Cell) -> ModuleType:
         return cells
@@ -47,10 +51,6 @@ class Visual(Family):
     def summary_metrics(self, k: int, utility: str) -> list[str]:
         return [f"chr_at_{k}_clean", f"chr_at_{k}_attacked", "targeted_success_rate", "detection_roc_auc",
                 f"recall_at_{k}"]
-
-
-def _input_defenses() -> list[str]:
-    return [n for n in defenses.defense_names() if defenses.defense_class(n).kind == "input"]
 
 
 register_family(Visual())

@@ -33,7 +33,7 @@ CacheDir = Annotated[Optional[Path], typer.Option(
 
 Overrides = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KEY=VALUE",
-    help="Override a grid key, the value read as YAML (repeatable): --set seeds=[0] --set matrix.list_length=[10,50].")]
+    help="Override a grid key, the value read as YAML (repeatable): --set seeds=[0] --set split.holdout=0.1.")]
 
 AcceptStale = Annotated[bool, typer.Option(
     "--accept-stale",

@@ -1,4 +1,4 @@
-"""`recsec list {models,attacks,defenses,datasets}`: what the registries hold."""
+"""`recsec list {models,attacks,defenses,datasets,families}`: what the registries hold."""
 
 from __future__ import annotations
 
@@ -41,6 +41,25 @@ def list_defenses():
     for name in defenses.defense_names():
         cls = defenses.defense_class(name)
         typer.echo(f"{name:12s} [{cls.kind}] {_fields(cls.Config)}")
+
+
+@app.command("families")
+def list_families():
+    """Attack families and their threat models: the axes a grid may sweep for their attacks (what
+    each takes, its default) and their grid sections."""
+    from recsec.harness.families import family_names, get_family
+    from recsec.harness.plugins import load_plugins
+    from recsec.harness.threat_model import describe, shown_default
+
+    load_plugins()
+    for name in family_names():
+        threat = get_family(name).threat_model
+        typer.echo(name)
+        for axis, info in threat.axes().items():
+            meaning = f"  {info.description}" if info.description else ""
+            typer.echo(f"  {axis:15s} {describe(info)}, default {shown_default(info)}{meaning}")
+        for section, model in threat.section_models().items():
+            typer.echo(f"  {section + ':':15s} a section: {', '.join(model.model_fields)}")
 
 
 @app.command("datasets")

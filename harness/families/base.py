@@ -2,8 +2,9 @@
 
 The generic layer (grid validation, planning, the driver, reports, the leaderboard) asks a cell's
 family; it never names one. A family says:
-- its threat-model schema: the matrix axes it reads (`axes`) and the top-level grid sections it
-  reads (`sections`, each a pydantic model); a grid that sets anything else for it is an error;
+- its threat model (`threat_model`, a `harness.threat_model.ThreatModel`): the matrix axes it
+  reads, their types, defaults and checks, and its top-level grid sections; a grid that sets
+  anything else for it is an error;
 - its pairing checks (`check`), and what the data must allow once loaded (`check_data`);
 - what identifies its targets and auxiliary models (`target_identity`, `auxiliary_identity`), on
   which dataset the auxiliary model trains, and the modules whose code makes each result;
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,17 +30,16 @@ import pandas as pd
 from recsec import attacks
 from recsec import defenses
 from recsec import models
+from recsec.harness.threat_model import ThreatModel
+
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from recsec.attacks.oracle import Oracle
+    from recsec.harness.cell import Cell
     from recsec.harness.data import Interactions
-    from recsec.harness.grid import Cell, DatasetConfig, Grid
+    from recsec.harness.grid_schema import Component, DatasetConfig, Grid
     from recsec.harness.records import TargetRecord
-    from recsec.harness.serving import ServingState
+    from recsec.harness.serving_state import ServingState
 
-# The axes every family reads: what is attacked, by what, behind what.
-CORE_AXES = ("target", "attack", "defense")
 DATA_CODE = "recsec.harness.data.cache"  # loading and preprocessing: what every result's data went through
 
 
@@ -85,17 +85,6 @@ class Success:
         return sorted(ks)
 
 
-@dataclass(frozen=True)
-class Axis:
-    """A threat-model axis a family adds to the grid's matrix (its knowledge or budget): swept
-    like the core axes, tagged on each run, part of its cells' identity."""
-
-    default: Any  # the value of cells whose grid does not sweep it
-    expected: str  # what a value must be, shown when one is refused
-    valid: Callable[[Any], bool]
-    meaning: str = ""
-
-
 def column(frame: pd.DataFrame, metric: str) -> pd.Series:
     """A metric's column of a runs frame (all NaN when no run logged it)."""
     name = f"metrics.{metric}"
@@ -107,9 +96,11 @@ class Family:
     grid's target axis trained on the grid's dataset, attacked through the oracle."""
 
     name: ClassVar[str]
-    axes: ClassVar[tuple[str, ...]] = CORE_AXES  # of the grid's shared axes (grid.AXES)
-    own_axes: ClassVar[dict[str, Axis]] = {}  # axes only this family reads, by name
-    sections: ClassVar[dict[str, type[BaseModel]]] = {}
+    threat_model: ClassVar[type[ThreatModel]] = ThreatModel  # the base reads no axis and no section
+    # The defenses its cells take: only those that name the family in their `families` (a
+    # family whose defenses are its own), and only of these kinds (None: any).
+    own_defenses_only: ClassVar[bool] = False
+    defense_kinds: ClassVar[tuple[str, ...] | None] = None
     success: ClassVar[Success]
     headline: ClassVar[str] = ""  # what plots show; default: the success metric
 
@@ -128,8 +119,8 @@ class Family:
     def target_identity(self, cell: Cell) -> dict:
         """What the target depends on: changing any of it trains another target."""
         out = {k: cell.normalized()[k] for k in ("dataset", "split", "target", "seed")}
-        out.update(self._section_identity(cell, target=True))
-        if cell.defense_shapes_target:
+        out.update({name: getattr(cell.threat, name).model_dump() for name in cell.threat.sections})
+        if shapes_target(cell.defense):
             out["defense"] = cell.defense.model_dump()
         return out
 
@@ -137,17 +128,14 @@ class Family:
         return attacks.attack_class(cell.attack.name).needs_auxiliary
 
     def auxiliary_identity(self, cell: Cell) -> dict:
-        """What the attacker's auxiliary model depends on (never the target)."""
-        out = {k: cell.normalized()[k] for k in ("dataset", "split", "clone", "seed")}
-        out["auxiliary_data"] = {"aux_share": cell.knowledge.aux_share, "item_overlap": cell.knowledge.item_overlap}
-        return out
+        """What the attacker's auxiliary model depends on (never the target); asked only of the
+        cells whose attack `needs_auxiliary`."""
+        raise NotImplementedError(f"family {self.name}: {cell.attack.name} needs an auxiliary model; "
+                                  f"define auxiliary_identity()")
 
     def auxiliary_dataset(self, cell: Cell) -> DatasetConfig:
         """The dataset the auxiliary task trains on."""
         return cell.dataset
-
-    def _section_identity(self, cell: Cell, target: bool) -> dict:
-        return {name: section.model_dump() for name, section in cell.sections.items()}
 
     # -- code identity ----------------------------------------------------------------------
 
@@ -157,15 +145,15 @@ class Family:
 
     def target_modules(self, cell: Cell) -> tuple[str, ...]:
         modules = (DATA_CODE, *self.runner_modules(cell), model_module(cell.target.name))
-        if cell.defense_shapes_target:
+        if shapes_target(cell.defense):
             modules += (defenses.defense_class(cell.defense.name).__module__,)
         return modules
 
     def auxiliary_modules(self, cell: Cell) -> tuple[str, ...]:
-        return (DATA_CODE, *self.runner_modules(cell), model_module(cell.clone.name))
+        return (DATA_CODE, *self.runner_modules(cell), *_attacker_model_modules(cell))
 
     def cell_modules(self, cell: Cell) -> tuple[str, ...]:
-        modules = self.target_modules(cell) + (model_module(cell.clone.name),
+        modules = self.target_modules(cell) + (*_attacker_model_modules(cell),
                                                attacks.attack_class(cell.attack.name).__module__)
         if cell.defense.name != "none":
             modules += (defenses.defense_class(cell.defense.name).__module__,)
@@ -224,3 +212,30 @@ def model_module(name: str) -> str:
     except (KeyError, ValueError):
         from recsec.models.visual import visual_model_class
         return visual_model_class(name).__module__
+
+
+def _attacker_model_modules(cell: Cell) -> tuple[str, ...]:
+    """The modules of the models the cell's threat model names (the attacker's own)."""
+    return tuple(model_module(getattr(cell.threat, axis).name) for axis in cell.threat.model_axes())
+
+
+def shapes_target(defense: Component) -> bool:
+    """A training defense trains the target; an input defense transforms the item data the
+    target's features come from. Either way each such defense has its own target."""
+    return defenses.defense_class(defense.name).kind in ("training", "input")
+
+
+def trains_target(defense: Component) -> bool:
+    """Whether the defense is one that trains the target its own way."""
+    return defenses.defense_class(defense.name).kind == "training"
+
+
+def configured_attack(cell: Cell, **init):
+    """The cell's attack, configured; `init` adds constructor arguments (a clone's spec)."""
+    cls = attacks.attack_class(cell.attack.name)
+    return cls(cls.Config(**cell.attack.params), **init)
+
+
+def configured_defense(cell: Cell):
+    """The cell's defense, configured; None for `none`."""
+    return None if cell.defense.name == "none" else defenses.create_defense(cell.defense.name, **cell.defense.params)

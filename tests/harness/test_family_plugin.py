@@ -68,6 +68,14 @@ def test_a_plugin_family_reads_only_its_axes_and_its_section(tmp_path):
     assert f"{bad_axis}: matrix.aux_share: no attack family of this grid reads this axis" in result.stderr
     assert "profiling reads target, attack, defense, known_share, list_length, query_budget" in result.stderr
 
+    # What a grid may set for each family, as `recsec list families` tells a user.
+    listed = recsec("list", "families", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    profiling = listed.stdout.split("profiling\n")[1].split("\n")
+    assert profiling[0].split() == ["known_share", "a", "number", "in", "(0,", "1],", "default", "0.1"]
+    assert profiling[2].split()[:5] == ["query_budget", "an", "integer", ">=", "0"]
+    assert profiling[3].startswith("  profiling:") and "popularity" in profiling[3]
+
     bad_section = profiling_grid(tmp_path / "section.yaml", profiling={"popularity": "yesterday"})
     result = recsec("plan", str(bad_section), cwd=tmp_path)
     assert result.returncode == 2 and f"{bad_section}: profiling.popularity:" in result.stderr

@@ -38,6 +38,13 @@ def errors_of(raw, source="grids/x.yaml") -> str:
     return str(info.value)
 
 
+def file_errors(tmp_path, text: str, name: str) -> str:
+    """The error of loading `text` as the grid file `name`."""
+    with pytest.raises(GridError) as info:
+        load_grid(write(tmp_path, text, name=name))
+    return str(info.value)
+
+
 # --------------------------------------------------------------------------- load / validation
 
 
@@ -68,15 +75,12 @@ def test_missing_file_names_the_file(tmp_path):
 
 
 def test_bad_yaml_names_file_and_line(tmp_path):
-    path = write(tmp_path, """\
+    message = file_errors(tmp_path, """\
         name: demo
         matrix:
           target: [bpr
           attack: [ptd]
     """, name="broken.yaml")
-    with pytest.raises(GridError) as info:
-        load_grid(path)
-    message = str(info.value)
     assert "broken.yaml" in message
     assert "not valid YAML" in message
     assert "line " in message
@@ -92,14 +96,11 @@ def test_top_level_not_a_mapping(tmp_path):
 
 
 def test_unknown_top_level_key_names_file_and_key(tmp_path):
-    path = write(tmp_path, """\
+    message = file_errors(tmp_path, """\
         name: demo
         matrix: {target: [bpr], attack: [ptd]}
         seedz: [1, 2]
     """, name="typo.yaml")
-    with pytest.raises(GridError) as info:
-        load_grid(path)
-    message = str(info.value)
     assert "typo.yaml" in message
     assert "seedz" in message
     assert "unknown key" in message
@@ -153,15 +154,12 @@ def test_bad_list_length_and_budget():
 
 
 def test_model_config_value_failing_validation(tmp_path):
-    path = write(tmp_path, """\
+    message = file_errors(tmp_path, """\
         name: demo
         matrix:
           target: [{name: bpr, epochs: -1}]
           attack: [ptd]
     """, name="neg.yaml")
-    with pytest.raises(GridError) as info:
-        load_grid(path)
-    message = str(info.value)
     assert "neg.yaml" in message
     assert "matrix.target[0]" in message
     assert "epochs" in message
@@ -226,8 +224,8 @@ def test_expansion_count_is_product_of_axes_times_seeds():
 def test_clone_same_resolves_to_target():
     cells = expand(parse_grid(minimal(training={"defaults": {"epochs": 3}})))
     (cell,) = cells
-    assert cell.clone == cell.target
-    assert cell.clone.name == "bpr"
+    assert cell.threat.clone == cell.target
+    assert cell.threat.clone.name == "bpr"
 
 
 def test_exclude_by_name_string():
@@ -249,7 +247,7 @@ def test_exclude_by_scalar_axis():
     raw = with_matrix(known_share=[0.1, 0.5], query_budget=[None, 10])
     raw["exclude"] = [{"known_share": 0.5, "query_budget": None}]
     cells = expand(parse_grid(raw))
-    knowledge = {(c.knowledge.known_share, c.knowledge.query_budget) for c in cells}
+    knowledge = {(c.threat.knowledge.known_share, c.threat.knowledge.query_budget) for c in cells}
     assert knowledge == {(0.1, None), (0.1, 10), (0.5, 10)}
 
 
@@ -281,9 +279,9 @@ def test_include_adds_cell_with_first_values_elsewhere():
     assert len(extra) == 1
     (cell,) = extra
     assert cell.attack.params == {"epochs": 3}
-    assert cell.knowledge.list_length == 100
+    assert cell.threat.knowledge.list_length == 100
     assert cell.defense.name == "none"  # first value of the defense axis
-    assert cell.knowledge.known_share == 0.2  # first value
+    assert cell.threat.knowledge.known_share == 0.2  # first value
     assert cell.target.name == "bpr"
 
 
@@ -385,7 +383,7 @@ def test_training_defaults_apply_to_clone():
     raw["training"] = {"defaults": {"epochs": 9}}
     (cell,) = expand(parse_grid(raw))
     assert cell.target.params == {}
-    assert cell.clone.params == {"epochs": 9}
+    assert cell.threat.clone.params == {"epochs": 9}
 
 
 def test_metric_ks_sorted_and_deduplicated():
@@ -407,16 +405,16 @@ def test_auxiliary_knowledge_changes_the_auxiliary_model_but_not_the_target():
     assert len({c.target_hash("d") for c in cells}) == 1
     assert len({c.auxiliary_hash("d") for c in cells}) == 4
     assert {c.axes()["item_overlap"] for c in cells} == {0.1, 1.0}
-    with pytest.raises(GridError, match=r"matrix.item_overlap: every item_overlap must be in \(0, 1\]"):
+    with pytest.raises(GridError, match=r"matrix.item_overlap\[0\]: expected a number in \(0, 1\], got 0"):
         parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "item_overlap": [0]}}, "g.yaml")
 
 
 def test_known_unit_is_an_axis_and_a_bad_unit_names_its_key():
     raw = {"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "known_unit": ["users", "interactions"]}}
     cells = expand(parse_grid(raw))
-    assert [c.knowledge.known_unit for c in cells] == ["users", "interactions"]
+    assert [c.threat.knowledge.known_unit for c in cells] == ["users", "interactions"]
     assert len({c.cell_hash("d") for c in cells}) == 2 and len({c.target_hash("d") for c in cells}) == 1
-    with pytest.raises(GridError, match=r"g.yaml: matrix.known_unit.0"):
+    with pytest.raises(GridError, match=r"g.yaml: matrix.known_unit\[0\]: expected one of users, interactions"):
         parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"], "known_unit": ["items"]}}, "g.yaml")
     with pytest.raises(GridError, match=r"include\[0\].*known_unit.*one of users, interactions"):
         parse_grid({"name": "t", "matrix": {"target": ["bpr"], "attack": ["ptd"]},
@@ -542,5 +540,5 @@ def test_a_grid_mixing_families_runs_each_cell_once_with_the_axes_its_family_rea
     for cell in cells:
         by_family.setdefault(cell.family, []).append(cell)
     assert len(by_family["stealing"]) == 2 and len(by_family["membership"]) == 1
-    assert {c.knowledge.known_share for c in by_family["stealing"]} == {0.1, 0.5}
-    assert set(by_family["membership"][0].sections) == {"membership"} and not by_family["stealing"][0].sections
+    assert {c.threat.knowledge.known_share for c in by_family["stealing"]} == {0.1, 0.5}
+    assert by_family["membership"][0].threat.sections == ("membership",) and not by_family["stealing"][0].threat.sections

@@ -30,7 +30,7 @@ def test_shipped_grid_validates_and_expands(path):
     # cell that shares it: the planner trains each target once, and never two as one.
     identities = {}
     for cell in cells:
-        identities.setdefault(json.dumps(cell.target_normalized(), sort_keys=True, default=str), set()).add(
+        identities.setdefault(json.dumps(cell.target_identity, sort_keys=True, default=str), set()).add(
             cell.target_hash("digest"))
     assert all(len(hashes) == 1 for hashes in identities.values())
     assert len({h for hashes in identities.values() for h in hashes}) == len(identities)

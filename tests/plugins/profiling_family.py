@@ -11,11 +11,13 @@ from typing import Literal
 import numpy as np
 
 import profiling_attacks  # noqa: F401  (registers the family's attacks)
+from recsec.harness.families import configured_attack, configured_defense
 from recsec.attacks.oracle import Oracle, ServingContext
-from recsec.attacks.threat import AttackerView
-from recsec.harness.families import CORE_AXES, Family, Success, register_family
+from recsec.attacks.threat import AttackerView, Knowledge
+from recsec.harness.families import Family, Success, ThreatModel, register_family
 from recsec.attacks.stealing import cells as user_id_cells
 from recsec.harness.grid import Strict
+from recsec.harness.threat_model import Budget, Length, Share
 from recsec.harness.splits import choose_known
 
 
@@ -29,10 +31,24 @@ def precision_at_k(guess: np.ndarray, truth: np.ndarray, k: int) -> float:
     return len(set(guess[:k].tolist()) & set(truth[:k].tolist())) / k
 
 
+class ProfilingThreat(ThreatModel):
+    """The attacker knows some users' data and watches the lists served to them."""
+
+    sections = ("profiling",)
+
+    known_share: Share = 0.1
+    list_length: Length = 50
+    query_budget: Budget = None
+    profiling: ProfilingConfig = ProfilingConfig()
+
+    @property
+    def knowledge(self) -> Knowledge:
+        return Knowledge(known_share=self.known_share, list_length=self.list_length, query_budget=self.query_budget)
+
+
 class Profiling(Family):
     name = "profiling"
-    axes = CORE_AXES + ("known_share", "list_length", "query_budget")
-    sections = {"profiling": ProfilingConfig}
+    threat_model = ProfilingThreat
     success = Success("popular_precision_at_{k}", "precision of the inferred top-K popular items")
 
     def runner_modules(self, cell):
@@ -44,23 +60,23 @@ class Profiling(Family):
     def grant(self, cell, state, auxiliary):
         split = user_id_cells.split_for(cell, state.data)
         rng = np.random.default_rng([cell.seed, 0x9F])
-        known, known_interactions = choose_known(split.target_train, cell.knowledge.known_share, "users", rng)
-        return AttackerView(split.n_items, known, known_interactions, cell.knowledge)
+        known, known_interactions = choose_known(split.target_train, cell.threat.knowledge.known_share, "users", rng)
+        return AttackerView(split.n_items, known, known_interactions, cell.threat.knowledge)
 
     def oracle(self, cell, state):
         lists = state.target.lists
         split = state.once("split", lambda: user_id_cells.split_for(cell, state.data))
         context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
         return Oracle(lambda users, k: lists[users, :k].astype(np.int64), context,
-                      min(cell.knowledge.list_length, lists.shape[1]), cell.knowledge.query_budget,
-                      cell.defense_instance(), np.random.default_rng([cell.seed, 0x0C]))
+                      min(cell.threat.knowledge.list_length, lists.shape[1]), cell.threat.knowledge.query_budget,
+                      configured_defense(cell), np.random.default_rng([cell.seed, 0x0C]))
 
     def run_attack(self, cell, view, oracle, device):
-        return cell.attack_instance().run(view, oracle, seed=cell.seed, device=device)
+        return configured_attack(cell).run(view, oracle, seed=cell.seed, device=device)
 
     def grade(self, cell, data, target, view, guess, device):
         split = user_id_cells.split_for(cell, data)
-        counted = split.target_train if cell.sections["profiling"].popularity == "train" else data.matrix
+        counted = split.target_train if cell.threat.profiling.popularity == "train" else data.matrix
         truth = np.argsort(-np.asarray(counted.sum(axis=0)).ravel(), kind="stable")
         out = {f"popular_precision_at_{k}": precision_at_k(guess, truth, k)
                for k in cell.metric_ks if k <= split.n_items}

@@ -256,7 +256,7 @@ def sequential_stealing(ml100k):
     data = ml100k
     cells = expand(parse_grid(STEALING_GRID, source="test_extraction"))
     target = train_target(cells[0], data, "t")
-    return {(c.attack.name, c.clone.name): run_cell(c, data, target, "c").metrics for c in cells}
+    return {(c.attack.name, c.threat.clone.name): run_cell(c, data, target, "c").metrics for c in cells}
 
 
 def test_stealing_attacks_run_against_a_sequential_target_in_any_clone_pairing(sequential_stealing):

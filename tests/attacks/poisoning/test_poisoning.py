@@ -47,7 +47,7 @@ def run(cell, data):
 
 def test_poisoning_axes_are_swept_tagged_and_checked():
     cells = expand(parse_grid(grid(fake_share=[0.01, 0.05], filler_items=[10])))
-    assert [c.family_axes["fake_share"] for c in cells] == [0.01, 0.05]
+    assert [c.threat.fake_share for c in cells] == [0.01, 0.05]
     assert cells[0].axes()["filler_items"] == 10 and cells[0].axes()["target_stratum"] == "random"
     assert cells[0].cell_hash("d") != cells[1].cell_hash("d")
 
@@ -59,7 +59,7 @@ def test_poisoning_axes_are_swept_tagged_and_checked():
         parse_grid(grid(fake_users=[5]))
     stealing = grid(fake_share=[0.01])
     stealing["matrix"]["attack"] = ["ptd"]
-    with pytest.raises(GridError, match="matrix.fake_share: only poisoning attacks read this axis"):
+    with pytest.raises(GridError, match="matrix.fake_share: no attack family of this grid reads this axis: only poisoning attacks do"):
         parse_grid(stealing)
 
 
@@ -68,7 +68,7 @@ def test_families_without_own_axes_keep_their_cell_hashes():
     spec = grid()
     spec["matrix"]["attack"] = ["ptd"]
     cell = expand(parse_grid(spec))[0]
-    assert cell.family_axes == {} and "family_axes" not in cell.normalized()
+    assert "family_axes" not in cell.normalized()
 
 
 # -- the budget ------------------------------------------------------------------------------------

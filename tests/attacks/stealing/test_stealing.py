@@ -50,7 +50,7 @@ def data(shared_data_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cells():
     cells = expand(parse_grid(GRID, source="test_stealing"))
-    return {(c.attack.name, c.defense.name, c.knowledge.query_budget): c for c in cells}
+    return {(c.attack.name, c.defense.name, c.threat.knowledge.query_budget): c for c in cells}
 
 
 @pytest.fixture(scope="module")
