@@ -127,12 +127,20 @@ def save_model(model: "Recommender", path: Path) -> None:
     torch.save(model.to_payload(), path)
 
 
+# Models of an input kind that `construct` cannot build (visual models need item features)
+# register how a payload of theirs is rebuilt; their registry does it when imported, which looking
+# up their class does.
+_payload_loaders: dict[str, Callable[[dict], "Recommender"]] = {}
+
+
+def register_payload_loader(input_kind: str, load: Callable[[dict], "Recommender"]) -> None:
+    _payload_loaders[input_kind] = load
+
+
 def model_from_payload(payload: dict) -> "Recommender":
     cls = model_class(payload["model"])
-    if cls.input_kind == "images":
-        from recsec.models.visual.registry import visual_model_from_payload
-
-        return visual_model_from_payload(payload)
+    if cls.input_kind in _payload_loaders:
+        return _payload_loaders[cls.input_kind](payload)
     model = construct(cls, payload.get("n_users", 0), payload["n_items"], cls.Config(**payload["config"]))
     model.load_state_dict(payload["state"])
     return model

@@ -10,7 +10,4 @@ VISUAL_ATTACKS = Registry("visual attack")
 register_visual_attack = VISUAL_ATTACKS.register
 visual_attack_class = VISUAL_ATTACKS.get
 create_visual_attack = VISUAL_ATTACKS.create
-
-
-def visual_attack_names() -> list[str]:
-    return VISUAL_ATTACKS.names()
+visual_attack_names = VISUAL_ATTACKS.names

@@ -10,7 +10,4 @@ INPUT_DEFENSES = Registry("input defense")
 register_input_defense = INPUT_DEFENSES.register
 input_defense_class = INPUT_DEFENSES.get
 create_input_defense = INPUT_DEFENSES.create
-
-
-def input_defense_names() -> list[str]:
-    return INPUT_DEFENSES.names()
+input_defense_names = INPUT_DEFENSES.names

@@ -114,7 +114,7 @@ def run(
 
 def _detach(grid: Path, options, log: Path | None) -> None:
     """Check the grid here (bad input fails in this shell), then hand the run to a background driver."""
-    from recsec.harness.cli import detach
+    from recsec.harness.cli.detach import default_log, launch
     from recsec.harness.grid import load_grid
 
     with user_errors():
@@ -127,8 +127,8 @@ def _detach(grid: Path, options, log: Path | None) -> None:
     argv += [arg for item in options.overrides for arg in ("--set", item)]
     argv += ["--accept-stale"] if options.accept_stale else []
     argv += ["--executor", options.executor]
-    log = log or detach.default_log(the_grid.name)
-    pid = detach.launch(argv, log)
+    log = log or default_log(the_grid.name)
+    pid = launch(argv, log)
     typer.echo(f"{the_grid.name}: driver started in the background, pid {pid}; log {log}")
     typer.echo(f"follow it with: recsec status {grid} --tracking-uri {options.tracking_uri} "
                f"--data-dir {options.data_dir} --watch")

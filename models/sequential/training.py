@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -18,8 +18,24 @@ from recsec.models.sequential.sequences import Sequences, left_windows, ragged_r
 from recsec.models.losses import bpr_loss
 from recsec.models.sampling import InteractionSampler, make_generator
 
-if TYPE_CHECKING:
-    from recsec.models.sequential.base import SequentialRecommender
+
+
+class SequentialRecommender(Protocol):
+    """What the training loops use of a sequential model (models.sequential.base's class, which
+    calls them: typed here by its shape, so that neither module imports the other's)."""
+
+    name: str
+    config: Any
+    n_items: int
+    pad: int
+    train_on: str
+    item_embedding: torch.nn.Embedding
+
+    def training_loss(self, batch: "Batch") -> torch.Tensor: ...
+    def reset_parameters(self, generator: torch.Generator) -> None: ...
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor: ...
+    def score_pairs(self, sequences: torch.Tensor, items: torch.Tensor) -> torch.Tensor: ...
+    def recommend(self, sequences, k: int, *args, **kwargs) -> np.ndarray: ...
 
 
 class BestEpoch:

@@ -11,13 +11,16 @@ from pathlib import Path
 
 from helpers import REPO
 from recsec import attacks, defenses, models
-from recsec.harness.families import family_names
+from recsec.harness.families import family_names, get_family
 
 HARNESS = REPO / "harness"
 
 
 def registered_names() -> set[str]:
+    """The names a family brings: its own, its attacks', defenses' and models', and the axes and
+    sections of its threat model."""
     names = set(family_names()) | set(attacks.attack_names()) | set(defenses.defense_names()) | set(models.model_names())
+    names |= {field for name in family_names() for field in get_family(name).threat_model.model_fields}
     return names - {"none"}  # the undefended case is the harness's own word
 
 
@@ -49,3 +52,15 @@ def test_the_check_itself_finds_a_name_in_code_but_not_in_prose(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""Mentions ptq in prose."""\n# ptq in a comment\nx = rng.random(3)\nif attack == "ptq": pass\n')
     assert [(line, word) for line, word in code_words(module) if word in registered_names()] == [(4, "ptq")]
+
+
+def test_no_module_imports_itself_back():
+    """No import cycle, not even one only a type checker follows: every module of recsec can be
+    read, and moved, knowing only what it imports."""
+    import grimp
+
+    graph = grimp.build_graph("recsec")
+    cycles = sorted(f"{module} <-> {imported}" for module in graph.modules
+                    for imported in graph.find_modules_directly_imported_by(module)
+                    if module < imported and graph.chain_exists(importer=imported, imported=module))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
