@@ -82,7 +82,7 @@ class FamilyThreat(ThreatModel):
 def check_output_defense_lists(grid: Grid, source: str) -> list[str]:
     """An output defense must be able to serve every list length of the grid (popular_mix cannot
     replace 25 items of a 10-item list)."""
-    lengths = sorted(set((grid.matrix.model_extra or {}).get("list_length", [DEFAULT.list_length])))
+    lengths = sorted(set(list_lengths(grid)))
     problems = []
     for j, defense in enumerate(grid.matrix.defense):
         if defense.name == "none" or defense.name not in defenses.defense_names() \
@@ -103,8 +103,13 @@ def check_output_defense_lists(grid: Grid, source: str) -> list[str]:
 
 def check_list_lengths_fit(grid: Grid, data: Interactions, source: str) -> None:
     """A served list must leave items outside it (a top-K of every item ranks nothing)."""
-    lengths = (grid.matrix.model_extra or {}).get("list_length", [DEFAULT.list_length])
+    lengths = list_lengths(grid)
     too_long = [k for k in lengths if k >= data.n_items]
     if too_long:
         raise GridError(f"{source}: matrix.list_length: {too_long[0]} is not below the "
                         f"{data.n_items} items of dataset {grid.dataset.name!r}")
+
+
+def list_lengths(grid: Grid) -> list[int]:
+    """The served list lengths the grid sweeps (the default where it sweeps none)."""
+    return (grid.matrix.model_extra or {}).get("list_length", [DEFAULT.list_length])

@@ -120,7 +120,7 @@ def check_axes(grid: Grid, source: str) -> None:
             problems.append(_not_read(where, axis, families, readers))
         elif not isinstance(values, list) or not values:
             problems.append(f"{where}: expected a non-empty list of values, got {values!r}")
-        elif axis not in families_models(families):
+        else:
             info = _field(axis, families, readers)
             problems += [f"{where}[{i}]: expected {expected}, got {v!r}" for i, v in enumerate(values)
                          if (expected := check_axis_value(info, v)) is not None]
@@ -130,10 +130,6 @@ def check_axes(grid: Grid, source: str) -> None:
                 if axis in readers and not set(readers[axis]) & set(families):
                     problems.append(_not_read(f"{source}: include[{i}].{axis}", axis, families, readers))
     _raise(problems)
-
-
-def families_models(families: dict[str, Family]) -> set[str]:
-    return {a for f in families.values() for a in f.threat_model.model_axes()}
 
 
 def _field(axis: str, families: dict[str, Family], readers: dict) -> FieldInfo:
@@ -194,8 +190,7 @@ def _check_entry(where: str, kind: str, axis: str, value: Any, grid: Grid, famil
         return [] if isinstance(value, int) and not isinstance(value, bool) else [f"{where}: expected an integer, got {value!r}"]
     if axis not in CORE_AXES and axis not in readers:
         return [f"{where}: unknown axis; axes: {', '.join(all_axes() + ('seed',))}"]
-    if axis in CORE_AXES or any(name in readers[axis] and readers[axis][name].annotation is Component
-                                for name in family_names()):
+    if axis in CORE_AXES or axis in model_axes():
         try:
             comp = Component.model_validate(value)
         except ValidationError:
@@ -221,8 +216,7 @@ def _registries() -> dict:
 def _check_component(where: str, axis: str, comp: Component, training: Training) -> list[str]:
     names, lookup = _registries()[axis]
     if comp.name not in names:
-        what = "model" if axis == "model" else axis
-        return [f"{where}: unknown {what} {comp.name!r}; known: {', '.join(names)}"]
+        return [f"{where}: unknown {axis} {comp.name!r}; known: {', '.join(names)}"]
     if comp.name == "same":
         return []
     params = resolve_training(training, comp).params if axis in ("target", "model") else comp.params

@@ -70,7 +70,11 @@ class ThreatModel(BaseModel):
 def check_axis_value(info: FieldInfo, value: Any) -> str | None:
     """None when `value` is valid for the axis, else what the axis expects (for a one-line error)."""
     if info.annotation is Component:
-        return None if isinstance(value, (str, dict)) else "a model name or {name: ..., params...}"
+        try:
+            Component.model_validate(value)
+        except ValidationError:
+            return "a model name or {name: ..., params...}"
+        return None
     try:
         if _is_float(info):
             _adapter(info).validate_python(_no_bool(value))

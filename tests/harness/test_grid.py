@@ -148,6 +148,11 @@ def test_bad_known_share_range():
         assert "(0, 1]" in message
 
 
+def test_a_malformed_model_on_a_model_axis_is_a_grid_error():
+    for bad in ([5], [{"dim": 3}]):
+        assert "matrix.clone[0]: expected a model name or {name: ..., params...}" in errors_of(with_matrix(clone=bad))
+
+
 def test_bad_list_length_and_budget():
     assert "matrix.list_length" in errors_of(with_matrix(list_length=[0]))
     assert "matrix.query_budget" in errors_of(with_matrix(query_budget=[-1]))
