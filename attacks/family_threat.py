@@ -64,7 +64,7 @@ class FamilyThreat(ThreatModel):
         return {
             "clone": self.attacker_model(target).model_dump(),
             "knowledge": dataclasses.asdict(self.knowledge),
-            **{name: getattr(self, name).model_dump() for name in self.sections},
+            **{name: getattr(self, name).identity() for name in self.sections},
             # Absent when empty, so that cells of families without axes of their own keep their hashes.
             **({"family_axes": dict(sorted(own.items()))} if own else {}),
         }

@@ -18,11 +18,23 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from recsec.harness.grid_schema import Component
+from recsec.harness.grid_schema import Component, Strict
 
 Share = Annotated[float, Field(gt=0, le=1)]  # a share of something the attacker may hold: (0, 1]
 Length = Annotated[int, Field(ge=1)]
 Budget = Optional[Annotated[int, Field(ge=0)]]  # None: unlimited
+
+
+class Section(Strict):
+    """A top-level section of the grid file that a threat model reads (`membership:`,
+    `poisoning:`). `identity()` is what of it makes a cell's hash: all of it but the fields named
+    in `how_it_runs`, settings that change how a cell computes, never what (a batched fit that
+    gives the lone fits' bits): a cell is the same cell, and its record stays valid, either way."""
+
+    how_it_runs: ClassVar[tuple[str, ...]] = ()
+
+    def identity(self) -> dict:
+        return self.model_dump(exclude=set(self.how_it_runs))
 
 
 class ThreatModel(BaseModel):

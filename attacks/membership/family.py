@@ -14,7 +14,8 @@ from recsec.attacks.family_threat import (DEFAULT, SAME, FamilyThreat, ListLengt
 from recsec.attacks.membership import cells
 from recsec.harness.families.base import Family, Success
 from recsec.harness.families.registry import register_family
-from recsec.harness.grid_schema import Component, DatasetConfig, Strict
+from recsec.harness.grid_schema import Component, DatasetConfig
+from recsec.harness.threat_model import Section
 
 if TYPE_CHECKING:
     from recsec.harness.cell import Cell
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from recsec.harness.grid_schema import Grid
 
 
-class MembershipConfig(Strict):
+class MembershipConfig(Section):
     """How a membership grid partitions users and serves them (Zhang et al.'s protocol), and the
     attacker's shadow data: the grid's `membership` section."""
 

@@ -7,7 +7,7 @@ target items before and after. Plain functions: no Ray, no MLflow."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +24,7 @@ from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
+from recsec.models.batched import fit_copies
 from recsec.models.selection import BestEpoch, sampled_candidates
 from recsec.harness import streams
 
@@ -33,6 +34,7 @@ RETRAINING = streams.purpose("poisoning: the r-th poisoned retraining (index r >
 if TYPE_CHECKING:
     from recsec.harness.cell import Cell
     from recsec.harness.serving_state import ServingState
+    from recsec.models.base import Recommender
 
 
 def split_for(cell: Cell, data: Interactions) -> PoisonSplit:
@@ -65,6 +67,21 @@ def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: 
     else:
         model.fit(train, seed=seed, on_epoch=keeper)
     return keeper.restore() if keeper is not None else model
+
+
+def fit_retrainings(cell: Cell, train: sp.csr_matrix, candidates, seeds: list[int], device: str,
+                    start=None) -> Iterable[Recommender]:
+    """The poisoned targets of a cell's retrainings, one per seed: as `fit_target` trains each,
+    or, with `batch_retrainings`, as one model-batched fit (models/batched.py) where the target
+    trains from scratch, its own way, and its model has a batched trainer."""
+    defense = configured_defense(cell)
+    if not cell.threat.poisoning.batch_retrainings or start is not None or (defense is not None and defense.trains_target):
+        return (fit_target(cell, train, candidates, seed, device, start=start) for seed in seeds)  # one at a time
+    spec = ModelSpec.of(cell.target.name, cell.target.params)
+    models = [spec.build(*train.shape).to(device) for _ in seeds]
+    keepers = [BestEpoch(model, *candidates) if candidates is not None else None for model in models]
+    fit_copies(models, train, seeds, on_epoch=lambda r: keepers[r])
+    return [keeper.restore() if keeper is not None else model for model, keeper in zip(models, keepers)]
 
 
 def selection_candidates(cell: Cell, split: PoisonSplit) -> tuple[np.ndarray, np.ndarray] | None:
@@ -177,9 +194,9 @@ def grade(cell: Cell, data: Interactions, target: TargetRecord, view: PoisonView
     after, utility, ranks_after = [], [], []
     candidates = selection_candidates(cell, split)  # drawn once for every retraining
     warm = cell.threat.poisoning.retraining == "warm"
-    for r in range(cell.threat.poisoning.retrainings):
-        model = fit_target(cell, keep_rows(poisoned, kept), candidates, _retraining_seed(cell.seed, r), device,
-                           start=clean if warm else None)
+    seeds = [_retraining_seed(cell.seed, r) for r in range(cell.threat.poisoning.retrainings)]
+    for model in fit_retrainings(cell, keep_rows(poisoned, kept), candidates, seeds, device,
+                                 start=clean if warm else None):
         ranks_after.append(target_ranks(model, split.train, targets))
         after.append(target_metrics(ranks_after[-1], n_ranked, ks))
         lists = model.recommend(np.arange(split.n_users), max(ks), exclude=split.train)

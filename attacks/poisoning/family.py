@@ -17,15 +17,14 @@ from recsec.attacks.poisoning import cells
 from recsec.harness.families.base import Family, Success
 from recsec.attacks.poisoning.split import Stratum
 from recsec.harness.families.registry import register_family
-from recsec.harness.grid_schema import Strict
-from recsec.harness.threat_model import Length
+from recsec.harness.threat_model import Length, Section
 
 if TYPE_CHECKING:
     from recsec.harness.cell import Cell
     from recsec.harness.grid_schema import Grid
 
 
-class PoisoningConfig(Strict):
+class PoisoningConfig(Section):
     """How the target is trained and graded: the grid's `poisoning` section. DL-Attack's code:
     `split: leave_one_out, selection: sampled_hr, retrainings: 30, attacker_sees_holdout: true`."""
 
@@ -41,6 +40,11 @@ class PoisoningConfig(Strict):
                                "(fake users' rows fresh) for warm_epochs more epochs: cheaper, but the poison "
                                "acts on fewer epochs")
     warm_epochs: int = Field(5, ge=1, description="epochs of a warm-started poisoned retraining")
+    batch_retrainings: bool = Field(
+        True, description="train a cell's retrainings as one model-batched fit (models/batched.py) where the "
+                          "target's model has a batched trainer; each retraining ends with the weights its lone "
+                          "fit ends with, bit for bit, so only the time changes")
+    how_it_runs = ("batch_retrainings",)
 
 
 class PoisoningThreat(FamilyThreat):
