@@ -26,8 +26,9 @@ MODELS = {
     # DL-Attack's NeuMF (grids/poisoning/dlattack-ml100k.yaml)
     "ncf-dlattack": ("ncf", {"dim": 8, "mlp_dim": 32, "layers": [32, 16, 8], "epochs": 20, "batch_size": 256,
                              "lr": 0.001, "negatives": 4, "linear_init": "torch", "negatives_drawn": "once"}),
-    # the general poisoning tables' BPR-MF (grids/poisoning/general-ml100k.yaml)
-    "bpr": ("bpr", {"dim": 64, "epochs": 20, "lr": 0.001, "batch_size": 2048}),
+    # the general poisoning tables' BPR-MF and LMF (grids/poisoning/general-ml100k.yaml)
+    "bpr": ("bpr", {"dim": 64, "epochs": 20, "lr": 0.01, "batch_size": 2048}),
+    "lmf": ("lmf", {"dim": 64, "epochs": 20, "lr": 0.005, "batch_size": 2048}),
 }
 
 

@@ -46,26 +46,37 @@ class BPRConfig:
             raise ValueError(f"bpr: optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
 
 
-def bpr_batch_gradient(table, n_users, users, pos, neg, reg):
+def each_copy(function, values: torch.Tensor) -> torch.Tensor:
+    """`function(values)`, applied copy by copy to values [R, b] (or at once to [b]): torch's
+    transcendental kernels (exp, sigmoid) round their vectorised body and their scalar tail
+    differently, so a copy's batch must sit where a lone batch does, not at an offset in a stack."""
+    return function(values) if values.dim() == 1 else torch.stack([function(row) for row in values])
+
+
+def bpr_batch_gradient(table, n_users, users, pos, neg, reg, offsets=0):
     """Rows touched by a BPR batch, their gradients and the batch loss (mean over the batch).
 
-    `table` stacks user rows [0, n_users) and item rows [n_users, n_users + n_items).
+    `table` stacks user rows [0, n_users) and item rows [n_users, n_users + n_items). With
+    `users`, `pos`, `neg` of shape [R, b], the batches of R copies whose tables are stacked in
+    `table` (copy r's from row `offsets[r]`): the rows of all, and each copy's loss [R]. Every
+    operation is elementwise or along one copy's own batch, so each copy's rows, gradients and
+    loss are the bits its lone batch gives (models/batched.py).
     """
-    b = len(users)
-    rows = torch.cat([users, pos + n_users, neg + n_users])
-    emb = table.index_select(0, rows)
-    p_u, q_i, q_j = emb[:b], emb[b : 2 * b], emb[2 * b :]
+    b, dim = users.shape[-1], table.shape[1]
+    rows = torch.cat([users, pos + n_users, neg + n_users], dim=-1) + offsets
+    emb = table.index_select(0, rows.reshape(-1)).view(*rows.shape, dim)
+    p_u, q_i, q_j = emb[..., :b, :], emb[..., b : 2 * b, :], emb[..., 2 * b :, :]
     diff = q_i - q_j
-    x = (p_u * diff).sum(1)
+    x = (p_u * diff).sum(-1)
     # d/dx of -ln sigmoid(x) is sigmoid(x) - 1; divided by b because the loss is a batch mean.
-    coef = ((torch.sigmoid(x) - 1) / b).unsqueeze(1)
+    coef = ((each_copy(torch.sigmoid, x) - 1) / b).unsqueeze(-1)
     pu_coef = p_u * coef
-    grads = torch.cat([diff * coef, pu_coef, -pu_coef])
-    loss = -F.logsigmoid(x).mean()
+    grads = torch.cat([diff * coef, pu_coef, -pu_coef], dim=-2)
+    loss = -each_copy(F.logsigmoid, x).mean(-1)
     if reg:
         grads += (reg / b) * emb
-        loss = loss + reg / (2 * b) * emb.square().sum()
-    return rows, grads, loss
+        loss = loss + reg / (2 * b) * emb.square().sum((-2, -1))
+    return rows.reshape(-1), grads.reshape(-1, dim), loss
 
 
 @register_model("bpr")

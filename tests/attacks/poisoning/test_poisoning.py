@@ -20,7 +20,7 @@ from recsec.attacks.poisoning.cells import InjectionOracle
 from recsec.attacks.poisoning.metrics import target_metrics
 from recsec.attacks.poisoning.split import choose_targets, leave_one_out
 from recsec.harness.grid import expand, parse_grid
-from recsec.harness.serving import TargetServer, in_process_client
+from recsec.harness.serving import TargetServer
 
 BPR = {"name": "bpr", "dim": 32, "epochs": 20, "lr": 0.01, "batch_size": 2048}
 

@@ -1,60 +1,19 @@
-"""Model-batched training: R independent copies of a model, fit as one.
-
-A grid often trains copies of one model that differ only in their seed (poisoning's retrainings
-of a poisoned target). Each copy is a small model whose step is mostly Python overhead; stacked
-along a leading copy axis, R copies share each step's Python work. Each copy draws from its own
-seed exactly what a lone fit with that seed draws (its initialisation, its negatives, its batch
-order), in the same order, and ends with the lone fit's weights, bit for bit: a stacked copy runs
-the lone fit's kernels on the lone fit's shapes wherever a kernel's summation order depends on
-them (each layer's `addmm`, each copy's loss) and only elementwise kernels (activations, Adam's
-multi-tensor update) or per-row ones (gathers and their `index_add` backward) on the stack.
-`tests/models/test_batched.py` holds every copy to its lone fit.
-
-What batching cannot share is arithmetic: the dense Adam update of every table (the paper's
-optimizer) and the layers' products cost R times one copy's, so the speed-up is bounded by the
-lone step's share of overhead (`benchmarks/batched_training.py` prints it).
-
-`fit_copies` trains the copies of any model: batched where a batched trainer is written
-(`NeuMF` with negatives drawn once, DL-Attack's setting), one after another otherwise.
-"""
+"""NeuMF with negatives drawn once (models.training.train_fixed_negatives), R copies at a time."""
 
 from __future__ import annotations
-
-from typing import Callable, Sequence
 
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recsec.models.base import EpochCallback, Recommender, gather_rows
+from recsec.models.batched.common import EpochCallbacks, report_epoch, stacked, stacked_rows
 from recsec.models.ncf import NeuMF
 from recsec.models.optim import adam
 from recsec.models.sampling import InteractionSampler, make_generator
 
-# (copy index) -> that copy's epoch callback (e.g. its best-epoch keeper), or None
-EpochCallbacks = Callable[[int], EpochCallback | None]
 
-
-def fit_copies(models: Sequence[Recommender], train: sp.csr_matrix, seeds: Sequence[int], *,
-               on_epoch: EpochCallbacks = lambda r: None, batched: bool = True) -> list[Recommender]:
-    """Fit `models[r]` on `train` with `seeds[r]` as `models[r].fit(train, seed=seeds[r])` would
-    (the models: untrained copies of one architecture and config); batched where it can be."""
-    if len(models) != len(seeds):
-        raise ValueError(f"{len(models)} models but {len(seeds)} seeds")
-    if batched and len(models) > 1 and can_batch(models[0]):
-        return _fit_neumf_copies(list(models), train, list(seeds), on_epoch)
-    return [model.fit(train, seed=seed, on_epoch=on_epoch(r)) for r, (model, seed) in enumerate(zip(models, seeds))]
-
-
-def can_batch(model: Recommender) -> bool:
-    """Whether copies of this model train batched (else `fit_copies` fits them one by one)."""
-    return type(model) is NeuMF and model.config.negatives_drawn == "once"
-
-
-# -- NeuMF, negatives drawn once (models.training.train_fixed_negatives, R at a time) ------------
-
-def _fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int],
-                      on_epoch: EpochCallbacks) -> list[NeuMF]:
+def fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int],
+                     on_epoch: EpochCallbacks) -> list[NeuMF]:
     cfg, device = models[0].config, models[0].device
     callbacks = [on_epoch(r) for r in range(len(models))]
     generators, negatives = [], []
@@ -70,7 +29,7 @@ def _fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int
     users = torch.cat([sampler.users, negative_users])
     items = torch.stack([torch.cat([sampler.items, drawn]) for drawn in negatives])
     labels = torch.cat([torch.ones(len(sampler.users), device=device), torch.zeros(len(negative_users), device=device)])
-    stack = _StackedNeuMF(models)
+    stack = StackedNeuMF(models)
     # the lone fit's Adam (multi-tensor): elementwise, so each copy's slice of a stacked
     # parameter moves exactly as its lone parameter does (torch's fused Adam rounds otherwise)
     optimizer = adam(stack.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -80,8 +39,8 @@ def _fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int
         for start in range(0, order.shape[1], cfg.batch_size):
             batch = order[:, start:start + cfg.batch_size]
             logits = stack.score_pairs(users[batch], items.gather(1, batch))
-            # copy by copy, as a lone fit reduces its batch (a stacked mean rounds the gradient of
-            # an epoch's last, shorter batch otherwise: x / n against x * (1 / n))
+            # copy by copy, as a lone fit reduces its batch: the loss's exp and log round a value
+            # by where it sits in a tensor, and a stacked mean's gradient rounds as x * (1 / n)
             per_copy = torch.stack([F.binary_cross_entropy_with_logits(copy_logits, copy_labels)
                                     for copy_logits, copy_labels in zip(logits, labels[batch])])
             optimizer.zero_grad(set_to_none=True)
@@ -89,38 +48,27 @@ def _fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int
             optimizer.step()
             total += per_copy.detach()
             n_batches += 1
-        if any(callbacks):
-            stack.write_back(models)
-            for r, callback in enumerate(callbacks):
-                if callback is not None:
-                    callback(epoch, float(total[r]) / max(1, n_batches))
+        report_epoch(callbacks, epoch, total, n_batches, lambda: stack.write_back(models))
     stack.write_back(models)
     for model in models:
         model.eval()
     return models
 
 
-class _StackedNeuMF(torch.nn.Module):
+class StackedNeuMF(torch.nn.Module):
     """R NeuMF copies' parameters stacked on a leading copy axis, scored copy by copy in one call."""
 
     def __init__(self, models: list[NeuMF]):
         super().__init__()
-        stacked = lambda tensors: torch.nn.Parameter(torch.stack([t.detach().clone() for t in tensors]))  # noqa: E731
-        self.user_gmf = stacked([m.user_gmf for m in models])
-        self.item_gmf = stacked([m.item_gmf for m in models])
-        self.user_mlp = stacked([m.user_mlp for m in models])
-        self.item_mlp = stacked([m.item_mlp for m in models])
+        self.user_gmf = stacked(m.user_gmf for m in models)
+        self.item_gmf = stacked(m.item_gmf for m in models)
+        self.user_mlp = stacked(m.user_mlp for m in models)
+        self.item_mlp = stacked(m.item_mlp for m in models)
         towers = [_linears(m) for m in models]  # [copy][layer]
-        self.weights = torch.nn.ParameterList(stacked([t[i].weight for t in towers]) for i in range(len(towers[0])))
-        self.biases = torch.nn.ParameterList(stacked([t[i].bias for t in towers]) for i in range(len(towers[0])))
-        self.output_weight = stacked([m.output.weight for m in models])
-        self.output_bias = stacked([m.output.bias for m in models])
-
-    def _rows(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Copy r's rows `index[r]` of its table: [R, b, d] (one gather over the flattened copies)."""
-        copies, rows = table.shape[:2]
-        offsets = torch.arange(copies, device=index.device).unsqueeze(1) * rows
-        return gather_rows(table.reshape(copies * rows, -1), index + offsets)
+        self.weights = torch.nn.ParameterList(stacked(t[i].weight for t in towers) for i in range(len(towers[0])))
+        self.biases = torch.nn.ParameterList(stacked(t[i].bias for t in towers) for i in range(len(towers[0])))
+        self.output_weight = stacked(m.output.weight for m in models)
+        self.output_bias = stacked(m.output.bias for m in models)
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """users, items [R, b]: copy r's score of (users[r, j], items[r, j]), as NeuMF._score.
@@ -128,8 +76,8 @@ class _StackedNeuMF(torch.nn.Module):
         The layers multiply copy by copy (`addmm`, as a lone `nn.Linear` does), not as one
         `baddbmm`: a batched product adds in another order for some shapes (NeuMF's output layer
         among them), and Adam grows that last bit into a different model within an epoch."""
-        gmf = self._rows(self.user_gmf, users) * self._rows(self.item_gmf, items)
-        hidden = torch.cat([self._rows(self.user_mlp, users), self._rows(self.item_mlp, items)], dim=-1)
+        gmf = stacked_rows(self.user_gmf, users) * stacked_rows(self.item_gmf, items)
+        hidden = torch.cat([stacked_rows(self.user_mlp, users), stacked_rows(self.item_mlp, items)], dim=-1)
         for weight, bias in zip(self.weights, self.biases):
             hidden = torch.relu(_linear_per_copy(hidden, weight, bias))
         return _linear_per_copy(torch.cat([gmf, hidden], dim=-1), self.output_weight, self.output_bias).squeeze(-1)
