@@ -29,6 +29,11 @@ from recsec.harness.plugins import load_plugins
 from recsec.harness.serving_state import ServingState
 
 
+class SessionLost(RuntimeError):
+    """The server holds no such session: its process died and came back without it (on Ray, a
+    server restarts with its target). The attack holding the session starts again."""
+
+
 class TargetServer:
     """Serves one trained target: one session (grant + oracle) per cell that attacks it."""
 
@@ -43,20 +48,32 @@ class TargetServer:
         self._sessions[session] = family.oracle(cell, self.state)
         return family.grant(cell, self.state, auxiliary)
 
+    def reopen(self, cell, session: str) -> None:
+        """Open the cell's oracle again if this server does not hold it (it restarted since
+        `open`): a fresh oracle, its counts from zero, for an attack that starts again."""
+        if session not in self._sessions:
+            self._sessions[session] = get_family(cell.family).oracle(cell, self.state)
+
+    def _session(self, session: str):
+        if session not in self._sessions:
+            raise SessionLost(f"the target's server holds no session {session[:12]} (it restarted)")
+        return self._sessions[session]
+
     def describe(self, session: str) -> dict:
-        oracle = self._sessions[session]
+        oracle = self._session(session)
         return {"k": oracle.k, "budget": oracle.budget, "queries": tuple(oracle.QUERIES)}
 
     def call(self, session: str, method: str, *args):
         """A query to the session's oracle: only the oracle's public query methods are served."""
-        oracle = self._sessions[session]
+        oracle = self._session(session)
         if method not in oracle.QUERIES:
             raise AttributeError(f"the oracle serves {', '.join(oracle.QUERIES)}, not {method!r}")
         return getattr(oracle, method)(*args)
 
     def close(self, session: str, *_after) -> dict:
         """End the session; return what its oracle counted. (`_after`: a result to wait for.)"""
-        oracle = self._sessions.pop(session)
+        oracle = self._session(session)
+        del self._sessions[session]
         return oracle.counts()
 
     @property
@@ -90,4 +107,4 @@ def in_process_client(server: TargetServer, session: str) -> OracleClient:
     return OracleClient(lambda method, *args: server.call(session, method, *args), server.describe(session))
 
 
-__all__ = ["OracleClient", "QueryBudgetExceeded", "ServingState", "TargetServer", "in_process_client"]
+__all__ = ["OracleClient", "QueryBudgetExceeded", "ServingState", "SessionLost", "TargetServer", "in_process_client"]

@@ -1,6 +1,7 @@
 """Runs a grid's tasks on Ray: the local machine's (started here) or a cluster's (joined). Each
-task asks for its stage's `resources`; a worker that dies is retried, a task that raises is not
-(its cell fails, recorded, and the grid goes on)."""
+task asks for its stage's `resources`; a worker that dies is retried, and so is an attack whose
+target's server died (the server restarts); a task that raises is not (its cell fails, recorded,
+and the grid goes on)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from recsec.harness.errors import ResourceError  # noqa: E402
 from recsec.harness import tasks  # noqa: E402
 from recsec.harness.executors.base import Executor, TaskFailed  # noqa: E402
 from recsec.harness.records import pick_device  # noqa: E402
-from recsec.harness.serving import OracleClient, TargetServer  # noqa: E402
+from recsec.harness.serving import OracleClient, SessionLost, TargetServer  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not.
 MAX_RETRIES = 2
@@ -39,8 +40,11 @@ def _run(task: Callable, *args):
 
 # One per trained target, shared by the cells that attack it: it holds the target, the data and
 # the output defenses, and answers each cell's queries. No CPU is reserved for it (it waits on
-# queries far more than it computes), so it never holds a task slot.
-_Server = ray.remote(num_cpus=0, max_concurrency=4)(TargetServer)
+# queries far more than it computes), so it never holds a task slot. A server whose process dies
+# comes back (Ray builds it again from the same target and data); the sessions it held are lost,
+# so their attacks start again (`SessionLost`, retried).
+_Server = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=MAX_RETRIES,
+                     max_task_retries=MAX_RETRIES)(TargetServer)
 
 
 @ray.remote
@@ -51,7 +55,10 @@ def _attack(cell, view, server, session: str):
             return ray.get(server.call.remote(session, method, *args))
         except ray.exceptions.RayTaskError as exc:  # what the server refused (e.g. past the budget)
             raise exc.cause from None
+        except ray.exceptions.RayActorError:  # the server died and will not answer this query
+            raise SessionLost("the target's server died mid-attack") from None
 
+    ray.get(server.reopen.remote(cell, session))  # a no-op but on a retry after the server restarted
     client = OracleClient(send, ray.get(server.describe.remote(session)))
     outcome = tasks.attack_cell(cell, view, client, device=pick_device(ray.get_gpu_ids()))
     outcome.node = _node()
@@ -109,7 +116,8 @@ class RayExecutor(Executor):
         options = dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=MAX_RETRIES,
                        retry_exceptions=False)
         view = server.open.remote(cell, cell_hash, auxiliary)
-        outcome = _attack.options(**options).remote(cell, view, server, cell_hash)
+        # an attack whose server lost its session starts again, with a fresh session
+        outcome = _attack.options(**{**options, "retry_exceptions": [SessionLost]}).remote(cell, view, server, cell_hash)
         counts = server.close.remote(cell_hash, outcome)
         return _grade.options(**options).remote(cell, data, target, view, outcome, counts, cell_hash)
 

@@ -90,3 +90,21 @@ def test_an_attack_that_does_not_subclass_attack_is_refused_when_it_registers():
         @register_attack("undeclared")
         class Undeclared:  # declares nothing the pairing checks read
             pass
+
+
+def test_a_server_that_dies_mid_grid_comes_back_and_its_cells_finish(tmp_path):
+    """The target's server is killed (SIGKILL) at the grid's first query: Ray restarts it from the
+    same target, and the attacks it was serving start again with fresh sessions, so the first run
+    finishes every cell, each with its whole budget's count."""
+    marker = tmp_path / "crashed"
+    grid = profiling_grid(tmp_path / "crash.yaml", seeds=[0],
+                          matrix={"target": ["pop"], "attack": ["list_tally"], "known_share": [0.5],
+                                  "list_length": [20], "query_budget": [40]},
+                          profiling={"popularity": "train", "crash_server_once": str(marker)})
+    run = recsec("run", str(grid), "--num-cpus", "2", cwd=tmp_path)
+    assert marker.exists(), "the server never crashed: the test tested nothing"
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 cells finished, 0 failed" in run.stdout
+    summary = recsec("report", "--grid", str(grid), "--format", "csv", cwd=tmp_path)
+    (row,) = list(csv.DictReader(io.StringIO(summary.stdout)))
+    assert float(row["queries"]) == 40

@@ -6,6 +6,8 @@ pieces (the family base, the user-id split, the oracle), with no edit to `harnes
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Literal
 
 import numpy as np
@@ -25,6 +27,9 @@ class ProfilingConfig(Strict):
     """The grid's `profiling` section: which interactions make an item's true popularity."""
 
     popularity: Literal["train", "all"] = "train"
+    # Tests only: a file that the target's server creates at its first query of the grid, then
+    # kills its own process (SIGKILL), as a crash would; no crash while the file exists.
+    crash_server_once: str | None = None
 
 
 def precision_at_k(guess: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -64,10 +69,17 @@ class Profiling(Family):
         return AttackerView(split.n_items, known, known_interactions, cell.threat.knowledge)
 
     def oracle(self, cell, state):
-        lists = state.target.lists
+        lists, marker = state.target.lists, cell.threat.profiling.crash_server_once
+
+        def served(users, k):
+            if marker is not None and not os.path.exists(marker):
+                open(marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return lists[users, :k].astype(np.int64)
+
         split = state.once("split", lambda: user_id_cells.split_for(cell, state.data))
         context = ServingContext(split.target_train, np.asarray(split.target_train.sum(axis=0)).ravel())
-        return Oracle(lambda users, k: lists[users, :k].astype(np.int64), context,
+        return Oracle(served, context,
                       min(cell.threat.knowledge.list_length, lists.shape[1]), cell.threat.knowledge.query_budget,
                       configured_defense(cell), np.random.default_rng([cell.seed, 0x0C]))
 
