@@ -17,7 +17,7 @@ optimizer) and the layers' products cost R times one copy's, so the speed-up is 
 lone step's share of overhead (`benchmarks/batched_training.py` prints it).
 
 `fit_copies` trains the copies of any model: batched where a batched trainer is written (NeuMF
-with negatives drawn once, DL-Attack's setting; BPR-MF; LMF), one after another otherwise. Each
+with negatives drawn once, DL-Attack's setting; BPR-MF; LMF; LightGCN), one after another otherwise. Each
 trainer has its module here; `common` holds what they share.
 """
 
@@ -30,9 +30,11 @@ import scipy.sparse as sp
 from recsec.models.base import Recommender
 from recsec.models.batched.bpr import fit_bpr_copies
 from recsec.models.batched.common import EpochCallbacks
+from recsec.models.batched.lightgcn import fit_lightgcn_copies
 from recsec.models.batched.lmf import fit_lmf_copies
 from recsec.models.batched.neumf import fit_neumf_copies
 from recsec.models.bpr import BPRMF
+from recsec.models.lightgcn import LightGCN
 from recsec.models.lmf import LMF
 from recsec.models.ncf import NeuMF
 
@@ -61,4 +63,6 @@ def _trainer(model: Recommender):
         return fit_bpr_copies
     if type(model) is LMF:
         return fit_lmf_copies
+    if type(model) is LightGCN:
+        return fit_lightgcn_copies
     return None

@@ -10,11 +10,13 @@ import torch
 
 from recsec.models.batched import can_batch, fit_copies
 from recsec.models.bpr import BPRConfig, BPRMF
+from recsec.models.lightgcn import LightGCN, LightGCNConfig
 from recsec.models.lmf import LMF, LMFConfig
 from recsec.models.ncf import NCFConfig, NeuMF
 
 # What has a batched trainer, each shrunk to a few epochs on hand-sized data: DL-Attack's NeuMF
-# (negatives drawn once), BPR-MF with each of its row optimizers (and its L2), and LMF.
+# (negatives drawn once), BPR-MF with each of its row optimizers (and its L2), LMF, and LightGCN
+# with each of its samplers.
 BATCHED = {
     "neumf": lambda shape: NeuMF(*shape, NCFConfig(dim=8, mlp_dim=16, layers=(16, 8), batch_size=64, epochs=4,
                                                    linear_init="torch", negatives_drawn="once")),
@@ -22,6 +24,9 @@ BATCHED = {
     "bpr-lazy-adam": lambda shape: BPRMF(*shape, BPRConfig(dim=8, epochs=4, batch_size=64, optimizer="lazy_adam")),
     "bpr-sgd": lambda shape: BPRMF(*shape, BPRConfig(dim=8, epochs=4, batch_size=64, optimizer="sgd", lr=0.01)),
     "lmf": lambda shape: LMF(*shape, LMFConfig(dim=8, epochs=4, batch_size=64, negatives=3, weight_decay=1e-4)),
+    "lightgcn": lambda shape: LightGCN(*shape, LightGCNConfig(dim=8, layers=2, epochs=4, batch_size=64)),
+    "lightgcn-interactions": lambda shape: LightGCN(*shape, LightGCNConfig(dim=8, layers=2, epochs=4, batch_size=64,
+                                                                           sampling="interaction", decay=0.0)),
 }
 
 
@@ -71,6 +76,16 @@ def test_models_without_a_batched_trainer_are_fit_one_by_one(train):
     copies = fit_copies([NeuMF(*train.shape, config) for _ in range(2)], train, [3, 4])
     for copy, seed in zip(copies, [3, 4]):
         assert largest_difference(copy, NeuMF(*train.shape, config).fit(train, seed=seed)) == 0.0
+
+
+def test_lightgcn_copies_with_users_of_no_interaction_are_fit_one_by_one(train):
+    # LightGCN's sampler drops the users without interactions it drew, so copies' epochs differ.
+    rows = train.tolil()
+    rows[3, :] = 0
+    lonely = rows.tocsr()
+    copies = fit_copies([BATCHED["lightgcn"](lonely.shape) for _ in range(2)], lonely, [1, 2])
+    for copy, seed in zip(copies, [1, 2]):
+        assert largest_difference(copy, BATCHED["lightgcn"](lonely.shape).fit(lonely, seed=seed)) == 0.0
 
 
 def test_a_seed_for_each_model():
