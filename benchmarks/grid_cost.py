@@ -98,6 +98,9 @@ def check(args) -> None:
         print(f"{cpus} CPU(s): {summary.wall_seconds:.1f} s wall ({summary.ray_start_seconds:.1f} s to start Ray), "
               f"{len(tasks)} tasks, {sum(t.seconds for t in tasks):.1f} s of their own", flush=True)
     wall_1, start_1, tasks_1 = measured[1]
+    own = {cpus: sum(t.seconds for t in tasks) for cpus, (_, _, tasks) in measured.items()}
+    print(f"the tasks' own seconds, 2 CPUs against 1: {own[2] / own[1]:.2f}x (two tasks at once share the machine "
+          f"with each other, the driver, Ray and the servers)")
     overhead = calibrate_overhead(tasks_1, [Node(1)], wall_1, start_1)
     print(f"\nper-task overhead fitted to the 1-CPU run: {overhead:.2f} s\n")
     wall_2, start_2, tasks_2 = measured[2]
