@@ -1,5 +1,5 @@
 """R copies of a model trained one after another, beside the same R copies trained as one
-model-batched fit (models/batched.py), each timed as a whole process over several runs.
+model-batched fit (models/batched/), each timed as a whole process over several runs.
 
     python benchmarks/batched_training.py [--data-dir ../shared/data] [--copies 1 5 10 30]
         [--repeats 3] [--epochs N] [--models ncf-dlattack bpr]
@@ -29,6 +29,7 @@ MODELS = {
     # the general poisoning tables' BPR-MF and LMF (grids/poisoning/general-ml100k.yaml)
     "bpr": ("bpr", {"dim": 64, "epochs": 20, "lr": 0.01, "batch_size": 2048}),
     "lmf": ("lmf", {"dim": 64, "epochs": 20, "lr": 0.005, "batch_size": 2048}),
+    "lightgcn": ("lightgcn", {"dim": 64, "epochs": 200, "lr": 0.001, "batch_size": 2048}),
 }
 
 
@@ -70,7 +71,7 @@ def agreement(args, model: str, copies: int) -> float:
 
     train, spec = load(args.data_dir), build(model, args.epochs)
     seeds = list(range(copies))
-    batched = fit_copies([spec.build(*train.shape) for _ in seeds], train, seeds)
+    batched = fit_copies([spec.build(*train.shape) for _ in seeds], train, seeds, batched=True)
     lone = [spec.build(*train.shape).fit(train, seed=seed) for seed in seeds]
     return max((x - y).abs().max().item() for a, b in zip(batched, lone) for x, y in zip(a.parameters(), b.parameters()))
 
@@ -81,7 +82,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 5, 10, 30])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["ncf-dlattack", "bpr", "lmf"], choices=list(MODELS),
+                        help="(lightgcn's 200 epochs take minutes a fit: ask for it, with --epochs)")
     parser.add_argument("--worker", choices=["lone", "batched"])
     parser.add_argument("--model", choices=list(MODELS))
     args = parser.parse_args()

@@ -11,6 +11,8 @@ only. Prints wall time, the cells' own time and the ratio, and checks the number
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -19,6 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from recsec.harness.executors import ray_executor  # noqa: E402,F401  (Ray's environment, before Ray)
+import ray  # noqa: E402
 
 from recsec.harness import report  # noqa: E402
 from recsec.harness.driver import RunOptions, run_grid  # noqa: E402
@@ -32,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--metric", default="agr_at_10", help="checked equal between the two runs")
     parser.add_argument("--repeats", type=int, default=2, help="pairs of runs, in-cell then isolated each")
+    parser.add_argument("--timeline", type=Path, default=None,
+                        help="a folder: write each run's Ray timeline there (chrome://tracing) and sum its "
+                             "time by kind of task")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="recsec-serving-"))
@@ -49,8 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         for isolate in (False, True):  # pair by pair, so a drifting machine hits both alike
             uri = f"sqlite:///{work}/{'isolated' if isolate else 'in_cell'}-{repeat}.db"
             start = time.perf_counter()
+            if args.timeline:  # Ray started here, so that the run leaves it up to be read
+                ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                         log_to_driver=False)
             summary = run_grid(args.grid, RunOptions(tracking_uri=uri, isolate_oracle=isolate, **base))
             walls[isolate].append(time.perf_counter() - start)
+            if args.timeline:
+                print(timeline_summary(args.timeline / f"{'isolated' if isolate else 'in_cell'}-{repeat}.json"))
+                ray.shutdown()
             frame = report.cell_frame(uri, summary.grid)
             frames[isolate] = frame.set_index("tags.recsec.cell_hash")
             cells[isolate].append(frame["metrics.cell_seconds"].sum())
@@ -65,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     diff = (a - b.reindex(a.index)).abs().max()
     print(f"{args.metric}: largest difference between the two serving modes over {len(a)} cells: {diff:.2e}")
     return 0 if diff < 1e-9 else 1
+
+
+def timeline_summary(path: Path) -> str:
+    """Write Ray's timeline to `path`; the seconds its tasks and actors' methods took, by name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    events = ray.timeline(filename=None)
+    path.write_text(json.dumps(events))
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for event in events:
+        if event.get("ph") == "X" and "dur" in event:
+            seconds[event["name"]] = seconds.get(event["name"], 0.0) + event["dur"] / 1e6
+            counts[event["name"]] = counts.get(event["name"], 0) + 1
+    rows = sorted(seconds.items(), key=lambda item: -item[1])[:12]
+    return "\n".join(f"    {name}: {total:.1f} s over {counts[name]}" for name, total in rows)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def bpr_batch_gradient(table, n_users, users, pos, neg, reg, offsets=0):
     `users`, `pos`, `neg` of shape [R, b], the batches of R copies whose tables are stacked in
     `table` (copy r's from row `offsets[r]`): the rows of all, and each copy's loss [R]. Every
     operation is elementwise or along one copy's own batch, so each copy's rows, gradients and
-    loss are the bits its lone batch gives (models/batched.py).
+    loss are the bits its lone batch gives (models/batched/).
     """
     b, dim = users.shape[-1], table.shape[1]
     rows = torch.cat([users, pos + n_users, neg + n_users], dim=-1) + offsets

@@ -24,7 +24,7 @@ from recsec.harness.plugins import load_plugins
 from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
-from recsec.models.batched import fit_copies
+from recsec.models.batched import batching_pays, fit_copies
 from recsec.models.selection import BestEpoch, sampled_candidates
 from recsec.harness import streams
 
@@ -71,13 +71,17 @@ def fit_target(cell: Cell, train: sp.csr_matrix, candidates, seed: int, device: 
 
 def fit_retrainings(cell: Cell, train: sp.csr_matrix, candidates, seeds: list[int], device: str,
                     start=None) -> Iterable[Recommender]:
-    """The poisoned targets of a cell's retrainings, one per seed: as `fit_target` trains each,
-    or, with `batch_retrainings`, as one model-batched fit (models/batched.py) where the target
-    trains from scratch, its own way, and its model has a batched trainer."""
+    """The poisoned targets of a cell's retrainings, one per seed, as `fit_target` trains each:
+    with `batch_retrainings`, as one model-batched fit (models/batched/, the same bits) where the
+    target trains from scratch, its own way, and batching its model pays; else one at a time (so
+    that one model at a time is held)."""
     defense = configured_defense(cell)
-    if not cell.threat.poisoning.batch_retrainings or start is not None or (defense is not None and defense.trains_target):
-        return (fit_target(cell, train, candidates, seed, device, start=start) for seed in seeds)  # one at a time
     spec = ModelSpec.of(cell.target.name, cell.target.params)
+    trains_itself = defense is not None and defense.trains_target
+    batchable = (cell.threat.poisoning.batch_retrainings and start is None and len(seeds) > 1 and not trains_itself
+                 and batching_pays(spec.build(*train.shape).to(device)))
+    if not batchable:
+        return (fit_target(cell, train, candidates, seed, device, start=start) for seed in seeds)
     models = [spec.build(*train.shape).to(device) for _ in seeds]
     keepers = [BestEpoch(model, *candidates) if candidates is not None else None for model in models]
     fit_copies(models, train, seeds, on_epoch=lambda r: keepers[r])

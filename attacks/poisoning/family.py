@@ -41,9 +41,9 @@ class PoisoningConfig(Section):
                                "acts on fewer epochs")
     warm_epochs: int = Field(5, ge=1, description="epochs of a warm-started poisoned retraining")
     batch_retrainings: bool = Field(
-        True, description="train a cell's retrainings as one model-batched fit (models/batched.py) where the "
-                          "target's model has a batched trainer; each retraining ends with the weights its lone "
-                          "fit ends with, bit for bit, so only the time changes")
+        True, description="train a cell's retrainings as one model-batched fit (models/batched/) where batching "
+                          "the target's model pays (NeuMF, LMF on a CPU); each retraining ends with the weights its "
+                          "lone fit ends with, bit for bit, so only the time changes")
     how_it_runs = ("batch_retrainings",)
 
 

@@ -12,9 +12,11 @@ kernels (products, ReLU, Adam's update) or per-row ones (gathers and their `inde
 reductions along a row) on the stack.
 `tests/models/test_batched.py` holds every copy to its lone fit.
 
-What batching cannot share is arithmetic: the dense Adam update of every table (the paper's
-optimizer) and the layers' products cost R times one copy's, so the speed-up is bounded by the
-lone step's share of overhead (`benchmarks/batched_training.py` prints it).
+What batching cannot share is arithmetic: the dense Adam update of every table (the papers'
+optimizer) and the layers' products cost R times one copy's, and R copies' dense Adam state
+outgrows the cache that one copy's stays in. So it pays where a lone step is mostly overhead
+(NeuMF's small batches), not where it is mostly arithmetic (BPR-MF's batches of 2,048, LightGCN):
+`fit_copies` batches by default only where `benchmarks/batched_training.py` measured a gain.
 
 `fit_copies` trains the copies of any model: batched where a batched trainer is written (NeuMF
 with negatives drawn once, DL-Attack's setting; BPR-MF; LMF; LightGCN), one after another otherwise. Each
@@ -40,19 +42,38 @@ from recsec.models.ncf import NeuMF
 
 
 def fit_copies(models: Sequence[Recommender], train: sp.csr_matrix, seeds: Sequence[int], *,
-               on_epoch: EpochCallbacks = lambda r: None, batched: bool = True) -> list[Recommender]:
+               on_epoch: EpochCallbacks = lambda r: None, batched: bool | None = None) -> list[Recommender]:
     """Fit `models[r]` on `train` with `seeds[r]` as `models[r].fit(train, seed=seeds[r])` would
-    (the models: untrained copies of one architecture and config); batched where it can be."""
+    (the models: untrained copies of one architecture and config). `batched`: True, as one
+    batched fit wherever a batched trainer is written; False, one by one; None (the default),
+    batched where that was measured to pay (`batching_pays`)."""
     if len(models) != len(seeds):
         raise ValueError(f"{len(models)} models but {len(seeds)} seeds")
-    if batched and len(models) > 1 and can_batch(models[0]):
+    if batched:  # even one copy (its batched fit is the lone fit's bits: the tests hold it to that)
+        batch = can_batch(models[0])
+    else:
+        batch = batched is None and len(models) > 1 and batching_pays(models[0])
+    if batch:
         return _trainer(models[0])(list(models), train, list(seeds), on_epoch)
     return [model.fit(train, seed=seed, on_epoch=on_epoch(r)) for r, (model, seed) in enumerate(zip(models, seeds))]
 
 
 def can_batch(model: Recommender) -> bool:
-    """Whether copies of this model train batched (else `fit_copies` fits them one by one)."""
+    """Whether copies of this model can train batched (else `fit_copies` fits them one by one)."""
     return _trainer(model) is not None
+
+
+# Where batching was measured to pay, on 2 CPU cores (benchmarks/batched_training.py, R = 10-30
+# copies): NeuMF's batches of 256 are mostly Python overhead (about 2x); LMF gains 1.15-1.2x.
+# BPR-MF's batches of 2,048 are mostly arithmetic, and stacking its copies' dense Adam state pushes
+# it out of the cache one copy's stays in (0.6x at R = 30); LightGCN's full-graph propagation is
+# arithmetic too (0.9-1.05x). Not yet measured on a GPU.
+PAYS_ON_CPU = (NeuMF, LMF)
+
+
+def batching_pays(model: Recommender) -> bool:
+    """Whether copies of this model train faster batched, as measured (on its device)."""
+    return can_batch(model) and model.device.type == "cpu" and type(model) in PAYS_ON_CPU
 
 
 def _trainer(model: Recommender):

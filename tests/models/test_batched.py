@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsec.models.batched import can_batch, fit_copies
+from recsec.models.batched import batching_pays, can_batch, fit_copies
 from recsec.models.bpr import BPRConfig, BPRMF
 from recsec.models.lightgcn import LightGCN, LightGCNConfig
 from recsec.models.lmf import LMF, LMFConfig
@@ -44,14 +44,14 @@ def largest_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
 def test_one_copy_is_the_lone_fit_bit_for_bit(train, model):
     build = BATCHED[model]
     assert can_batch(build(train.shape))
-    (copy,) = fit_copies([build(train.shape)], train, [7])
+    (copy,) = fit_copies([build(train.shape)], train, [7], batched=True)
     assert largest_difference(copy, build(train.shape).fit(train, seed=7)) == 0.0
 
 
 @pytest.mark.parametrize("model", BATCHED)
 def test_each_copy_of_a_batch_ends_where_its_lone_fit_ends(train, model):
     build, seeds = BATCHED[model], [0, 5, 11]
-    copies = fit_copies([build(train.shape) for _ in seeds], train, seeds)
+    copies = fit_copies([build(train.shape) for _ in seeds], train, seeds, batched=True)
     lone_fits = [build(train.shape).fit(train, seed=seed) for seed in seeds]
     for copy, alone in zip(copies, lone_fits):
         assert largest_difference(copy, alone) == 0.0
@@ -63,7 +63,7 @@ def test_each_copy_of_a_batch_ends_where_its_lone_fit_ends(train, model):
 def test_each_copy_reports_its_own_epochs(train, model):
     build, seeds = BATCHED[model], [1, 2]
     batched, alone = {0: [], 1: []}, {0: [], 1: []}
-    fit_copies([build(train.shape) for _ in seeds], train, seeds,
+    fit_copies([build(train.shape) for _ in seeds], train, seeds, batched=True,
                on_epoch=lambda r: (lambda epoch, loss: batched[r].append((epoch, loss))))
     for r, seed in enumerate(seeds):
         build(train.shape).fit(train, seed=seed, on_epoch=lambda epoch, loss, r=r: alone[r].append((epoch, loss)))
@@ -73,7 +73,7 @@ def test_each_copy_reports_its_own_epochs(train, model):
 def test_models_without_a_batched_trainer_are_fit_one_by_one(train):
     config = NCFConfig(dim=8, mlp_dim=8, layers=(8,), epochs=2, batch_size=64)  # fresh negatives every batch
     assert not can_batch(NeuMF(*train.shape, config))
-    copies = fit_copies([NeuMF(*train.shape, config) for _ in range(2)], train, [3, 4])
+    copies = fit_copies([NeuMF(*train.shape, config) for _ in range(2)], train, [3, 4], batched=True)
     for copy, seed in zip(copies, [3, 4]):
         assert largest_difference(copy, NeuMF(*train.shape, config).fit(train, seed=seed)) == 0.0
 
@@ -83,9 +83,16 @@ def test_lightgcn_copies_with_users_of_no_interaction_are_fit_one_by_one(train):
     rows = train.tolil()
     rows[3, :] = 0
     lonely = rows.tocsr()
-    copies = fit_copies([BATCHED["lightgcn"](lonely.shape) for _ in range(2)], lonely, [1, 2])
+    copies = fit_copies([BATCHED["lightgcn"](lonely.shape) for _ in range(2)], lonely, [1, 2], batched=True)
     for copy, seed in zip(copies, [1, 2]):
         assert largest_difference(copy, BATCHED["lightgcn"](lonely.shape).fit(lonely, seed=seed)) == 0.0
+
+
+def test_by_default_copies_are_batched_only_where_it_was_measured_to_pay(train):
+    # NeuMF's small batches are mostly Python overhead; BPR-MF's large ones mostly arithmetic
+    # (benchmarks/batched_training.py)
+    assert batching_pays(BATCHED["neumf"](train.shape)) and not batching_pays(BATCHED["bpr-adam"](train.shape))
+    assert can_batch(BATCHED["bpr-adam"](train.shape))
 
 
 def test_a_seed_for_each_model():
