@@ -25,6 +25,7 @@ from recsec.harness.records import LISTS_WIDTH, TargetRecord, peak_rss_mb
 from recsec.harness.units import PerUnit, mean_over
 from recsec.models import ModelSpec, model_from_payload
 from recsec.models.batched import batching_pays, fit_copies
+from recsec.models.registry import model_class
 from recsec.models.selection import BestEpoch, sampled_candidates
 from recsec.harness import streams
 
@@ -79,7 +80,7 @@ def fit_retrainings(cell: Cell, train: sp.csr_matrix, candidates, seeds: list[in
     spec = ModelSpec.of(cell.target.name, cell.target.params)
     trains_itself = defense is not None and defense.trains_target
     batchable = (cell.threat.poisoning.batch_retrainings and start is None and len(seeds) > 1 and not trains_itself
-                 and batching_pays(spec.build(*train.shape).to(device)))
+                 and batching_pays(model_class(spec.name), spec.config(), device))
     if not batchable:
         return (fit_target(cell, train, candidates, seed, device, start=start) for seed in seeds)
     models = [spec.build(*train.shape).to(device) for _ in seeds]

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import scipy.sparse as sp
+import torch
 
 from recsec.models.base import Recommender
 from recsec.models.batched.bpr import fit_bpr_copies
@@ -52,15 +53,15 @@ def fit_copies(models: Sequence[Recommender], train: sp.csr_matrix, seeds: Seque
     if batched:  # even one copy (its batched fit is the lone fit's bits: the tests hold it to that)
         batch = can_batch(models[0])
     else:
-        batch = batched is None and len(models) > 1 and batching_pays(models[0])
+        batch = batched is None and len(models) > 1 and batching_pays(type(models[0]), models[0].config, models[0].device)
     if batch:
-        return _trainer(models[0])(list(models), train, list(seeds), on_epoch)
+        return _trainer(type(models[0]), models[0].config)(list(models), train, list(seeds), on_epoch)
     return [model.fit(train, seed=seed, on_epoch=on_epoch(r)) for r, (model, seed) in enumerate(zip(models, seeds))]
 
 
 def can_batch(model: Recommender) -> bool:
     """Whether copies of this model can train batched (else `fit_copies` fits them one by one)."""
-    return _trainer(model) is not None
+    return _trainer(type(model), model.config) is not None
 
 
 # Where batching was measured to pay, on 2 CPU cores (benchmarks/batched_training.py, R = 10-30
@@ -71,19 +72,21 @@ def can_batch(model: Recommender) -> bool:
 PAYS_ON_CPU = (NeuMF, LMF)
 
 
-def batching_pays(model: Recommender) -> bool:
-    """Whether copies of this model train faster batched, as measured (on its device)."""
-    return can_batch(model) and model.device.type == "cpu" and type(model) in PAYS_ON_CPU
+def batching_pays(model_class: type[Recommender], config, device: str | torch.device) -> bool:
+    """Whether copies of this model (its class and config) train faster batched on `device`, as
+    measured; asked before any copy is built."""
+    return (_trainer(model_class, config) is not None and torch.device(device).type == "cpu"
+            and model_class in PAYS_ON_CPU)
 
 
-def _trainer(model: Recommender):
+def _trainer(model_class: type[Recommender], config):
     """The batched trainer of this model's fit, if one is written (a subclass may fit otherwise)."""
-    if type(model) is NeuMF and model.config.negatives_drawn == "once":
+    if model_class is NeuMF and config.negatives_drawn == "once":
         return fit_neumf_copies
-    if type(model) is BPRMF:
+    if model_class is BPRMF:
         return fit_bpr_copies
-    if type(model) is LMF:
+    if model_class is LMF:
         return fit_lmf_copies
-    if type(model) is LightGCN:
+    if model_class is LightGCN:
         return fit_lightgcn_copies
     return None

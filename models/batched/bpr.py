@@ -8,22 +8,16 @@ from __future__ import annotations
 import scipy.sparse as sp
 import torch
 
-from recsec.models.batched.common import EpochCallbacks, report_epoch
+from recsec.models.batched.common import EpochCallbacks, report_epoch, seeded_samplers
 from recsec.models.bpr import BPRMF, bpr_batch_gradient
 from recsec.models.optim import OPTIMIZERS
-from recsec.models.sampling import InteractionSampler, make_generator
 
 
 def fit_bpr_copies(models: list[BPRMF], train: sp.csr_matrix, seeds: list[int],
                    on_epoch: EpochCallbacks) -> list[BPRMF]:
     cfg, device, shape = models[0].config, models[0].device, models[0].embedding.shape
     callbacks = [on_epoch(r) for r in range(len(models))]
-    samplers = []
-    for model, seed in zip(models, seeds):
-        model.check_train_shape(train)
-        generator = make_generator(seed, device)
-        model.reset_parameters(generator)
-        samplers.append(InteractionSampler(train, device, generator))
+    _, samplers = seeded_samplers(models, train, seeds)
     table = torch.nn.Parameter(torch.cat([model.embedding.detach() for model in models]))
     offsets = torch.arange(len(models), device=device).unsqueeze(1) * shape[0]
     optimizer = OPTIMIZERS[cfg.optimizer](table, cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr)

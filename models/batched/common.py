@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, Sequence
 
+import scipy.sparse as sp
 import torch
 
-from recsec.models.base import EpochCallback, gather_rows
+from recsec.models.base import EpochCallback, Recommender, gather_rows
+from recsec.models.sampling import InteractionSampler, make_generator
 
 # (copy index) -> that copy's epoch callback (e.g. its best-epoch keeper), or None
 EpochCallbacks = Callable[[int], EpochCallback | None]
+
+
+def seeded_samplers(models: Sequence[Recommender], train: sp.csr_matrix,
+                    seeds: Sequence[int]) -> tuple[list[torch.Generator], list[InteractionSampler]]:
+    """Each copy's set-up, as its lone fit does it: its generator, its initialisation drawn from
+    it, and its sampler drawing from it after (copy r's draws come in a lone fit's order)."""
+    generators, samplers = [], []
+    for model, seed in zip(models, seeds):
+        model.check_train_shape(train)
+        generator = make_generator(seed, model.device)
+        model.reset_parameters(generator)
+        generators.append(generator)
+        samplers.append(InteractionSampler(train, model.device, generator))
+    return generators, samplers
+
+
+def descend_copies(stack: torch.nn.Module, models: Sequence[Recommender], optimizer: torch.optim.Optimizer,
+                   epochs: int, losses: Callable[[int], Iterator[torch.Tensor]],
+                   on_epoch: EpochCallbacks) -> list[Recommender]:
+    """`models.training.descend` along the copy axis: one step on each batch's per-copy losses
+    [R] that `losses(epoch)` yields, each copy's epoch mean to its callback; at the end each
+    copy's weights are written back into its lone model (`stack.write_back(models)`)."""
+    callbacks = [on_epoch(r) for r in range(len(models))]
+    for epoch in range(epochs):
+        total, n_batches = torch.zeros(len(models), device=models[0].device), 0
+        for per_copy in losses(epoch):
+            optimizer.zero_grad(set_to_none=True)
+            per_copy.sum().backward()  # copy r's gradient is its own loss's: the copies share nothing
+            optimizer.step()
+            total += per_copy.detach()
+            n_batches += 1
+        report_epoch(callbacks, epoch, total, n_batches, lambda: stack.write_back(models))
+    stack.write_back(models)
+    for model in models:
+        model.eval()
+    return list(models)
 
 
 def stacked(tensors: Iterable[torch.Tensor]) -> torch.nn.Parameter:

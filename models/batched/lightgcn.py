@@ -10,47 +10,32 @@ import torch
 import torch.nn.functional as F
 
 from recsec.models.base import gather_rows
-from recsec.models.batched.common import EpochCallbacks, report_epoch
+from recsec.models.batched.common import EpochCallbacks, descend_copies, seeded_samplers
 from recsec.models.lightgcn import LightGCN, SymmetricProduct, normalized_adjacency
 from recsec.models.optim import adam
-from recsec.models.sampling import InteractionSampler, make_generator
 
 
 def fit_lightgcn_copies(models: list[LightGCN], train: sp.csr_matrix, seeds: list[int],
                         on_epoch: EpochCallbacks) -> list[LightGCN]:
-    cfg, device, copies = models[0].config, models[0].device, len(models)
+    cfg, device = models[0].config, models[0].device
     train = sp.csr_matrix(train)
     train.sort_indices()
     if cfg.sampling == "user_uniform" and (np.diff(train.indptr) == 0).any():
         # The sampler drops the users without interactions it drew: the copies' epochs would
         # differ in length, so they are fit one by one.
         return [model.fit(train, seed=seed, on_epoch=on_epoch(r)) for r, (model, seed) in enumerate(zip(models, seeds))]
-    callbacks = [on_epoch(r) for r in range(copies)]
-    samplers = []
-    for model, seed in zip(models, seeds):
-        model.check_train_shape(train)
-        generator = make_generator(seed, device)
-        model.reset_parameters(generator)
-        samplers.append(InteractionSampler(train, device, generator))
+    _, samplers = seeded_samplers(models, train, seeds)
     stack = _StackedLightGCN(models, normalized_adjacency(train, device))
-    optimizer = adam([stack.embedding], lr=cfg.lr)  # the lone fit's: elementwise
-    for epoch in range(cfg.epochs):
-        total, n_batches = torch.zeros(copies, device=device), 0
+
+    def losses(epoch):
         epochs = [s.user_uniform_batches(cfg.batch_size) if cfg.sampling == "user_uniform" else s.batches(cfg.batch_size)
                   for s in samplers]
         for batches in zip(*epochs):
             users, pos, neg = (torch.stack(part) for part in zip(*batches))
-            per_copy = stack.batch_losses(users, pos, neg)
-            optimizer.zero_grad(set_to_none=True)
-            per_copy.sum().backward()
-            optimizer.step()
-            total += per_copy.detach()
-            n_batches += 1
-        report_epoch(callbacks, epoch, total, n_batches, lambda: stack.write_back(models))
-    stack.write_back(models)
-    for model in models:
-        model.eval()
-    return models
+            yield stack.batch_losses(users, pos, neg)
+
+    optimizer = adam([stack.embedding], lr=cfg.lr)  # the lone fit's: elementwise
+    return descend_copies(stack, models, optimizer, cfg.epochs, losses, on_epoch)
 
 
 class _StackedLightGCN(torch.nn.Module):

@@ -6,53 +6,38 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from recsec.models.batched.common import EpochCallbacks, report_epoch, stacked, stacked_rows
+from recsec.models.batched.common import EpochCallbacks, descend_copies, seeded_samplers, stacked, stacked_rows
 from recsec.models.ncf import NeuMF
 from recsec.models.optim import adam
-from recsec.models.sampling import InteractionSampler, make_generator
 
 
 def fit_neumf_copies(models: list[NeuMF], train: sp.csr_matrix, seeds: list[int],
                      on_epoch: EpochCallbacks) -> list[NeuMF]:
     cfg, device = models[0].config, models[0].device
-    callbacks = [on_epoch(r) for r in range(len(models))]
-    generators, negatives = [], []
-    for model, seed in zip(models, seeds):
-        model.check_train_shape(train)
-        generator = make_generator(seed, device)  # each copy's draws, in a lone fit's order:
-        model.reset_parameters(generator)  # its initialisation,
-        sampler = InteractionSampler(train, device, generator)
-        negative_users = sampler.users.repeat_interleave(cfg.negatives)
-        negatives.append(sampler.negatives(negative_users))  # its negatives (drawn once),
-        generators.append(generator)  # and, every epoch, its order
+    generators, samplers = seeded_samplers(models, train, seeds)
+    # then each copy's negatives (drawn once, after its initialisation) and, every epoch, its order
+    negative_users = samplers[0].users.repeat_interleave(cfg.negatives)
+    negatives = [sampler.negatives(negative_users) for sampler in samplers]
     # The instances' users and labels are the same for every copy; their negative items are not.
-    users = torch.cat([sampler.users, negative_users])
-    items = torch.stack([torch.cat([sampler.items, drawn]) for drawn in negatives])
-    labels = torch.cat([torch.ones(len(sampler.users), device=device), torch.zeros(len(negative_users), device=device)])
+    users = torch.cat([samplers[0].users, negative_users])
+    items = torch.stack([torch.cat([sampler.items, drawn]) for sampler, drawn in zip(samplers, negatives)])
+    labels = torch.cat([torch.ones(len(samplers[0].users), device=device), torch.zeros(len(negative_users), device=device)])
     stack = StackedNeuMF(models)
-    # the lone fit's Adam (multi-tensor): elementwise, so each copy's slice of a stacked
-    # parameter moves exactly as its lone parameter does (torch's fused Adam rounds otherwise)
-    optimizer = adam(stack.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    for epoch in range(cfg.epochs):
+
+    def losses(epoch):
         order = torch.stack([torch.randperm(len(users), generator=g, device=device) for g in generators])
-        total, n_batches = torch.zeros(len(models), device=device), 0
         for start in range(0, order.shape[1], cfg.batch_size):
             batch = order[:, start:start + cfg.batch_size]
             logits = stack.score_pairs(users[batch], items.gather(1, batch))
             # copy by copy, as a lone fit reduces its batch: the loss's exp and log round a value
             # by where it sits in a tensor, and a stacked mean's gradient rounds as x * (1 / n)
-            per_copy = torch.stack([F.binary_cross_entropy_with_logits(copy_logits, copy_labels)
-                                    for copy_logits, copy_labels in zip(logits, labels[batch])])
-            optimizer.zero_grad(set_to_none=True)
-            per_copy.sum().backward()  # copy r's gradient is its own loss's: the copies share nothing
-            optimizer.step()
-            total += per_copy.detach()
-            n_batches += 1
-        report_epoch(callbacks, epoch, total, n_batches, lambda: stack.write_back(models))
-    stack.write_back(models)
-    for model in models:
-        model.eval()
-    return models
+            yield torch.stack([F.binary_cross_entropy_with_logits(copy_logits, copy_labels)
+                               for copy_logits, copy_labels in zip(logits, labels[batch])])
+
+    # the lone fit's Adam (multi-tensor): elementwise, so each copy's slice of a stacked
+    # parameter moves exactly as its lone parameter does (torch's fused Adam rounds otherwise)
+    optimizer = adam(stack.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return descend_copies(stack, models, optimizer, cfg.epochs, losses, on_epoch)
 
 
 class StackedNeuMF(torch.nn.Module):
