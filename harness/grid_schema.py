@@ -82,9 +82,21 @@ class Resources(Strict):
         return value
 
 
+class ServeResources(Resources):
+    """The target servers (harness.serving): what each reserves, and how many a run keeps. By
+    default a server reserves nothing (it waits on queries far more than it computes, and never
+    holds a task's slot); a grid whose oracle ranks on a GPU, or whose queries are heavy, reserves
+    its share here."""
+
+    num_cpus: float = Field(0.0, ge=0)
+    servers: int | None = Field(None, ge=1, description="server processes, each hosting the targets assigned "
+                                                         "to it; default: one per node of the cluster")
+
+
 class StageResources(Strict):
     train: Resources = Resources()
     attack: Resources = Resources()
+    serve: ServeResources = ServeResources()
 
 
 class Training(Strict):

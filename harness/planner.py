@@ -74,7 +74,9 @@ def render_plan(plan: Plan) -> str:
         f"targets: {len(plan.target_cells)} distinct, {len(plan.cached_targets)} cached, "
         f"{len(plan.targets_to_train)} to train",
         f"resources per task: train num_cpus={res.train.num_cpus} num_gpus={res.train.num_gpus}; "
-        f"attack num_cpus={res.attack.num_cpus} num_gpus={res.attack.num_gpus}",
+        f"attack num_cpus={res.attack.num_cpus} num_gpus={res.attack.num_gpus}; "
+        f"serve num_cpus={res.serve.num_cpus} num_gpus={res.serve.num_gpus} "
+        f"servers={res.serve.servers or 'one per node'}",
         "",
     ]
     # The core axes, then the threat-model axes that differ between cells (the others are

@@ -4,7 +4,9 @@ A cell runs in three steps, each in its own place:
 1. the **server** (`TargetServer`, one per trained target, shared by the cells that attack it)
    holds the target, its data and the output defense. For each cell it opens a session: the
    family's grant (the attacker's view: what the threat model gives it) and the cell's oracle
-   (`attacks.oracle.Oracle`: the budget, the counting and the defense, enforced here);
+   (`attacks.oracle.Oracle`: the budget, the counting and the defense, enforced here). On Ray a
+   `ServerHost` process holds the servers of several targets (a grid keeps
+   `resources.serve.servers` of them);
 2. the **attack** runs with the view and an oracle client (`OracleClient`): a handle that can
    only send queries to its session and read the session's list length and budget;
 3. the **grader** measures the attack's result against the target (the family's `grade`).
@@ -21,6 +23,7 @@ process boundary can stop.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from recsec.attacks.oracle import QueryBudgetExceeded
@@ -81,6 +84,59 @@ class TargetServer:
         return len(self._sessions)
 
 
+class ServerHost:
+    """One process serving several targets: a `TargetServer` for each target assigned to it, so
+    that a grid pays one server process's start (Python, torch, the families) per host, not per
+    target. Every call names its target; `inputs` is how to load it (`resolve(inputs)` gives its
+    data and trained record), so that a host that lost its targets (its process died and came
+    back empty) loads a target again when a cell opens or reopens on it."""
+
+    def __init__(self, device: str = "cpu"):
+        load_plugins()  # a plugin's family and attacks, in the server's own process
+        self.device = device
+        self._servers: dict[str, TargetServer] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, inputs):
+        """(data, target) from what the driver sent: here the values themselves."""
+        return inputs
+
+    def _serve(self, target_hash: str, inputs) -> TargetServer:
+        with self._lock:  # cells of one target open together: it is loaded once
+            if target_hash not in self._servers:
+                data, target = self.resolve(inputs)
+                self._servers[target_hash] = TargetServer(data, target, self.device)
+            return self._servers[target_hash]
+
+    def _served(self, target_hash: str) -> TargetServer:
+        if target_hash not in self._servers:
+            raise SessionLost(f"the server holds no target {target_hash[:12]} (it restarted)")
+        return self._servers[target_hash]
+
+    def open(self, target_hash: str, inputs, cell, session: str, auxiliary=None):
+        return self._serve(target_hash, inputs).open(cell, session, auxiliary)
+
+    def reopen(self, target_hash: str, inputs, cell, session: str) -> None:
+        self._serve(target_hash, inputs).reopen(cell, session)
+
+    def describe(self, target_hash: str, session: str) -> dict:
+        return self._served(target_hash).describe(session)
+
+    def call(self, target_hash: str, session: str, method: str, *args):
+        return self._served(target_hash).call(session, method, *args)
+
+    def close(self, target_hash: str, session: str, *after) -> dict:
+        return self._served(target_hash).close(session, *after)
+
+    def drop(self, target_hash: str) -> None:
+        """No cell of this target is left: free what serves it."""
+        self._servers.pop(target_hash, None)
+
+    @property
+    def targets(self) -> int:
+        return len(self._servers)
+
+
 class OracleClient:
     """The attack's only access to its target: queries to one session of a server, answered
     there. `send(method, *args)` carries a query and returns the answer (raising what the
@@ -107,4 +163,5 @@ def in_process_client(server: TargetServer, session: str) -> OracleClient:
     return OracleClient(lambda method, *args: server.call(session, method, *args), server.describe(session))
 
 
-__all__ = ["OracleClient", "QueryBudgetExceeded", "ServingState", "SessionLost", "TargetServer", "in_process_client"]
+__all__ = ["OracleClient", "QueryBudgetExceeded", "ServerHost", "ServingState", "SessionLost", "TargetServer",
+           "in_process_client"]

@@ -124,7 +124,7 @@ class ServedTarget:
 
 
 def _served(cell: Cell, state: ServingState) -> ServedTarget:
-    return state.once("user_ids", lambda: ServedTarget(cell, state.data, state.target, state.device))
+    return state.once("stealing:served", lambda: ServedTarget(cell, state.data, state.target, state.device))
 
 
 def oracle(cell: Cell, state: ServingState) -> Oracle:

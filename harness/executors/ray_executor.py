@@ -21,7 +21,8 @@ from recsec.harness.errors import ResourceError  # noqa: E402
 from recsec.harness import tasks  # noqa: E402
 from recsec.harness.executors.base import Executor, TaskFailed  # noqa: E402
 from recsec.harness.records import pick_device  # noqa: E402
-from recsec.harness.serving import OracleClient, SessionLost, TargetServer  # noqa: E402
+from recsec.harness.grid_schema import ServeResources  # noqa: E402
+from recsec.harness.serving import OracleClient, ServerHost, SessionLost  # noqa: E402
 
 # System failures (a worker process dying) are retried; Python exceptions are not.
 MAX_RETRIES = 2
@@ -38,28 +39,48 @@ def _run(task: Callable, *args):
     return record
 
 
-# One per trained target, shared by the cells that attack it: it holds the target, the data and
-# the output defenses, and answers each cell's queries. No CPU is reserved for it (it waits on
-# queries far more than it computes), so it never holds a task slot. A server whose process dies
-# comes back (Ray builds it again from the same target and data); the sessions it held are lost,
-# so their attacks start again (`SessionLost`, retried).
-_Server = ray.remote(num_cpus=0, max_concurrency=4, max_restarts=MAX_RETRIES,
-                     max_task_retries=MAX_RETRIES)(TargetServer)
+class _Host(ServerHost):
+    """A server process on Ray: the targets it is sent arrive as object refs (in a list, so that
+    Ray does not resolve them on every call), loaded when a cell first opens on the target."""
+
+    def __init__(self):
+        super().__init__(device=pick_device(ray.get_gpu_ids()))
+
+    def resolve(self, inputs):
+        return ray.get(list(inputs))
+
+
+# Each host serves the targets assigned to it and answers their cells' queries. By default it
+# reserves no CPU (it waits on queries far more than it computes), so it never holds a task slot;
+# `resources.serve` reserves what a grid's oracle needs. A host whose process dies comes back
+# (Ray starts it again, empty); the sessions it held are lost, so their attacks start again
+# (`SessionLost`, retried) and load their target again.
+_Server = ray.remote(max_concurrency=8, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(_Host)
+
+
+def _answer(ref):
+    """The value of an actor call's ref, waited for without `ray.get`: a task blocked in
+    `ray.get` hands its CPU back to Ray, which starts another task (and, for it, another
+    worker process) on it, so that an attack waiting on its oracle would leave the node running
+    more tasks than it has CPUs once the answer comes (measured on the quickstart: 8 worker
+    processes where 2 run the same cells in-cell)."""
+    return ref.future().result()
 
 
 @ray.remote
-def _attack(cell, view, server, session: str):
-    """A cell's attack step: this process holds the view and an oracle client, nothing else."""
+def _attack(cell, view, server, target_hash: str, inputs: list, session: str):
+    """A cell's attack step: this process holds the view and an oracle client, nothing else
+    (`inputs`: refs to its target, which it passes on unread for a restarted server to load)."""
     def send(method: str, *args):
         try:
-            return ray.get(server.call.remote(session, method, *args))
+            return _answer(server.call.remote(target_hash, session, method, *args))
         except ray.exceptions.RayTaskError as exc:  # what the server refused (e.g. past the budget)
             raise exc.cause from None
         except ray.exceptions.RayActorError:  # the server died and will not answer this query
             raise SessionLost("the target's server died mid-attack") from None
 
-    ray.get(server.reopen.remote(cell, session))  # a no-op but on a retry after the server restarted
-    client = OracleClient(send, ray.get(server.describe.remote(session)))
+    _answer(server.reopen.remote(target_hash, inputs, cell, session))  # a no-op but after a server restart
+    client = OracleClient(send, _answer(server.describe.remote(target_hash, session)))
     outcome = tasks.attack_cell(cell, view, client, device=pick_device(ray.get_gpu_ids()))
     outcome.node = _node()
     return outcome
@@ -84,7 +105,10 @@ class RayExecutor(Executor):
         # (benchmarks/serving.py measures what isolation costs against that).
         self.isolate_oracle = isolate_oracle
         self._started = False
-        self._servers: dict[str, Any] = {}  # target hash -> its TargetServer actor
+        self._hosts: list[Any] = []  # the server processes (_Host actors)
+        self._host_of: dict[str, Any] = {}  # target hash -> the host serving it
+        self._inputs: dict[str, list] = {}  # target hash -> refs to its data and record
+        self._serve = None  # the grid's resources.serve
 
     def connect(self) -> None:
         """Join the given cluster, or start a local Ray (unless this process already has one)."""
@@ -102,6 +126,7 @@ class RayExecutor(Executor):
     def start(self, grid) -> None:
         self.connect()
         check_resources(grid, ray.nodes())
+        self._serve = grid.resources.serve
 
     def submit_cell(self, planned, data, target, auxiliary, resources) -> Any:
         """Serve (the target's actor opens the cell's session and grants its view), attack (a
@@ -109,27 +134,47 @@ class RayExecutor(Executor):
         object refs, so the ticket is the grade's and an error anywhere fails the cell."""
         if not self.isolate_oracle:
             return super().submit_cell(planned, data, target, auxiliary, resources)
-        cell, cell_hash = planned.cell, planned.cell_hash
-        if planned.target_hash not in self._servers:
-            self._servers[planned.target_hash] = _Server.remote(data, target)
-        server = self._servers[planned.target_hash]
+        cell, cell_hash, target_hash = planned.cell, planned.cell_hash, planned.target_hash
+        server, inputs = self._server_of(target_hash, data, target)
         options = dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=MAX_RETRIES,
                        retry_exceptions=False)
-        view = server.open.remote(cell, cell_hash, auxiliary)
+        view = server.open.remote(target_hash, inputs, cell, cell_hash, auxiliary)
         # an attack whose server lost its session starts again, with a fresh session
-        outcome = _attack.options(**{**options, "retry_exceptions": [SessionLost]}).remote(cell, view, server, cell_hash)
-        counts = server.close.remote(cell_hash, outcome)
+        outcome = _attack.options(**{**options, "retry_exceptions": [SessionLost]}).remote(
+            cell, view, server, target_hash, inputs, cell_hash)
+        counts = server.close.remote(target_hash, cell_hash, outcome)
         return _grade.options(**options).remote(cell, data, target, view, outcome, counts, cell_hash)
 
+    def _server_of(self, target_hash: str, data, target) -> tuple[Any, list]:
+        """The host serving this target (assigned, on first use, to the host serving the fewest
+        targets; hosts start as needed, up to `resources.serve.servers`), and the refs it loads
+        the target from."""
+        if target_hash not in self._host_of:
+            serve = self._serve if self._serve is not None else ServeResources()
+            limit = serve.servers or max(1, sum(1 for node in ray.nodes() if node.get("Alive", True)))
+            load = {id(host): 0 for host in self._hosts}
+            for host in self._host_of.values():
+                load[id(host)] += 1
+            if len(self._hosts) < limit and all(load.values()):
+                self._hosts.append(_Server.options(num_cpus=serve.num_cpus, num_gpus=serve.num_gpus).remote())
+                load[id(self._hosts[-1])] = 0
+            self._host_of[target_hash] = min(self._hosts, key=lambda host: load[id(host)])
+            # refs, made once: a record sent by value would be copied into every call
+            self._inputs[target_hash] = [ref if isinstance(ref, ray.ObjectRef) else ray.put(ref) for ref in (data, target)]
+        return self._host_of[target_hash], self._inputs[target_hash]
+
     def release(self, target_hash: str) -> None:
-        server = self._servers.pop(target_hash, None)
-        if server is not None:
-            ray.kill(server)
+        host = self._host_of.pop(target_hash, None)
+        self._inputs.pop(target_hash, None)
+        if host is not None:
+            host.drop.remote(target_hash)
 
     def close(self) -> None:
-        for server in self._servers.values():
-            ray.kill(server)
-        self._servers.clear()
+        for host in self._hosts:
+            ray.kill(host)
+        self._hosts.clear()
+        self._host_of.clear()
+        self._inputs.clear()
         if self._started:
             ray.shutdown()
             self._started = False
@@ -156,7 +201,7 @@ class RayExecutor(Executor):
 def check_resources(grid, nodes: list[dict]) -> None:
     """Fail before submitting when no node could ever run a stage (Ray would wait forever)."""
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
-    for stage in ("train", "attack"):
+    for stage in ("train", "attack", "serve"):
         need = getattr(grid.resources, stage)
         if not any(r.get("CPU", 0) >= need.num_cpus and r.get("GPU", 0) >= need.num_gpus for r in alive):
             have = ", ".join(f"CPU={r.get('CPU', 0):g} GPU={r.get('GPU', 0):g}" for r in alive) or "no nodes"
