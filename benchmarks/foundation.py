@@ -3,6 +3,7 @@ LightGCN's propagation beside the official code's, full-ranking speed, a trainin
 and the harness's own overhead on the quickstart grid. Prints figures; asserts nothing.
 
     python benchmarks/foundation.py --data-dir ../shared/data [--epochs 3] [--skip-grid]
+        [--peer-python PYTHON]   # a Python with implicit 0.7.3: its BPR beside ours, same threads
 
 Targets on 2 cores (issue #2): a BPR epoch on ML-1M (batch 2048, 64 dims) under 0.5 s; top-50 for
 all 6,040 users under 0.25 s; a target-training task under 1.5 GB peak; harness overhead under
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # sgd's rate is per example (Rendle et al.); 1e-3 would barely move the loss in 3 epochs.
-LEARNING_RATES = {"adam": 1e-3, "lazy_adam": 1e-3, "sgd": 0.05}
+LEARNING_RATES = {"adam": 1e-3, "lazy_adam": 1e-3, "sgd": 0.05, "learnbpr": 0.05}
 
 
 def bpr_epoch_seconds(matrix, optimizer: str, epochs: int) -> tuple[float, float]:
@@ -113,6 +114,19 @@ def ranking_seconds(matrix, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def implicit_figures(python: Path, matrix, epochs: int, threads: int) -> dict:
+    """implicit's BPR epoch and top-50 ranking on `matrix`, in its own process (its Python)."""
+    import scipy.sparse as sp
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "matrix.npz"
+        sp.save_npz(path, matrix.tocsr())
+        out = subprocess.run([str(python), str(REPO / "benchmarks" / "peers" / "implicit_bpr.py"), str(path),
+                              "--threads", str(threads), "--epochs", str(epochs)],
+                             check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 TRAIN_TASK = """
 import sys, json
 from recsec.harness.data import load_dataset
@@ -167,6 +181,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs timed per optimizer")
     parser.add_argument("--skip-grid", action="store_true", help="skip the quickstart-grid overhead run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--peer-python", type=Path,
+                        help="a Python with implicit installed (pip install implicit==0.7.3): time its BPR "
+                             "epoch and ranking on the same matrix with as many threads as torch has")
     args = parser.parse_args()
 
     from recsec.harness.data import load_dataset
@@ -176,10 +193,10 @@ def main() -> None:
     figures["ml1m"] = data.summary()
     print(f"ML-1M after 5-core: {data.n_users} users, {data.n_items} items, {data.n_interactions} interactions; "
           f"torch threads {figures['torch_threads']}")
-    for optimizer in ("adam", "lazy_adam", "sgd"):
+    for optimizer in LEARNING_RATES:
         seconds, loss = bpr_epoch_seconds(data.matrix, optimizer, args.epochs)
         figures[f"bpr_epoch_seconds_{optimizer}"] = seconds
-        print(f"BPR epoch ({optimizer:9s}, batch 2048, dim 64): {seconds:.3f} s (median of {args.epochs}; loss {loss:.4f})")
+        print(f"BPR epoch ({optimizer:9s}, dim 64, batch {'none' if optimizer == 'learnbpr' else 2048}): {seconds:.3f} s (median of {args.epochs}; loss {loss:.4f})")
     ml100k = load_dataset("ml-100k", data_dir=args.data_dir, cache_dir=args.cache_dir,
                           min_user_interactions=1, min_item_interactions=1).matrix
     per_tensor, weights_a = neumf_step_ms(ml100k, foreach=False, epochs=args.epochs)
@@ -197,6 +214,14 @@ def main() -> None:
     figures["rank_top50_all_users_seconds"] = ranking_seconds(data.matrix)
     print(f"full-ranking top-50, all {data.n_users} users, seen items excluded: "
           f"{figures['rank_top50_all_users_seconds']:.3f} s")
+    if args.peer_python:
+        peer = implicit_figures(args.peer_python, data.matrix, args.epochs, figures["torch_threads"])
+        figures["implicit"] = peer
+        print(f"implicit {peer['implicit']} BPR ({peer['threads']} threads, BLAS pinned to 1): epoch "
+              f"{peer['epoch_seconds']:.3f} s; ours with {' / '.join(LEARNING_RATES)} take "
+              + " / ".join(f"{figures[f'bpr_epoch_seconds_{o}'] / peer['epoch_seconds']:.2f}x" for o in LEARNING_RATES)
+              + f" its time. Top-50 ranking {peer['rank_top50_all_users_seconds']:.3f} s: ours is "
+              f"{peer['rank_top50_all_users_seconds'] / figures['rank_top50_all_users_seconds']:.2f}x faster")
     peak = training_task_peak(args.data_dir, args.cache_dir, epochs=5)
     figures["train_task"] = peak
     print(f"target-training task (ML-1M target half, 5 epochs): peak RSS {peak['peak_rss_mb']:.0f} MB, "

@@ -27,6 +27,9 @@ from recsec.models.sampling import InteractionSampler, make_generator
 RowGradient = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
+LEARN_BPR = "learnbpr"  # the per-example optimizer: not a row optimizer (models/bpr_kernel.py)
+
+
 @dataclass(frozen=True)
 class BPRConfig:
     dim: int = 64
@@ -37,13 +40,16 @@ class BPRConfig:
     init_std: float = 0.1
     # "adam" (dense, as published), "lazy_adam" or "sgd" (see models/optim.py). With sgd, lr is the
     # per-example rate of Rendle et al. and `implicit` (applied to the batch's summed gradient).
+    # "learnbpr": per-example SGD, one example after another (models/bpr_kernel.py; lr per
+    # example, batch_size unused; CPU only).
     optimizer: str = "adam"
 
     def __post_init__(self):
         check_fields("bpr", self, at_least_one=("dim", "epochs", "batch_size"), positive=("lr", "init_std"),
                      non_negative=("reg",))
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"bpr: optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer not in (*OPTIMIZERS, LEARN_BPR):
+            raise ValueError(f"bpr: optimizer must be one of {sorted((*OPTIMIZERS, LEARN_BPR))}, "
+                             f"got {self.optimizer!r}")
 
 
 def each_copy(function, values: torch.Tensor) -> torch.Tensor:
@@ -118,8 +124,7 @@ class BPRMF(Recommender):
         return (gather_rows(self.user_factors, users).unsqueeze(1) * vectors["item"]).sum(-1)
 
     def fit(self, train: sp.csr_matrix, *, seed: int = 0, on_epoch: EpochCallback | None = None):
-        return self.train_rows(train, self.bpr_gradient(),
-                               seed=seed, epochs=self.config.epochs, on_epoch=on_epoch)
+        return self.train_rows(train, None, seed=seed, epochs=self.config.epochs, on_epoch=on_epoch)
 
     can_warm_start = True
 
@@ -135,25 +140,31 @@ class BPRMF(Recommender):
         with torch.no_grad():
             self.user_factors[: start.n_users].copy_(start.user_factors.to(self.device))
             self.item_factors.copy_(start.item_factors.to(self.device))
-        return self.train_rows(train, self.bpr_gradient(),
-                               seed=seed, epochs=epochs, on_epoch=on_epoch, reset=False)
+        return self.train_rows(train, None, seed=seed, epochs=epochs, on_epoch=on_epoch, reset=False)
 
     def bpr_gradient(self) -> RowGradient:
         """The plain BPR batch gradient on this model's table (with its per-example L2)."""
         table, reg = self.embedding.detach(), self.config.reg
         return lambda epoch, users, pos, neg: bpr_batch_gradient(table, self.n_users, users, pos, neg, reg)
 
-    def train_rows(self, train: sp.csr_matrix, batch_gradient: RowGradient, *, seed: int, epochs: int,
+    def train_rows(self, train: sp.csr_matrix, batch_gradient: RowGradient | None, *, seed: int, epochs: int,
                    on_epoch: EpochCallback | None = None, reset: bool = True, first_epoch: int = 0):
         """The epoch loop on the embedding table: `batch_gradient(epoch, users, pos, neg)` gives
-        the rows a batch touches, their gradients and its loss; the config's optimizer steps them.
-        Adversarial trainings (defenses/poisoning) reuse it with their own batch gradient."""
+        the rows a batch touches, their gradients and its loss (None: the plain BPR gradient);
+        the config's optimizer steps them. Adversarial trainings (defenses/poisoning) reuse it
+        with their own batch gradient."""
         self.check_train_shape(train)
         cfg = self.config
         generator = make_generator(seed, self.device)
         if reset:
             self.reset_parameters(generator)
         sampler = InteractionSampler(train, self.device, generator)
+        if cfg.optimizer == LEARN_BPR:
+            if batch_gradient is not None:
+                raise ValueError("bpr: optimizer learnbpr steps on the plain BPR loss one example at a time; "
+                                 "a training with its own batch gradient (apr, vat) needs adam, lazy_adam or sgd")
+            return self._learn_bpr(sampler, epochs, on_epoch, first_epoch)
+        batch_gradient = batch_gradient or self.bpr_gradient()
         lr = cfg.lr * cfg.batch_size if cfg.optimizer == "sgd" else cfg.lr
         optimizer = OPTIMIZERS[cfg.optimizer](self.embedding, lr)
         for epoch in range(epochs):
@@ -167,4 +178,33 @@ class BPRMF(Recommender):
             if on_epoch is not None:
                 on_epoch(first_epoch + epoch, float(total) / max(1, n_batches))
         optimizer.close()
+        return self
+
+    def _learn_bpr(self, sampler: InteractionSampler, epochs: int, on_epoch: EpochCallback | None,
+                   first_epoch: int):
+        """LearnBPR's per-example SGD on the table, in place (models/bpr_kernel.py); each next
+        epoch's examples are drawn in a second thread while this one's step (the kernel holds no
+        GIL; the draws come in the same order, from the one generator)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from recsec.models.bpr_kernel import learn_bpr_epoch
+
+        if self.device.type != "cpu":
+            raise ValueError(f"bpr: optimizer learnbpr runs on the CPU, not {self.device}")
+        table = self.embedding.detach().numpy()  # the parameter's own memory
+
+        def draw():  # the whole epoch's examples at once
+            return [tuple(part.numpy() for part in batch) for batch in sampler.batches(max(1, sampler.n_interactions))]
+
+        with ThreadPoolExecutor(max_workers=1) as drawer:
+            examples = drawer.submit(draw)
+            for epoch in range(epochs):
+                batches = examples.result()
+                if epoch + 1 < epochs:
+                    examples = drawer.submit(draw)
+                loss = 0.0
+                for users, pos, neg in batches:
+                    loss = learn_bpr_epoch(table, users, pos, neg, self.n_users, self.config.lr, self.config.reg)
+                if on_epoch is not None:
+                    on_epoch(first_epoch + epoch, loss)
         return self

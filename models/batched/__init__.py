@@ -40,6 +40,7 @@ from recsec.models.bpr import BPRMF
 from recsec.models.lightgcn import LightGCN
 from recsec.models.lmf import LMF
 from recsec.models.ncf import NeuMF
+from recsec.models.optim import OPTIMIZERS
 
 
 def fit_copies(models: Sequence[Recommender], train: sp.csr_matrix, seeds: Sequence[int], *,
@@ -83,7 +84,7 @@ def _trainer(model_class: type[Recommender], config):
     """The batched trainer of this model's fit, if one is written (a subclass may fit otherwise)."""
     if model_class is NeuMF and config.negatives_drawn == "once":
         return fit_neumf_copies
-    if model_class is BPRMF:
+    if model_class is BPRMF and config.optimizer in OPTIMIZERS:  # row optimizers (not learnbpr)
         return fit_bpr_copies
     if model_class is LMF:
         return fit_lmf_copies

@@ -314,11 +314,11 @@ def test_user_uniform_batches_weigh_users_equally_and_skip_empty_rows(sampler_pa
 # --------------------------------------------------------------------------- optimizers
 
 
-# BPR's sgd takes a per-example rate (Rendle et al.); Adam's rates are for batch-mean gradients.
-LEARNING_RATES = {"sgd": 0.1}
+# BPR's sgd and learnbpr take a per-example rate (Rendle et al.); Adam's are for batch-mean gradients.
+LEARNING_RATES = {"sgd": 0.1, "learnbpr": 0.1}
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted((*OPTIMIZERS, "learnbpr")))
 def test_optimizers_reduce_bpr_loss(optimizer):
     m = small_matrix(n_users=100, n_items=60, density=0.1, seed=2)
     losses = []
@@ -329,6 +329,44 @@ def test_optimizers_reduce_bpr_loss(optimizer):
     assert losses[0] == pytest.approx(np.log(2), abs=0.05)  # small init: every pair scores ~0
     assert losses[-1] < 0.6 * losses[0]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_learnbpr_steps_one_example_after_another_as_rendle_et_al():
+    """The compiled kernel against LearnBPR written out in Python: each example's three rows move
+    by the per-example gradient, and the next example sees them moved."""
+    from recsec.models.bpr_kernel import learn_bpr_epoch
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, dim, lr, reg = 4, 5, 8, 0.3, 0.05
+    table = rng.normal(0, 0.5, (n_users + n_items, dim)).astype(np.float32)
+    users = np.array([0, 1, 0, 3, 0, 2]); pos = np.array([1, 1, 2, 0, 1, 4]); neg = np.array([3, 0, 4, 2, 2, 1])
+    expected, losses = table.astype(np.float64), []
+    for u, i, j in zip(users, pos + n_users, neg + n_users):
+        p_u, q_i, q_j = expected[u].copy(), expected[i].copy(), expected[j].copy()
+        x = p_u @ (q_i - q_j)
+        losses.append(np.log1p(np.exp(-x)))
+        z = 1 / (1 + np.exp(x))
+        expected[u] += lr * (z * (q_i - q_j) - reg * p_u)
+        expected[i] += lr * (z * p_u - reg * q_i)
+        expected[j] += lr * (-z * p_u - reg * q_j)
+    loss = learn_bpr_epoch(table, users, pos, neg, n_users, lr, reg)
+    np.testing.assert_allclose(table, expected, rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+def test_learnbpr_gives_one_model_per_seed_and_refuses_what_it_cannot_train():
+    from recsec.models.batched import can_batch
+
+    m = small_matrix(n_users=60, n_items=40, density=0.1, seed=3)
+
+    def fit(seed):
+        return models.create_model("bpr", 60, 40, dim=8, epochs=3, lr=0.05, optimizer="learnbpr").fit(m, seed=seed)
+
+    assert torch.equal(fit(1).embedding, fit(1).embedding) and not torch.equal(fit(1).embedding, fit(2).embedding)
+    model = models.create_model("bpr", 60, 40, dim=8, epochs=1, optimizer="learnbpr")
+    assert not can_batch(model)  # copies train one by one: the kernel steps one table
+    with pytest.raises(ValueError, match="learnbpr steps on the plain BPR loss"):
+        model.train_rows(m, model.bpr_gradient(), seed=0, epochs=1)
 
 
 def test_lazy_adam_leaves_untouched_rows_alone():
