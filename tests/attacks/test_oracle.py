@@ -168,19 +168,11 @@ def test_sequence_queries_count_one_per_row_and_defenses_skip_the_sequence_items
 def test_a_target_server_answers_only_its_oracles_queries(tmp_path):
     """The attack's client can ask its session's oracle for lists (and, where the oracle takes
     them, uploads), never for anything else the server holds."""
-    from recsec.harness.grid import expand, parse_grid
+    from helpers.served import served_cell
     from recsec.harness.serving import TargetServer, in_process_client
-    from recsec.harness.tasks import train_target
 
-    grid = parse_grid({"name": "g", "dataset": {"name": "synthetic", "params": {"n_users": 60, "n_items": 80,
-                                                                                 "n_interactions": 1500}},
-                       "matrix": {"target": [{"name": "bpr", "epochs": 1, "dim": 8}], "attack": ["ptd"],
-                                  "query_budget": [3], "list_length": [5]}})
-    from recsec.harness.data import load_dataset
-
-    cell = expand(grid)[0]
-    data = load_dataset("synthetic", params=cell.dataset.params, cache_dir=tmp_path)
-    server = TargetServer(data, train_target(cell, data, "t"))
+    cell, data, target = served_cell(tmp_path, query_budget=3)
+    server = TargetServer(data, target)
     view = server.open(cell, "s")
     client = in_process_client(server, "s")
     assert (client.k, client.budget) == (5, 3)

@@ -4,6 +4,8 @@ threads), and one server process hosts several targets."""
 import threading
 import time
 
+from helpers.served import served_cell
+
 from recsec.harness.serving_state import ServingState
 
 
@@ -36,20 +38,6 @@ def test_each_key_is_built_on_its_own():
     assert state.once("a", lambda: 1) == 1 and state.once("b", lambda: 2) == 2 and state.once("a", lambda: 3) == 1
 
 
-def _served_cell(tmp_path):
-    from recsec.harness.data import load_dataset
-    from recsec.harness.grid import expand, parse_grid
-    from recsec.harness.tasks import train_target
-
-    grid = parse_grid({"name": "g", "dataset": {"name": "synthetic", "params": {"n_users": 60, "n_items": 80,
-                                                                                 "n_interactions": 1500}},
-                       "matrix": {"target": [{"name": "bpr", "epochs": 1, "dim": 8}], "attack": ["ptd"],
-                                  "query_budget": [4], "list_length": [5]}})
-    cell = expand(grid)[0]
-    data = load_dataset("synthetic", params=cell.dataset.params, cache_dir=tmp_path)
-    return cell, data, train_target(cell, data, "t")
-
-
 def test_one_host_serves_several_targets_and_loads_a_lost_one_again(tmp_path):
     """A grid's targets share a few server processes; a target the host lost (its process came
     back empty) is loaded again when its cell reopens, with a fresh session."""
@@ -58,7 +46,7 @@ def test_one_host_serves_several_targets_and_loads_a_lost_one_again(tmp_path):
 
     from recsec.harness.serving import ServerHost, SessionLost
 
-    cell, data, target = _served_cell(tmp_path)
+    cell, data, target = served_cell(tmp_path, query_budget=4)
     loads = []
 
     class CountingHost(ServerHost):
